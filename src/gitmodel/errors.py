@@ -1,0 +1,107 @@
+"""Every error git-model raises on purpose.
+
+Each class builds its own message: what is wrong, naming the file, line, field
+or tag, and (``hint``) the way out. The CLI catches :class:`GitModelError` in
+one place, prints ``Error: <message>`` and exits with ``exit_code``.
+"""
+from __future__ import annotations
+
+
+class GitModelError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotAGitRepository(GitModelError):
+    def __init__(self, path):
+        super().__init__(
+            f"{path} is not inside a git work tree",
+            hint="run `git init` first, or cd into your repository",
+        )
+
+
+class NotInitialized(GitModelError):
+    def __init__(self, root):
+        super().__init__(
+            f"{root} is not a git-model repository (no dvc.yaml or .dvc/)",
+            hint="run `git model init` first",
+        )
+
+
+class InvalidName(GitModelError):
+    pass
+
+
+class InvalidPath(GitModelError):
+    pass
+
+
+class InvalidGGUF(GitModelError):
+    """A file that is not a well-formed GGUF checkpoint; llama.cpp never sees it."""
+
+    def __init__(self, path, problem: str, offset: int | None = None):
+        where = f" (at byte {offset})" if offset is not None else ""
+        super().__init__(
+            f"{path}: not a valid GGUF file: {problem}{where}",
+            hint="check that the file is a complete GGUF checkpoint "
+            "(re-download or re-convert it)",
+        )
+        self.path = path
+        self.problem = problem
+        self.offset = offset
+
+
+class InvalidEvalSet(GitModelError):
+    """An eval set line that breaks the format; names ``file:line`` and the field."""
+
+    def __init__(self, path, line: int | None, problem: str, hint: str | None = None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {problem}", hint=hint)
+        self.path = path
+        self.line = line
+        self.problem = problem
+
+
+class InvalidParams(GitModelError):
+    pass
+
+
+class InvalidMetrics(GitModelError):
+    pass
+
+
+class ModelNotFound(GitModelError):
+    pass
+
+
+class EvalSetNotFound(GitModelError):
+    pass
+
+
+class StaleArtifact(GitModelError):
+    """A workspace file differs from what DVC tracks for it."""
+
+
+class RunnerError(GitModelError):
+    """A runner could not produce predictions (endpoint down, bad entry point...)."""
+
+
+class LockHeld(GitModelError):
+    pass
+
+
+class DvcError(GitModelError):
+    pass
+
+
+class GitError(GitModelError):
+    pass

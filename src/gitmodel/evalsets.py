@@ -1,0 +1,118 @@
+"""Eval sets: reading and validating ``evalsets/<name>.jsonl``.
+
+Every line is checked against the JSON Schema shipped in the package; errors
+name ``file:line`` and the field. Lines are read with a size cap so that a
+hostile or broken file (one 10 GB line) is refused without being read whole.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from gitmodel.errors import InvalidEvalSet
+from gitmodel.runners.base import Example
+
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+
+
+@lru_cache(maxsize=None)
+def _validator():
+    import jsonschema
+    from gitmodel.schemas import load
+
+    schema = load("evalset")
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _field_of(error) -> str:
+    if error.validator == "required":
+        # "'id' is a required property" -> the missing field is the subject
+        return str(error.message.split("'")[1]) if "'" in error.message else "?"
+    path = [str(p) for p in error.absolute_path]
+    return ".".join(path) if path else "(line)"
+
+
+def _describe(error) -> str:
+    field = _field_of(error)
+    if error.validator == "required":
+        return f"missing required field '{field}'"
+    if error.validator == "type":
+        expected = error.validator_value
+        got = type(error.instance).__name__
+        return f"field '{field}': expected {expected}, got {got} {json.dumps(error.instance)[:60]}"
+    if error.validator == "uniqueItems":
+        return f"field '{field}': labels must be unique"
+    if error.validator == "minItems":
+        return f"field '{field}': needs at least {error.validator_value} labels"
+    if error.validator == "minLength":
+        return f"field '{field}': must not be empty"
+    return f"field '{field}': {error.message}"
+
+
+def iter_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes without newline), refusing any line over the cap.
+
+    ``readline(limit)`` never reads more than ``limit`` bytes, so an oversized
+    line is detected after reading at most cap + 1 of its bytes.
+    """
+    with open(path, "rb") as f:
+        number = 0
+        while True:
+            raw = f.readline(max_line_bytes + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n") or len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise InvalidEvalSet(
+                    path, number,
+                    f"line is longer than {max_line_bytes} bytes",
+                    hint="raise eval.max_line_bytes in params.yaml if such long inputs are intended",
+                )
+            yield number, raw.rstrip(b"\r\n")
+
+
+def parse_line(path: Path, number: int, raw: bytes) -> Example:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidEvalSet(path, number, f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
+                             hint="re-encode the file as UTF-8") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidEvalSet(path, number, f"malformed JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvalSet(path, number, f"expected a JSON object, got {type(obj).__name__}")
+    errors = sorted(_validator().iter_errors(obj), key=lambda e: (list(e.absolute_path), e.validator))
+    if errors:
+        raise InvalidEvalSet(path, number, _describe(errors[0]))
+    labels = tuple(obj["labels"]) if "labels" in obj else None
+    expected = obj.get("expected")
+    if labels is not None and expected is not None and expected not in labels:
+        raise InvalidEvalSet(path, number, f"field 'expected': {expected!r} is not among labels {list(labels)}")
+    return Example(id=obj["id"], input=obj["input"], expected=expected, labels=labels,
+                   category=obj.get("category"), line=number)
+
+
+def load(path: Path | str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Example]:
+    """Every example of an eval set, validated; raises InvalidEvalSet on the first bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidEvalSet(path, None, "no such file")
+    examples: list[Example] = []
+    first_line_of: dict[str, int] = {}
+    for number, raw in iter_lines(path, max_line_bytes):
+        if not raw.strip():
+            continue  # blank lines (often a trailing one) carry no example
+        example = parse_line(path, number, raw)
+        if example.id in first_line_of:
+            raise InvalidEvalSet(path, number,
+                                 f"field 'id': duplicate id {example.id!r} (first used on line {first_line_of[example.id]})")
+        first_line_of[example.id] = number
+        examples.append(example)
+    if not examples:
+        raise InvalidEvalSet(path, None, "the eval set is empty (no examples)",
+                             hint='add one JSON object per line, e.g. {"id": "1", "input": "...", "expected": "..."}')
+    return examples

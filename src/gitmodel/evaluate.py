@@ -1,0 +1,264 @@
+"""``git model eval`` and ``git model verify``: one model on one eval set, into
+``metrics/<model>/<evalset>.json`` (summary, schema-checked) and
+``metrics/<model>/<evalset>.outputs.jsonl`` (one line per example, byte-identical
+across runs of the same inputs: the reproducibility record).
+
+Order of work: resolve and check every input (names, tracked md5s, GGUF
+header, eval set lines, params) before a runner starts; run; compute; validate;
+then write both files atomically under the repository lock. Ctrl-C or a crash
+before the final rename leaves the previous metrics intact.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from gitmodel import dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, refs, store
+from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
+                             StaleArtifact)
+from gitmodel.fsutil import atomic_write
+from gitmodel.runners import make_runner
+from gitmodel.runners.base import Example, Prediction, RunSettings
+
+# Confidences and scores in outputs.jsonl are rounded so that the record is
+# stable across the last bits of float arithmetic; 4 decimals still tells
+# every flip of an answer apart.
+OUTPUT_DECIMALS = 4
+
+ProgressFactory = Callable[[int, str], Callable[[int], None]]
+
+
+@dataclass
+class Inputs:
+    """Everything an eval run depends on, resolved and checked."""
+
+    root: Path
+    model: str
+    evalset: str
+    runner_kind: str
+    model_file: Path | None       # the checkpoint llama.cpp loads (None for openai/python)
+    model_ref: dict               # {"name", "path", "md5"} for the metrics file
+    evalset_file: Path
+    evalset_ref: dict
+    params: dict                  # eval params recorded with the result
+    settings: RunSettings
+    url: str | None = None
+    entry: str | None = None
+    openai: dict = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    model: str
+    evalset: str
+    metrics_path: str
+    outputs_path: str
+    cached: bool
+    doc: dict
+    seconds: float = 0.0
+
+
+def _settings(p: dict) -> RunSettings:
+    return RunSettings(temperature=float(p["temperature"]), seed=int(p["seed"]), max_tokens=int(p["max_tokens"]),
+                       n_ctx=int(p["n_ctx"]), n_threads=int(p["n_threads"]), n_gpu_layers=int(p["n_gpu_layers"]),
+                       label_prefix=str(p["label_prefix"]))
+
+
+def recorded_params(p: dict) -> dict:
+    return {k: p[k] for k in params.RESULT_KEYS}
+
+
+def _checked_tracked_file(root: Path, rel: str, kind: str, name: str, hashes) -> tuple[Path, str]:
+    """(path, md5) of a DVC-tracked workspace file whose bytes are the tracked ones."""
+    path = root / rel
+    entry = store.tracked(root, path)
+    if entry is None or not entry.md5:
+        add = "git model add" if kind == "model" else "git model evalset add"
+        error = ModelNotFound if kind == "model" else EvalSetNotFound
+        raise error(f"{kind} '{name}' is not tracked: no {rel}.dvc and no dvc.lock entry for {rel}",
+                    hint=f"track it with `{add} {rel}`")
+    if not path.is_file():
+        error = ModelNotFound if kind == "model" else EvalSetNotFound
+        raise error(f"{rel} is tracked (md5 {entry.md5}) but not in the workspace",
+                    hint=f"get it with `dvc checkout {entry.source.relative_to(root)}` (from the local cache) "
+                         f"or `dvc pull {entry.source.relative_to(root)}` (from the remote)")
+    actual = hashes.md5(path)
+    if actual != entry.md5:
+        what = "the workspace model differs" if kind == "model" else "the eval set changed since it was tracked"
+        again = "git model add" if kind == "model" else "git model evalset add"
+        raise StaleArtifact(f"{rel}: {what} from what DVC tracks (workspace md5 {actual}, tracked {entry.md5})",
+                            hint=f"track the new bytes with `{again} {rel}`, or restore the tracked ones "
+                                 f"with `dvc checkout {entry.source.relative_to(root)}`")
+    return path, entry.md5
+
+
+def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: str | None = None,
+                   entry: str | None = None, start: Path | None = None) -> Inputs:
+    root = project.open_root(start)
+    refs.check_name(model, "model name")
+    refs.check_name(evalset, "eval set name")
+    p = params.eval_params(root)
+    kind = runner or p["runner"]
+    p = dict(p, runner=kind)
+    hashes = project.hash_cache(root)
+    evalset_rel = dvcyaml.evalset_path(evalset)
+    evalset_file, evalset_md5 = _checked_tracked_file(root, evalset_rel, "eval set", evalset, hashes)
+    model_rel = dvcyaml.model_path(model)
+    model_file = None
+    if kind == "llama":
+        model_file, model_md5 = _checked_tracked_file(root, model_rel, "model", model, hashes)
+        gguf.read_info(model_file)  # our bounds-checked reader, before llama.cpp sees the file
+        model_ref = {"name": model, "path": model_rel, "md5": model_md5}
+    elif kind == "python":
+        if not entry:
+            raise RunnerError("the python runner needs an entry point: pass --entry module:function",
+                              hint="e.g. --entry mypkg.fraud:predict")
+        model_ref = {"name": model, "path": None, "md5": None}
+        module_file = _module_file(root, entry)
+        if module_file is not None:
+            # the code is the model: its md5 lets a cached result be reused only for the same code
+            model_ref = {"name": model, "path": module_file.relative_to(root).as_posix(),
+                         "md5": hashes.md5(module_file)}
+    else:
+        # a served model: its identity is whatever the tracked file says, when there is one
+        tracked = store.tracked(root, root / model_rel)
+        model_ref = {"name": model, "path": model_rel if tracked else None, "md5": tracked.md5 if tracked else None}
+    return Inputs(root=root, model=model, evalset=evalset, runner_kind=kind, model_file=model_file,
+                  model_ref=model_ref, evalset_file=evalset_file,
+                  evalset_ref={"name": evalset, "path": evalset_rel, "md5": evalset_md5},
+                  params=recorded_params(p), settings=_settings(p), url=url, entry=entry,
+                  openai=dict(p.get("openai") or {}))
+
+
+def _module_file(root: Path, entry: str) -> Path | None:
+    module = entry.partition(":")[0]
+    parts = module.split(".")
+    for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_metrics(path: Path, source: str | None = None) -> dict | None:
+    """A metrics file, validated; None when it does not exist."""
+    if not path.is_file():
+        return None
+    return parse_metrics(path.read_bytes(), source or str(path))
+
+
+def parse_metrics(data: bytes, source: str) -> dict:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidMetrics(f"{source}: not valid JSON: {e}",
+                             hint="re-create it with `git model eval --force`") from None
+    metrics.validate_metrics(doc, source)
+    return doc
+
+
+def _is_current(doc: dict | None, inputs: Inputs, runner_info: dict | None = None) -> bool:
+    if doc is None or inputs.model_ref["md5"] is None:
+        return False  # no identity to compare: a served model without a tracked file is always re-run
+    return (doc["model"]["md5"] == inputs.model_ref["md5"]
+            and doc["evalset"]["md5"] == inputs.evalset_ref["md5"]
+            and doc["params"] == inputs.params
+            and doc["runner"]["name"] == inputs.runner_kind
+            and (inputs.url is None or doc["runner"].get("url") == inputs.url))
+
+
+def outputs_line(example: Example, prediction: Prediction) -> str:
+    """One line of outputs.jsonl: fixed key order, rounded floats, no timings."""
+    scores = None
+    if prediction.scores is not None:
+        scores = {k: round(float(v), OUTPUT_DECIMALS) for k, v in prediction.scores.items()}
+    record = {
+        "id": example.id,
+        "output": prediction.output,
+        "label": prediction.label,
+        "confidence": None if prediction.confidence is None else round(float(prediction.confidence), OUTPUT_DECIMALS),
+        "correct": metrics.correct(example, prediction),
+        "tie": bool(prediction.tie),
+        "output_tokens": int(prediction.output_tokens),
+        "scores": scores,
+    }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction]) -> bytes:
+    return "".join(outputs_line(e, p) + "\n" for e, p in zip(examples, predictions)).encode("utf-8")
+
+
+def _runner_for(inputs: Inputs, model_file: Path | None = None):
+    if inputs.runner_kind == "openai":
+        o = inputs.openai
+        options = {"concurrency": int(o.get("concurrency", 4)), "timeout": float(o.get("timeout", 30)),
+                   "retries": int(o.get("retries", 3)), "api_key_env": str(o.get("api_key_env", "OPENAI_API_KEY"))}
+        return make_runner("openai", settings=inputs.settings, url=inputs.url, **options)
+    return make_runner(inputs.runner_kind, settings=inputs.settings, model_path=model_file or inputs.model_file,
+                       entry=inputs.entry, root=inputs.root)
+
+
+def predict(inputs: Inputs, examples: list[Example], progress_factory: ProgressFactory | None = None,
+            model_file: Path | None = None) -> tuple[list[Prediction], dict]:
+    runner = _runner_for(inputs, model_file)
+    try:
+        update = progress_factory(len(examples), f"{inputs.model} on {inputs.evalset}") if progress_factory else None
+        predictions = runner.predict(examples, update)
+        info = runner.info()
+    finally:
+        runner.close()
+    if len(predictions) != len(examples):
+        raise RunnerError(f"runner {inputs.runner_kind} returned {len(predictions)} predictions "
+                          f"for {len(examples)} examples")
+    return predictions, info
+
+
+def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns) -> dict:
+    runner = {"name": inputs.runner_kind, "version": str(runner_info.get("version", "unknown")),
+              "llama_cpp_version": runner_info.get("llama_cpp_version")}
+    for key, value in runner_info.items():
+        if key not in runner and key != "name":
+            runner[key] = value
+    return {
+        "schema_version": metrics.SCHEMA_VERSION,
+        "model": inputs.model_ref,
+        "evalset": inputs.evalset_ref,
+        "params": inputs.params,
+        "runner": runner,
+        "metrics": metrics.compute(examples, predictions,
+                                   (*metrics.DEFAULT_REFUSAL_PATTERNS, *refusal_patterns)),
+    }
+
+
+def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | None = None,
+             entry: str | None = None, force: bool = False, wait: float = 0.0,
+             progress_factory: ProgressFactory | None = None, on_wait=None,
+             start: Path | None = None) -> EvalResult:
+    inputs = resolve_inputs(model, evalset, runner=runner, url=url, entry=entry, start=start)
+    root = inputs.root
+    metrics_rel = dvcyaml.metrics_path(model, evalset)
+    outputs_rel = dvcyaml.outputs_path(model, evalset)
+    with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
+        try:
+            previous = read_metrics(root / metrics_rel, metrics_rel)
+        except GitModelError:
+            previous = None  # a damaged result is simply recomputed
+        if not force and _is_current(previous, inputs) and (root / outputs_rel).is_file():
+            return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
+        started = time.perf_counter()
+        examples = evalsets.load(inputs.evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
+        predictions, info = predict(inputs, examples, progress_factory)
+        refusal = params.eval_params(root)["refusal_patterns"]
+        doc = build_doc(inputs, examples, predictions, info, refusal)
+        metrics.validate_metrics(doc, metrics_rel)
+        outputs = render_outputs(examples, predictions)
+        summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        # outputs first: a crash between the renames leaves a summary whose
+        # provenance no longer matches, which the next eval recomputes
+        atomic_write(root / outputs_rel, outputs)
+        atomic_write(root / metrics_rel, summary)
+        seconds = time.perf_counter() - started
+    return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=False, doc=doc, seconds=seconds)

@@ -1,0 +1,98 @@
+"""``params.yaml``: the settings git-model reads, with documented defaults.
+
+``dvc repro`` tracks the ``eval`` section as a params dependency of the eval
+stage, so changing any of it re-evaluates every model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitmodel.errors import InvalidParams
+
+PARAMS_FILE = "params.yaml"
+
+# Written by `git model init`; each default documented where the user edits it.
+PARAMS_TEMPLATE = """\
+# git-model settings. `dvc repro` re-runs the eval stage when `eval:` changes.
+eval:
+  runner: llama          # llama (llama.cpp in-process) | openai (any OpenAI-compatible URL) | python (module:function)
+  temperature: 0         # generation is greedy: the same checkpoint gives the same outputs
+  seed: 0                # sampling seed, recorded with every result
+  max_tokens: 64         # generation length cap per example
+  n_ctx: 2048            # context window the model is loaded with; longer inputs are refused
+  n_threads: 1           # llama.cpp threads; results are reproducible for a fixed value
+  n_gpu_layers: 0        # layers offloaded to a GPU when llama.cpp was built with one
+  label_prefix: " "      # text between an input and a label when the label is scored
+  max_line_bytes: 1048576  # eval set lines longer than this are refused (1 MiB)
+  refusal_patterns: []   # extra regexes counted as refusals (case-insensitive), on top of the built-in ones
+  openai:
+    concurrency: 4       # requests in flight
+    timeout: 30          # seconds per request
+    retries: 3           # retries on connection errors, 429 and 5xx, with backoff
+    api_key_env: OPENAI_API_KEY   # the key is read from this environment variable, never from a file
+"""
+
+EVAL_DEFAULTS = {
+    "runner": "llama",
+    "temperature": 0,
+    "seed": 0,
+    "max_tokens": 64,
+    "n_ctx": 2048,
+    "n_threads": 1,
+    "n_gpu_layers": 0,
+    "label_prefix": " ",
+    "max_line_bytes": 1048576,
+    "refusal_patterns": [],
+    "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY"},
+}
+
+# The keys that change what a run computes; they are recorded in the metrics
+# file, and a cached result is reused only when they are equal.
+RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "label_prefix",
+               "refusal_patterns")
+
+
+def read(root: Path) -> dict:
+    """The whole params.yaml (empty when missing)."""
+    path = Path(root) / PARAMS_FILE
+    if not path.is_file():
+        return {}
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text("utf-8"))
+    except YAMLError as e:
+        raise InvalidParams(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidParams(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _merge(defaults: dict, given: dict, where: str, path: Path) -> dict:
+    out = dict(defaults)
+    for key, value in given.items():
+        if key in defaults and isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise InvalidParams(f"{path}: {where}.{key} must be a mapping")
+            out[key] = _merge(defaults[key], value, f"{where}.{key}", path)
+        else:
+            if key in defaults and defaults[key] is not None and not isinstance(defaults[key], (list, dict)):
+                want = type(defaults[key])
+                ok = isinstance(value, want) or (want in (int, float) and isinstance(value, (int, float))
+                                                 and not isinstance(value, bool))
+                if not ok:
+                    raise InvalidParams(
+                        f"{path}: {where}.{key} must be {want.__name__}, got {value!r}",
+                        hint=f"fix {where}.{key} in {PARAMS_FILE} (default: {defaults[key]!r})")
+            out[key] = value
+    return out
+
+
+def eval_params(root: Path) -> dict:
+    """The ``eval:`` section merged over the defaults, type-checked."""
+    section = read(root).get("eval") or {}
+    if not isinstance(section, dict):
+        raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval must be a mapping")
+    return _merge(EVAL_DEFAULTS, section, "eval", Path(root) / PARAMS_FILE)

@@ -1,0 +1,106 @@
+"""The runner protocol: how an eval turns examples into predictions.
+
+A runner is built once per eval run (the model is loaded once) and asked for
+predictions for a list of examples. Classification examples (``labels``) are
+scored label by label; the runner returns each label's log-probability after
+the input and :func:`classification` turns those into answer, confidence and
+tie. Generation examples return the generated text and its token count.
+
+Runners never print; they call ``progress(n)`` after each finished example.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+# Two label log-probabilities closer than this are a tie: the model cannot tell
+# the labels apart, and the answer (the first label in the example's order) is
+# a coin the eval set chose, not the model.
+TIE_EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class Example:
+    """One eval set line (see schemas/evalset.schema.json)."""
+
+    id: str
+    input: str
+    expected: str | None = None
+    labels: tuple[str, ...] | None = None
+    category: str | None = None
+    line: int = 0
+
+    @property
+    def is_classification(self) -> bool:
+        return bool(self.labels)
+
+
+@dataclass
+class Prediction:
+    """What a runner made of one example."""
+
+    output: str                       # the label for classification, the generated text otherwise
+    label: str | None = None          # argmax label (classification only)
+    confidence: float | None = None   # softmax probability of `label` over the example's labels
+    scores: dict[str, float] | None = None  # label -> log-probability after the input
+    tie: bool = False                 # the best labels scored equal (within TIE_EPSILON)
+    output_tokens: int = 0            # tokens produced (classification: tokens of the chosen label)
+    latency_ms: float = 0.0           # wall time for this example (timings never reach outputs.jsonl)
+
+
+@dataclass
+class RunSettings:
+    """The eval params that change what a runner computes (params.yaml `eval:`)."""
+
+    temperature: float = 0.0
+    seed: int = 0
+    max_tokens: int = 64
+    n_ctx: int = 512
+    n_threads: int = 1
+    n_gpu_layers: int = 0
+    label_prefix: str = " "           # text put between the input and a label when scoring it
+    extra: dict = field(default_factory=dict)
+
+
+Progress = Callable[[int], None]
+
+
+class Runner(Protocol):
+    name: str
+
+    def info(self) -> dict:
+        """Provenance for the metrics file: {"name", "version", "llama_cpp_version"?, ...}."""
+
+    def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
+        """One prediction per example, in order. Raises RunnerError on failure."""
+
+    def close(self) -> None:
+        """Free the model / connections."""
+
+
+def classification(labels: Sequence[str], logprobs: Sequence[float], label_tokens: int | Sequence[int] = 1,
+                   latency_ms: float = 0.0) -> Prediction:
+    """Answer, confidence and tie from each label's log-probability.
+
+    The answer is the argmax; on a tie the first of the tied labels in the
+    example's order wins, and ``tie`` says so. Confidence is the softmax over
+    the example's labels only. ``label_tokens`` is the chosen label's token
+    count, or one count per label (the runner cannot know the answer before).
+    """
+    best = max(logprobs)
+    top = max(range(len(labels)), key=lambda i: (logprobs[i], -i))
+    tie = sum(1 for lp in logprobs if best - lp <= TIE_EPSILON) > 1
+    if tie:
+        top = next(i for i, lp in enumerate(logprobs) if best - lp <= TIE_EPSILON)
+    total = sum(math.exp(lp - best) for lp in logprobs)
+    confidence = math.exp(logprobs[top] - best) / total
+    return Prediction(
+        output=labels[top],
+        label=labels[top],
+        confidence=confidence,
+        scores=dict(zip(labels, (float(x) for x in logprobs))),
+        tie=tie,
+        output_tokens=label_tokens if isinstance(label_tokens, int) else int(label_tokens[top]),
+        latency_ms=latency_ms,
+    )

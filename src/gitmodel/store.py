@@ -1,0 +1,163 @@
+"""All DVC access: init, track, and reading what DVC tracks.
+
+Writing goes through dvc's Python API (imported lazily: ``import dvc.repo``
+alone costs ~0.25 s). Reading a tracked entry parses the ``.dvc`` file or
+``dvc.lock`` directly, so it is fast and never takes DVC's repository lock
+(``git model eval`` runs inside ``dvc repro``, which holds it).
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmodel.errors import DvcError
+
+LOCK_FILE = "dvc.lock"
+
+
+@contextmanager
+def _quiet_dvc():
+    # DVC logs hints ("To track the changes with git, run: ...") on its own
+    # logger; the core never prints, so those are muted while we call it.
+    log = logging.getLogger("dvc")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _open(root: Path):
+    from dvc.repo import Repo
+
+    repo = Repo(str(root))
+    repo.scm_context.quiet = True
+    repo.scm_context.autostage = False  # we stage ourselves, once the whole command succeeded
+    return repo
+
+
+def is_initialized(root: Path) -> bool:
+    return (Path(root) / ".dvc").is_dir()
+
+
+def init(root: Path) -> list[Path]:
+    """``dvc init`` in a git repository; returns the files it created."""
+    from dvc.repo import Repo
+
+    with _quiet_dvc():
+        try:
+            Repo.init(str(root))
+        except Exception as e:  # DVC raises many kinds; the message is what matters
+            raise DvcError(f"dvc init failed in {root}: {e}") from e
+    return [Path(root) / p for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore")]
+
+
+def track(root: Path, path: Path) -> Path:
+    """``dvc add`` one file; returns its ``.dvc`` file."""
+    with _quiet_dvc():
+        try:
+            repo = _open(root)
+            try:
+                repo.add([str(path)])
+            finally:
+                repo.close()
+        except Exception as e:
+            raise DvcError(f"dvc could not track {path}: {e}",
+                           hint="run `dvc add` on it by hand to see DVC's full report") from e
+    return Path(str(path) + ".dvc")
+
+
+@dataclass
+class TrackedOut:
+    """What DVC records for one tracked file."""
+
+    path: Path             # the tracked file (absolute)
+    md5: str | None
+    size: int | None
+    source: Path           # the .dvc file or dvc.lock it was read from
+    meta: dict = field(default_factory=dict)
+
+
+def _yaml_load(text: str, source: Path):
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        raise DvcError(f"{source}: not valid YAML: {e}") from None
+
+
+def parse_dvc_file(text: str, dvc_file: Path) -> TrackedOut | None:
+    """The single out of a ``.dvc`` file's text."""
+    data = _yaml_load(text, dvc_file) or {}
+    outs = data.get("outs") or []
+    if not outs:
+        return None
+    out = outs[0]
+    return TrackedOut(path=dvc_file.parent / out.get("path", ""), md5=out.get("md5"), size=out.get("size"),
+                      source=dvc_file, meta=out.get("meta") or {})
+
+
+def parse_lock(text: str, lock_file: Path, target_rel: str) -> TrackedOut | None:
+    """The out of ``dvc.lock`` whose path is ``target_rel`` (relative to the lock's folder)."""
+    data = _yaml_load(text, lock_file) or {}
+    for stage in (data.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == target_rel:
+                return TrackedOut(path=lock_file.parent / target_rel, md5=out.get("md5"),
+                                  size=out.get("size"), source=lock_file, meta={})
+    return None
+
+
+def tracked(root: Path, path: Path) -> TrackedOut | None:
+    """How DVC tracks ``path`` in the workspace: its ``.dvc`` file, else a ``dvc.lock`` out."""
+    root = Path(root)
+    dvc_file = Path(str(path) + ".dvc")
+    if dvc_file.is_file():
+        return parse_dvc_file(dvc_file.read_text("utf-8"), dvc_file)
+    lock = root / LOCK_FILE
+    if lock.is_file():
+        return parse_lock(lock.read_text("utf-8"), lock, Path(path).relative_to(root).as_posix())
+    return None
+
+
+def set_meta(dvc_file: Path, meta: dict) -> None:
+    """Write ``meta`` into the out of a ``.dvc`` file, keeping the rest (and comments) as they are."""
+    from ruamel.yaml import YAML
+
+    from gitmodel.fsutil import atomic_write
+    import io
+
+    yaml = YAML()  # round-trip: user comments survive
+    data = yaml.load(dvc_file.read_text("utf-8"))
+    data["outs"][0]["meta"] = meta
+    buf = io.StringIO()
+    yaml.dump(data, buf)
+    atomic_write(dvc_file, buf.getvalue())
+
+
+def cache_dir(root: Path) -> Path:
+    """The local DVC cache folder (``cache.dir`` in .dvc/config, else .dvc/cache)."""
+    import configparser
+
+    root = Path(root)
+    for name in (".dvc/config.local", ".dvc/config"):
+        cfg = root / name
+        if cfg.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read_string(cfg.read_text("utf-8"))
+            except configparser.Error:
+                continue
+            if parser.has_option("cache", "dir"):
+                d = Path(parser.get("cache", "dir"))
+                return d if d.is_absolute() else (root / ".dvc" / d).resolve()
+    return root / ".dvc" / "cache"
+
+
+def cache_path(root: Path, md5: str) -> Path:
+    """Where DVC 3 keeps the object with this md5 in the local cache."""
+    return cache_dir(root) / "files" / "md5" / md5[:2] / md5[2:]

@@ -1,0 +1,120 @@
+"""``git model add`` and ``git model evalset add``: validate, then track with DVC.
+
+Order of work, so that a refused file leaves no trace: every check (path,
+name, GGUF header, eval set lines, lineage inputs) runs before DVC or any file
+is touched; the files DVC and we then write are snapshotted and restored if
+anything fails; git staging comes last.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmodel import dvcyaml, evalsets, gguf, gitrepo, lineage, params, project, refs, store
+from gitmodel.errors import InvalidPath
+from gitmodel.fsutil import Snapshot
+
+
+@dataclass
+class AddResult:
+    name: str
+    path: str                 # relative to the repository root
+    md5: str
+    dvc_file: str
+    meta: dict = field(default_factory=dict)
+    previous_md5: str | None = None
+    staged: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.previous_md5 is None:
+            return "added"
+        return "unchanged" if self.previous_md5 == self.md5 else "updated"
+
+
+def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix: str, what: str):
+    absolute, rel = project.resolve_inside(root, user_path, what)
+    if not absolute.exists():
+        raise InvalidPath(f"{what} {user_path}: no such file")
+    if not absolute.is_file():
+        raise InvalidPath(f"{what} {user_path} is not a regular file")
+    name = name if name is not None else Path(rel).name[: -len(suffix)] if rel.endswith(suffix) else Path(rel).stem
+    refs.check_name(name, "model name" if folder == dvcyaml.MODELS_DIR else "eval set name")
+    expected = f"{folder}/{name}{suffix}"
+    if rel != expected:
+        # The eval matrix finds files by name (models/<name>.gguf), so the
+        # layout is a contract, not a suggestion.
+        raise InvalidPath(f"{what} {rel} must live at {expected} (git-model finds {folder} by name)",
+                          hint=f"move it: git mv {rel} {expected}  (or mv, if git does not track it yet)")
+    return absolute, rel, name
+
+
+def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(), params_file=None,
+              base_model: str | None = None, training_duration: str | None = None,
+              start: Path | None = None) -> AddResult:
+    root = project.open_root(start)
+    absolute, rel, name = _checked_target(root, user_path, name, dvcyaml.MODELS_DIR, ".gguf", "model")
+    info = gguf.read_info(absolute)                     # before anything else touches the file
+    hashes = project.hash_cache(root)
+    lineage_meta: dict = {}
+    if dataset is not None:
+        lineage_meta["dataset"] = lineage.dataset_entry(root, Path(dataset), hashes.md5)
+    hyper = lineage.parse_params(list(param_pairs), Path(params_file) if params_file else None)
+    if hyper:
+        lineage_meta["params"] = hyper
+    if base_model:
+        lineage_meta["base_model"] = base_model
+    if training_duration is not None:
+        lineage_meta["training_duration_s"] = lineage.parse_duration(training_duration)
+    meta = {"lineage": lineage_meta, "gguf": info.to_meta()}
+
+    previous = store.tracked(root, absolute)
+    if previous is not None and previous.source.name == store.LOCK_FILE:
+        raise InvalidPath(f"model {rel} is an output of a stage in dvc.yaml (recorded in dvc.lock)",
+                          hint="`dvc repro` tracks it; git model reads its lineage from dvc.lock")
+    data = dvcyaml.load(root)
+    dvc_file = Path(str(absolute) + ".dvc")
+    gitignore = absolute.parent / ".gitignore"
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML):
+        store.track(root, absolute)
+        store.set_meta(dvc_file, meta)
+        from gitmodel.fsutil import atomic_write
+        atomic_write(root / dvcyaml.DVC_YAML, dvcyaml.dump(dvcyaml.with_model(data, name, meta, root / dvcyaml.DVC_YAML)))
+        tracked = store.tracked(root, absolute)
+        staged = [p for p in (dvc_file, gitignore, root / dvcyaml.DVC_YAML) if p.exists()]
+        gitrepo.stage(root, staged)
+    return AddResult(name=name, path=rel, md5=tracked.md5, dvc_file=dvc_file.relative_to(root).as_posix(),
+                     meta=meta, previous_md5=previous.md5 if previous else None,
+                     staged=[p.relative_to(root).as_posix() for p in staged])
+
+
+@dataclass
+class EvalSetResult(AddResult):
+    examples: int = 0
+    classification: int = 0
+    categories: list[str] = field(default_factory=list)
+
+
+def add_evalset(user_path, *, name: str | None = None, start: Path | None = None) -> EvalSetResult:
+    root = project.open_root(start)
+    absolute, rel, name = _checked_target(root, user_path, name, dvcyaml.EVALSETS_DIR, ".jsonl", "eval set")
+    cap = params.eval_params(root)["max_line_bytes"]
+    examples = evalsets.load(absolute, max_line_bytes=cap)   # every line validated first
+    previous = store.tracked(root, absolute)
+    data = dvcyaml.load(root)
+    dvc_file = Path(str(absolute) + ".dvc")
+    gitignore = absolute.parent / ".gitignore"
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML):
+        store.track(root, absolute)
+        from gitmodel.fsutil import atomic_write
+        atomic_write(root / dvcyaml.DVC_YAML, dvcyaml.dump(dvcyaml.with_evalset(data, name, root / dvcyaml.DVC_YAML)))
+        tracked = store.tracked(root, absolute)
+        staged = [p for p in (dvc_file, gitignore, root / dvcyaml.DVC_YAML) if p.exists()]
+        gitrepo.stage(root, staged)
+    return EvalSetResult(
+        name=name, path=rel, md5=tracked.md5, dvc_file=dvc_file.relative_to(root).as_posix(),
+        previous_md5=previous.md5 if previous else None,
+        staged=[p.relative_to(root).as_posix() for p in staged],
+        examples=len(examples), classification=sum(1 for e in examples if e.is_classification),
+        categories=sorted({e.category for e in examples if e.category}),
+    )
