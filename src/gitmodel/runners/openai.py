@@ -1,0 +1,423 @@
+"""The ``openai`` runner: any OpenAI-compatible ``/v1/completions`` endpoint.
+
+llama.cpp's server, vLLM, Ollama or a hosted API: how a team with a GPU fleet
+evaluates at scale. Only the standard library speaks HTTP here.
+
+Classification (``scoring="echo"``, the default): one request per label with
+``prompt = input + label_prefix + label``, ``"echo": true, "logprobs": 1,
+"max_tokens": 1``; the label's log-probability is the sum of the echoed
+``token_logprobs`` of the tokens that cover ``label_prefix + label``. Those
+tokens are found from the end of the prompt, not from ``len(input)``: the end
+of the echoed prompt in ``text_offset`` coordinates is the end of the last
+token minus what was generated, because llama_cpp.server's offsets count the
+space its SentencePiece tokenizer puts in front of the text (one more than the
+prompt's characters) while vLLM and OpenAI count the prompt's characters.
+``max_tokens`` is 1, not 0, because llama_cpp.server reads 0 as "unlimited".
+
+``scoring="top_logprobs"``: one request per example with ``prompt = input``,
+``"logprobs": k, "max_tokens": 1``, reading each label's score from the
+``top_logprobs`` of the first generated position under the key
+``label_prefix + label``. Only single-token labels, only labels within the top
+``k``; for servers that cannot echo prompt log-probabilities.
+
+Generation: ``prompt = input`` at ``temperature`` and ``seed`` with
+``max_tokens``; the text is ``choices[0].text`` and its length
+``usage.completion_tokens``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Sequence
+
+from gitmodel.errors import RunnerError
+from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+
+SCORINGS = ("echo", "top_logprobs")
+RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+# Server messages can hold a whole traceback (llama_cpp.server puts one in its 500s).
+MAX_MESSAGE_CHARS = 300
+DEFAULT_TOP_LOGPROBS = 20
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; carries the message to raise when attempts run out."""
+
+
+class OpenAIRunner:
+    """Scores and generates through an OpenAI-compatible completions endpoint."""
+
+    name = "openai"
+
+    def __init__(self, url: str, settings: RunSettings, model: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4, timeout: float = 30.0,
+                 retries: int = 3, backoff: float = 0.5, scoring: str | None = None,
+                 top_logprobs: int | None = None):
+        if not url.startswith(("http://", "https://")):
+            raise RunnerError(f"openai runner: URL {url!r} does not start with http:// or https://",
+                              hint="pass e.g. --url http://127.0.0.1:8080/v1")
+        if concurrency < 1:
+            raise RunnerError(f"openai runner: concurrency must be at least 1, got {concurrency}")
+        if retries < 0:
+            raise RunnerError(f"openai runner: retries must be 0 or more, got {retries}")
+        self.url = url.rstrip("/")
+        self.settings = settings
+        self.model = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.scoring = scoring or settings.extra.get("scoring", "echo")
+        if self.scoring not in SCORINGS:
+            raise RunnerError(f"openai runner: unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORINGS)}")
+        self.top_logprobs = int(top_logprobs or settings.extra.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
+        self._server_model: str | None = None
+        self._fingerprint: str | None = None
+        self._resolved = False
+        self._stop = threading.Event()
+
+    # -- protocol -----------------------------------------------------------------
+
+    def info(self) -> dict:
+        version = self.model or self._server_model
+        if version is None:
+            try:
+                self._resolve_model()
+                version = self.model or self._server_model
+            except RunnerError:
+                version = None
+        version = version or "unknown"
+        if self._fingerprint:
+            version = f"{version} ({self._fingerprint})"
+        return {"name": self.name, "version": version, "url": self.url, "llama_cpp_version": None,
+                "scoring": self.scoring}
+
+    def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
+        self._stop.clear()
+        self._resolve_model()
+        tasks: list[tuple[int, int]] = []  # (example index, label index or -1 for one request per example)
+        for index, example in enumerate(examples):
+            if example.is_classification and self.scoring == "echo":
+                tasks.extend((index, k) for k in range(len(example.labels or ())))
+            else:
+                tasks.append((index, -1))
+        pending_per_example = [0] * len(examples)
+        for index, _ in tasks:
+            pending_per_example[index] += 1
+        answers: dict[tuple[int, int], tuple[Any, float]] = {}
+        predictions: list[Prediction | None] = [None] * len(examples)
+
+        # A bounded window of requests in flight, so a huge eval set does not
+        # become a huge queue of futures; results are placed by index, so the
+        # order of completion never shows.
+        window = self.concurrency * 4
+        queue = iter(tasks)
+        executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="gitmodel-openai")
+        in_flight: dict[Future, tuple[int, int]] = {}
+        failed = True
+        try:
+            while True:
+                while len(in_flight) < window:
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    in_flight[executor.submit(self._request, examples[task[0]], task[1])] = task
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index, k = in_flight.pop(future)
+                    answers[(index, k)] = future.result()  # re-raises the worker's RunnerError
+                    pending_per_example[index] -= 1
+                    if pending_per_example[index] == 0:
+                        predictions[index] = self._prediction(examples[index], index, answers)
+                        if progress is not None:
+                            progress(1)
+            failed = False
+        finally:
+            # On failure or Ctrl-C, workers still in a request give up before their next attempt.
+            if failed:
+                self._stop.set()
+            executor.shutdown(wait=not failed, cancel_futures=True)
+        return [p for p in predictions if p is not None]
+
+    def close(self) -> None:
+        """Nothing to free: every request opens and closes its own connection."""
+
+    # -- requests -----------------------------------------------------------------
+
+    def _request(self, example: Example, label_index: int) -> tuple[Any, float]:
+        """One completions request; returns (what it yields, seconds it took)."""
+        began = time.perf_counter()
+        body: dict[str, Any] = {"temperature": 0.0, "seed": self.settings.seed, "max_tokens": 1}
+        if self.model:
+            body["model"] = self.model
+        if not example.is_classification:
+            body.update(prompt=example.input, temperature=self.settings.temperature,
+                        max_tokens=self.settings.max_tokens)
+            answer = self._post("/completions", body, example)
+            result: Any = self._generation(answer, example)
+        elif self.scoring == "echo":
+            label = (example.labels or ())[label_index]
+            continuation = self.settings.label_prefix + label
+            body.update(prompt=example.input + continuation, echo=True, logprobs=1)
+            answer = self._post("/completions", body, example)
+            result = self._echo_score(answer, example, label, len(body["prompt"]), len(continuation))
+        else:
+            body.update(prompt=example.input, logprobs=self.top_logprobs)
+            answer = self._post("/completions", body, example)
+            result = self._top_scores(answer, example)
+        self._remember(answer)
+        return result, time.perf_counter() - began
+
+    def _post(self, path: str, body: dict, example: Example | None) -> dict:
+        return self._call(path, json.dumps(body).encode("utf-8"), example)
+
+    def _call(self, path: str, data: bytes | None, example: Example | None) -> dict:
+        """GET (no data) or POST JSON with retries; returns the decoded JSON object."""
+        endpoint = self.url + path
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        api_key = os.environ.get(self.api_key_env)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            if attempt:
+                # Exponential backoff without jitter: runs stay reproducible and tests fast.
+                # Waiting on the stop flag lets a failed run end without sitting out the delay.
+                self._stop.wait(self.backoff * 2 ** (attempt - 1))
+            if self._stop.is_set():
+                raise RunnerError("openai runner: stopped (another request failed)")
+            try:
+                raw = self._once(endpoint, data, headers)
+                break
+            except _Retryable as exc:
+                if attempt == attempts - 1:
+                    suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
+                    raise RunnerError(f"{exc}{suffix}",
+                                      hint="check that the server is up and the URL is right") from None
+        return self._decode(endpoint, raw, example)
+
+    def _once(self, endpoint: str, data: bytes | None, headers: dict) -> bytes:
+        request = urllib.request.Request(endpoint, data=data, headers=headers,
+                                         method="POST" if data is not None else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            message = f"{endpoint} answered HTTP {exc.code}: {_server_message(exc)}"
+            if exc.code in RETRY_STATUSES:
+                raise _Retryable(message) from None
+            error = RunnerError(message, hint=self._hint_for(exc.code, message))
+            error.status = exc.code
+            raise error from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise _Retryable(f"{endpoint} did not answer within {self.timeout:g} s") from None
+            if isinstance(reason, ConnectionRefusedError):
+                raise _Retryable(f"cannot reach {self.url}: connection refused; is the server running?") from None
+            raise _Retryable(f"cannot reach {self.url}: {_reason_text(reason)}") from None
+        except (TimeoutError, socket.timeout):
+            raise _Retryable(f"{endpoint} did not answer within {self.timeout:g} s") from None
+        except (ConnectionError, OSError) as exc:
+            # Dropped mid-answer (RemoteDisconnected, reset): the server may be restarting.
+            raise _Retryable(f"{endpoint} dropped the connection: {_reason_text(exc)}") from None
+
+    def _hint_for(self, status: int, message: str) -> str | None:
+        if "logits_all" in message:
+            return "start llama_cpp.server with --logits_all true so it can return log-probabilities"
+        if status in (401, 403):
+            return f"put the API key in the environment variable {self.api_key_env}"
+        if status == 404:
+            return "is the URL the API's base (it usually ends in /v1)?"
+        return None
+
+    @staticmethod
+    def _decode(endpoint: str, raw: bytes, example: Example | None) -> dict:
+        about = f" for example {example.id!r}" if example is not None else ""
+        try:
+            answer = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            snippet = raw[:80].decode("utf-8", errors="replace")
+            raise RunnerError(f"{endpoint} answered{about} with something that is not JSON: {snippet!r}",
+                              hint="is the URL an OpenAI-compatible API (it usually ends in /v1)?") from None
+        if not isinstance(answer, dict):
+            raise RunnerError(f"{endpoint} answered{about} with a JSON {type(answer).__name__}, expected an object",
+                              hint="is the URL an OpenAI-compatible API (it usually ends in /v1)?")
+        return answer
+
+    def _resolve_model(self) -> None:
+        """Ask ``/models`` which model is served when none was named (some servers require the name)."""
+        if self._resolved or self.model:
+            self._resolved = True
+            return
+        try:
+            listing = self._call("/models", None, None)
+        except RunnerError as exc:
+            # An endpoint without /models can still complete; anything else (down, refused) is fatal.
+            if getattr(exc, "status", None) in (404, 405):
+                self._resolved = True
+                return
+            raise
+        data = listing.get("data")
+        ids = [m.get("id") for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] \
+            if isinstance(data, list) else []
+        if len(ids) > 1:
+            raise RunnerError(f"{self.url} serves {len(ids)} models ({', '.join(ids)}); say which one to evaluate",
+                              hint="pass the model option of the openai runner")
+        if ids:
+            self.model = ids[0]
+        self._resolved = True
+
+    def _remember(self, answer: dict) -> None:
+        # Provenance only: the model id and fingerprint the server reported.
+        if isinstance(answer.get("model"), str):
+            self._server_model = answer["model"]
+        if isinstance(answer.get("system_fingerprint"), str):
+            self._fingerprint = answer["system_fingerprint"]
+
+    # -- reading answers -------------------------------------------------------------
+
+    def _field(self, answer: dict, path: str, example: Example) -> Any:
+        """``answer`` at a dotted path such as ``choices.0.logprobs``; RunnerError naming it if absent."""
+        value: Any = answer
+        parts = path.split(".")
+        for depth, part in enumerate(parts):
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict) and value.get(part) is not None:
+                value = value[part]
+            else:
+                missing = ".".join(parts[:depth + 1]).replace(".0", "[0]")
+                raise RunnerError(
+                    f"{self.url}/completions answer for example {example.id!r} has no `{missing}`",
+                    hint=_FIELD_HINTS.get(part),
+                )
+        return value
+
+    def _generation(self, answer: dict, example: Example) -> tuple[str, int]:
+        text = self._field(answer, "choices.0.text", example)
+        tokens = self._field(answer, "usage.completion_tokens", example)
+        if not isinstance(text, str) or not isinstance(tokens, int):
+            raise RunnerError(f"{self.url}/completions answer for example {example.id!r}: "
+                              f"`choices[0].text` or `usage.completion_tokens` has the wrong type")
+        return text, tokens
+
+    def _echo_score(self, answer: dict, example: Example, label: str, prompt_chars: int,
+                    continuation_chars: int) -> tuple[float, int]:
+        """(log-probability of the continuation, number of its tokens) from an echoed prompt."""
+        text = self._field(answer, "choices.0.text", example)
+        tokens = self._field(answer, "choices.0.logprobs.tokens", example)
+        offsets = self._field(answer, "choices.0.logprobs.text_offset", example)
+        logprobs = self._field(answer, "choices.0.logprobs.token_logprobs", example)
+        where = f"{self.url}/completions answer for example {example.id!r}, label {label!r}"
+        if not (isinstance(tokens, list) and isinstance(offsets, list) and isinstance(logprobs, list)
+                and len(tokens) == len(offsets) == len(logprobs) and tokens and isinstance(text, str)):
+            raise RunnerError(f"{where}: `logprobs.tokens`, `text_offset` and `token_logprobs` "
+                              f"are not lists of the same length")
+        if len(text) < prompt_chars:
+            raise RunnerError(f"{where}: the prompt was not echoed (`choices[0].text` is shorter than it)",
+                              hint="the server must support \"echo\": true with logprobs, "
+                              "or use the openai runner's top_logprobs scoring")
+        generated = len(text) - prompt_chars
+        end = offsets[-1] + len(tokens[-1])
+        prompt_end = end - generated
+        start = prompt_end - continuation_chars
+        total, count = 0.0, 0
+        for token, offset, logprob in zip(tokens, offsets, logprobs):
+            # Every token overlapping the continuation counts, so a token that
+            # merges the end of the input with the label is not lost.
+            if offset < prompt_end and offset + len(token) > start:
+                if not isinstance(logprob, (int, float)) or isinstance(logprob, bool):
+                    raise RunnerError(
+                        f"{where}: no log-probability for token {token!r} of the label "
+                        f"(`token_logprobs` holds {logprob!r})",
+                        hint=None if logprob is not None else
+                        "an empty input leaves the label's first token without one: give the example an input",
+                    )
+                total += float(logprob)
+                count += 1
+        if count == 0:
+            raise RunnerError(f"{where}: the echoed tokens do not cover the label")
+        return total, count
+
+    def _top_scores(self, answer: dict, example: Example) -> dict[str, float]:
+        """Each label's log-probability from the first generated position's top_logprobs."""
+        top = self._field(answer, "choices.0.logprobs.top_logprobs", example)
+        if not isinstance(top, list) or not top or not isinstance(top[0], dict):
+            raise RunnerError(f"{self.url}/completions answer for example {example.id!r}: "
+                              f"`top_logprobs` is not a list of dicts")
+        scores: dict[str, float] = {}
+        for label in example.labels or ():
+            key = self.settings.label_prefix + label
+            if key not in top[0]:
+                raise RunnerError(
+                    f"{self.url}/completions answer for example {example.id!r}: label {label!r} "
+                    f"(token {key!r}) is not among the top {self.top_logprobs} log-probabilities",
+                    hint="raise top_logprobs, or use echo scoring (labels of several tokens need it)",
+                )
+            scores[label] = float(top[0][key])
+        return scores
+
+    def _prediction(self, example: Example, index: int,
+                    answers: dict[tuple[int, int], tuple[Any, float]]) -> Prediction:
+        if not example.is_classification:
+            (text, tokens), seconds = answers.pop((index, -1))
+            return Prediction(output=text, output_tokens=tokens, latency_ms=seconds * 1000.0)
+        labels = list(example.labels or ())
+        if self.scoring == "top_logprobs":
+            scores, seconds = answers.pop((index, -1))
+            return classification(labels, [scores[label] for label in labels], label_tokens=1,
+                                  latency_ms=seconds * 1000.0)
+        scored = [answers.pop((index, k)) for k in range(len(labels))]
+        # The example's cost is the time of its requests, not the time it waited in the queue.
+        latency_ms = sum(seconds for _, seconds in scored) * 1000.0
+        return classification(labels, [logprob for (logprob, _), _ in scored],
+                              label_tokens=[count for (_, count), _ in scored], latency_ms=latency_ms)
+
+
+_FIELD_HINTS = {
+    "logprobs": "the server must return log-probabilities (llama_cpp.server: start it with --logits_all true)",
+    "token_logprobs": "the server must return logprobs for the echoed prompt",
+    "completion_tokens": "the server must report `usage` in its answers",
+}
+
+
+def _server_message(exc: urllib.error.HTTPError) -> str:
+    """The server's own words: OpenAI's ``{"error": {"message"}}``, or the body's start."""
+    try:
+        body = exc.read()
+    except OSError:
+        body = b""
+    message = ""
+    try:
+        payload = json.loads(body)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(payload, dict) and isinstance(payload.get("detail"), str):
+            message = payload["detail"]
+    except (ValueError, UnicodeDecodeError):
+        message = body.decode("utf-8", errors="replace")
+    message = " ".join(message.split()) or (exc.reason if isinstance(exc.reason, str) else "") or "no message"
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "..."
+    return message
+
+
+def _reason_text(reason: Any) -> str:
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower() if isinstance(reason, ConnectionError) else str(reason.strerror)
+    return str(reason) or type(reason).__name__
