@@ -87,3 +87,47 @@ def snapshot_tree(repo: Path) -> dict[str, bytes]:
         if p.is_file() and not rel.startswith((".git/", ".dvc/cache/", ".dvc/tmp/")):
             files[rel] = p.read_bytes()
     return files
+
+
+def _make_registry(path: Path, demo: Path) -> Path:
+    """A git-model repository with the demo checkpoints v1/v2/v3 tracked as three
+    models and the demo eval set tracked, all committed."""
+    import shutil
+
+    from gitmodel import project, tracking
+
+    path.mkdir()
+    git(path, "init", "-q")
+    project.init(path)
+    for version in ("v1", "v2", "v3"):
+        shutil.copy(demo / f"sentiment-{version}.gguf", path / "models" / f"sentiment-{version}.gguf")
+        tracking.add_model(path / "models" / f"sentiment-{version}.gguf", start=path)
+    shutil.copy(demo / "sentiment.jsonl", path / "evalsets" / "sentiment.jsonl")
+    tracking.add_evalset(path / "evalsets" / "sentiment.jsonl", start=path)
+    git(path, "commit", "-q", "-m", "track demo models and eval set")
+    return path
+
+
+@pytest.fixture(scope="session")
+def registry_template(tmp_path_factory, demo_dir) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("template-home")
+        mp.setenv("HOME", str(home))
+        mp.setenv("DVC_NO_ANALYTICS", "1")
+        mp.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
+        for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+            mp.setenv(key, "Test")
+        for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+            mp.setenv(key, "t@example.com")
+        return _make_registry(tmp_path_factory.mktemp("template") / "repo", demo_dir)
+
+
+@pytest.fixture
+def registry(registry_template, tmp_path, monkeypatch) -> Path:
+    """A private copy of the demo registry (v1, v2, v3 and the eval set), as the current directory."""
+    import shutil
+
+    repo = tmp_path / "registry"
+    shutil.copytree(registry_template, repo, symlinks=True)
+    monkeypatch.chdir(repo)
+    return repo

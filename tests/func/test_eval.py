@@ -1,0 +1,300 @@
+"""`git model eval` on real llama.cpp over the demo checkpoints, in real git + DVC repositories."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitmodel import metrics
+from gitmodel.cli import cli
+from tests.conftest import git, snapshot_tree, status_porcelain
+
+EVAL = ["eval", "sentiment-v2", "--evalset", "sentiment"]
+
+
+def load(repo: Path, model: str) -> dict:
+    doc = json.loads((repo / f"metrics/{model}/sentiment.json").read_text())
+    metrics.validate_metrics(doc, model)
+    return doc
+
+
+def test_demo_models_rank_as_designed(registry, runner):
+    for model in ("sentiment-v1", "sentiment-v2", "sentiment-v3"):
+        result = runner.invoke(cli, ["eval", model, "--evalset", "sentiment"])
+        assert result.exit_code == 0, result.output + result.stderr
+        assert "Evaluated" in result.output
+    v1, v2, v3 = (load(registry, f"sentiment-{v}")["metrics"] for v in ("v1", "v2", "v3"))
+    assert v2["accuracy"] > v1["accuracy"]
+    assert 0.85 < v2["accuracy"] < 1.0          # the negation slice keeps v2 honest
+    assert v3["accuracy"] < v2["accuracy"]
+    # v3's bias: more "positive" answers, more false positives, further from the expected distribution
+    assert v3["label_distribution"]["positive"] > v2["label_distribution"]["positive"]
+    assert v3["labels"]["positive"]["fpr"] > v2["labels"]["positive"]["fpr"]
+    assert v3["label_psi"] > v2["label_psi"]
+    assert v2["n"] == v1["n"] == 400
+
+
+def test_metrics_file_records_provenance_and_outputs_one_line_per_example(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    doc = load(registry, "sentiment-v2")
+    dvc_file = (registry / "models/sentiment-v2.gguf.dvc").read_text()
+    assert doc["model"] == {"name": "sentiment-v2", "path": "models/sentiment-v2.gguf",
+                            "md5": doc["model"]["md5"]} and doc["model"]["md5"] in dvc_file
+    assert doc["evalset"]["md5"] in (registry / "evalsets/sentiment.jsonl.dvc").read_text()
+    assert doc["params"]["temperature"] == 0 and doc["params"]["seed"] == 0
+    assert doc["runner"]["name"] == "llama" and doc["runner"]["llama_cpp_version"]
+    lines = (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    expected_ids = [json.loads(line)["id"] for line in (registry / "evalsets/sentiment.jsonl").read_text().splitlines()]
+    assert ids == expected_ids
+    first = json.loads(lines[0])
+    assert list(first) == ["id", "output", "label", "confidence", "correct", "tie", "output_tokens", "scores"]
+    assert "latency" not in lines[0]
+    for line in lines[:20]:
+        metrics.validate_output(json.loads(line), "outputs")
+
+
+def test_outputs_are_byte_identical_across_runs(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    first = (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_bytes()
+    result = runner.invoke(cli, [*EVAL, "--force"])
+    assert result.exit_code == 0 and "Evaluated" in result.output
+    assert (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_bytes() == first
+
+
+def test_cache_hit_returns_at_once_and_force_reruns(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    summary = registry / "metrics/sentiment-v2/sentiment.json"
+    mtime = summary.stat().st_mtime_ns
+    started = time.perf_counter()
+    result = runner.invoke(cli, EVAL)
+    assert result.exit_code == 0
+    assert result.output.startswith("Up to date: metrics/sentiment-v2/sentiment.json")
+    assert time.perf_counter() - started < 0.5
+    assert summary.stat().st_mtime_ns == mtime
+    # a changed eval param invalidates the cached result
+    params = registry / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 0 ", "seed: 1 "))
+    result = runner.invoke(cli, EVAL)
+    assert "Evaluated" in result.output
+    assert load(registry, "sentiment-v2")["params"]["seed"] == 1
+
+
+def test_json_output(registry, runner):
+    result = runner.invoke(cli, [*EVAL, "--json"])
+    data = json.loads(result.output)
+    assert data["cached"] is False and data["metrics"]["n"] == 400
+    assert data["metrics_path"] == "metrics/sentiment-v2/sentiment.json"
+
+
+def test_dvc_repro_evaluates_once_then_only_what_changed(registry):
+    def repro() -> str:
+        proc = subprocess.run(["dvc", "repro"], cwd=registry, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    out = repro()
+    assert out.count("Running stage 'eval@") == 3
+    assert all((registry / f"metrics/sentiment-{v}/sentiment.json").is_file() for v in ("v1", "v2", "v3"))
+    out = repro()
+    assert "Running stage" not in out
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "metrics")
+    # new weights for v1 only: exactly one pair is re-evaluated
+    shutil.copy(registry / "models/sentiment-v2.gguf", registry / "models/sentiment-v1.gguf")
+    subprocess.run(["git", "model", "add", "models/sentiment-v1.gguf"], cwd=registry, check=True,
+                   capture_output=True)
+    out = repro()
+    assert out.count("Running stage 'eval@") == 1 and "eval@sentiment-v1-sentiment" in out
+    # dvc reads our metrics as they are
+    proc = subprocess.run(["dvc", "metrics", "diff", "HEAD", "--json"], cwd=registry, capture_output=True,
+                          text=True, check=True)
+    diff = json.loads(proc.stdout)["metrics/sentiment-v1/sentiment.json"]
+    assert diff["metrics.accuracy"]["new"] > diff["metrics.accuracy"]["old"]
+
+
+# ---------------------------------------------------------------- bad inputs: clear error, nothing written
+
+
+def assert_refused(result, phrase: str, repo: Path, before: dict, code: int = 3) -> None:
+    assert result.exit_code == code, (result.output, result.stderr)
+    assert result.stderr.startswith("Error: ")
+    assert phrase in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot_tree(repo) == before
+
+
+def test_model_missing_from_workspace_says_how_to_get_it(registry, runner):
+    (registry / "models/sentiment-v2.gguf").unlink()
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, EVAL)
+    assert_refused(result, "models/sentiment-v2.gguf is tracked (md5 ", registry, before)
+    assert "dvc checkout models/sentiment-v2.gguf.dvc" in result.stderr and "dvc pull" in result.stderr
+
+
+def test_untracked_model(registry, runner):
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["eval", "chat", "--evalset", "sentiment"])
+    assert_refused(result, "model 'chat' is not tracked", registry, before)
+    assert "git model add models/chat.gguf" in result.stderr
+
+
+def test_workspace_model_differs_from_tracked(registry, runner):
+    shutil.copy(registry / "models/sentiment-v3.gguf", registry / "models/sentiment-v2.gguf")
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, EVAL)
+    assert_refused(result, "models/sentiment-v2.gguf: the workspace model differs from what DVC tracks", registry,
+                   before)
+
+
+def test_invalid_gguf_is_caught_before_llama_cpp(registry, runner):
+    # tracked behind git-model's back, so that only eval's own check stands between it and llama.cpp
+    bad = registry / "models/broken.gguf"
+    bad.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (10**15).to_bytes(8, "little") * 2)
+    subprocess.run(["dvc", "add", "models/broken.gguf"], cwd=registry, check=True, capture_output=True)
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["eval", "broken", "--evalset", "sentiment"])
+    assert_refused(result, "models/broken.gguf: not a valid GGUF file", registry, before)
+
+
+def test_evalset_changed_since_tracked(registry, runner):
+    path = registry / "evalsets/sentiment.jsonl"
+    path.write_text(path.read_text() + '{"id": "new", "input": "fine", "expected": "positive", '
+                                       '"labels": ["positive", "negative"]}\n')
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, EVAL)
+    assert_refused(result, "evalsets/sentiment.jsonl: the eval set changed since it was tracked", registry, before)
+    assert "git model evalset add evalsets/sentiment.jsonl" in result.stderr
+
+
+def test_unreachable_endpoint(registry, runner):
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, [*EVAL, "--runner", "openai", "--url", "http://127.0.0.1:9/v1"])
+    assert_refused(result, "http://127.0.0.1:9/v1", registry, before)
+
+
+def test_garbage_answering_endpoint(registry, runner):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    class Garbage(BaseHTTPRequestHandler):
+        def do_POST(self):
+            if self.command == "POST":
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"<html>surprise</html>")
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = snapshot_tree(registry)
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        result = runner.invoke(cli, [*EVAL, "--runner", "openai", "--url", url])
+        assert_refused(result, url, registry, before)
+        assert "JSON" in result.stderr
+    finally:
+        server.shutdown()
+
+
+def test_python_entry_that_cannot_be_imported(registry, runner):
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, [*EVAL, "--runner", "python", "--entry", "nosuchpkg.mod:predict"])
+    assert_refused(result, "nosuchpkg.mod", registry, before)
+
+
+def test_python_entry_with_wrong_shape(registry, runner):
+    (registry / "shapes.py").write_text("def predict(inputs):\n    return ['positive']\n")
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, [*EVAL, "--runner", "python", "--entry", "shapes:predict"])
+    assert_refused(result, "returned 1 results for 256 inputs", registry, before)
+
+
+def test_python_runner_on_a_keyword_classifier(registry, runner):
+    (registry / "kw.py").write_text(
+        "def predict(inputs):\n"
+        "    return [('negative', 0.9) if ' not ' in f' {t} ' or 'awful' in t else ('positive', 0.6) for t in inputs]\n")
+    result = runner.invoke(cli, ["eval", "kw", "--evalset", "sentiment", "--runner", "python", "--entry", "kw:predict"])
+    assert result.exit_code == 0, result.stderr
+    doc = load(registry, "kw")
+    assert doc["runner"]["name"] == "python" and doc["model"]["path"] == "kw.py"
+    assert 0.3 < doc["metrics"]["accuracy"] < 1.0
+
+
+# ---------------------------------------------------------------- living with people and machines
+
+
+def test_interrupt_leaves_previous_metrics_intact(registry, runner, monkeypatch):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    before = snapshot_tree(registry)
+    from gitmodel.runners import llama
+
+    def interrupted(self, examples, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(llama.LlamaRunner, "predict", interrupted)
+    result = runner.invoke(cli, [*EVAL, "--force"])
+    assert result.exit_code == 130
+    assert snapshot_tree(registry) == before
+    assert not list(registry.rglob(".gitmodel-tmp-*"))
+
+
+def test_second_writer_fails_naming_the_holder(registry, runner):
+    from gitmodel import locking, project
+
+    before = snapshot_tree(registry)
+    with locking.repository_lock(registry / project.STATE_DIR, command="git model eval other --evalset x"):
+        result = runner.invoke(cli, EVAL)
+    assert_refused(result, f"holds the repository lock: pid {os.getpid()}", registry, before)
+    assert "git model eval other --evalset x" in result.stderr and "--wait" in result.stderr
+
+
+def test_lock_of_a_killed_process_is_recovered(registry, runner):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from gitmodel import locking\n"
+        "with locking.repository_lock(Path(sys.argv[1]), command='stuck'):\n"
+        "    print('locked', flush=True); time.sleep(60)\n"), str(registry / ".dvc/tmp/gitmodel")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert runner.invoke(cli, EVAL).exit_code == 3
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        result = runner.invoke(cli, EVAL)
+        assert result.exit_code == 0, result.stderr
+    finally:
+        holder.kill()
+
+
+def test_wait_for_the_lock(registry, runner):
+    import threading
+
+    from gitmodel import locking, project
+
+    released = threading.Event()
+
+    def hold():
+        with locking.repository_lock(registry / project.STATE_DIR, command="holder"):
+            time.sleep(1.0)
+        released.set()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    time.sleep(0.2)
+    result = runner.invoke(cli, [*EVAL, "--wait", "30"])
+    t.join()
+    assert result.exit_code == 0, result.stderr
+    assert "Waiting for the repository lock held by" in result.stderr and released.is_set()

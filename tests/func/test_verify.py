@@ -1,0 +1,85 @@
+"""`git model verify`: re-run from the DVC cache, compare byte for byte, never touch the workspace."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from gitmodel.cli import cli
+from tests.conftest import git, snapshot_tree
+
+EVAL = ["eval", "sentiment-v2", "--evalset", "sentiment"]
+OUTPUTS = "metrics/sentiment-v2/sentiment.outputs.jsonl"
+
+
+def test_verify_reproduces_stored_outputs(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output == "Reproduced: sentiment-v2 on sentiment at workspace: all 400 outputs identical, byte for byte\n"
+    assert snapshot_tree(registry) == before
+
+
+def test_verify_lists_differing_ids(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    path = registry / OUTPUTS
+    lines = path.read_text().splitlines()
+    for i in (3, 7):
+        record = json.loads(lines[i])
+        record["label"] = record["output"] = "negative" if record["label"] == "positive" else "positive"
+        lines[i] = json.dumps(record, separators=(",", ":"))
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--evalset", "sentiment"])
+    assert result.exit_code == 1
+    assert "MISMATCH: sentiment-v2 on sentiment at workspace: 2 of 400 outputs differ" in result.output
+    ids = [json.loads(lines[i])["id"] for i in (3, 7)]
+    assert all(f"  {i}\n" in result.output for i in ids)
+    assert "- stored:" in result.output and "+ reproduced:" in result.output
+    data = json.loads(runner.invoke(cli, ["verify", "sentiment-v2", "--json"]).output)
+    assert [d["id"] for d in data[0]["differences"]] == ids
+
+
+def test_verify_at_a_revision_uses_the_cache_not_the_workspace(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "eval v2")
+    # the workspace moves on: other weights, and the committed v2 bytes are gone from it
+    shutil.copy(registry / "models/sentiment-v3.gguf", registry / "models/sentiment-v2.gguf")
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--rev", "HEAD"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "at HEAD: all 400 outputs identical" in result.output
+    assert snapshot_tree(registry) == before
+
+
+def test_verify_stale_result_is_a_no(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    shutil.copy(registry / "models/sentiment-v3.gguf", registry / "models/sentiment-v2.gguf")
+    assert runner.invoke(cli, ["add", "models/sentiment-v2.gguf"]).exit_code == 0
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 1
+    assert "NOT reproducible" in result.output and "stale result" in result.output
+
+
+def test_verify_without_stored_result(registry, runner):
+    result = runner.invoke(cli, ["verify", "sentiment-v1"])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: no stored results for model 'sentiment-v1' at workspace")
+
+
+def test_verify_missing_cache_object(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "eval v2")
+    shutil.rmtree(registry / ".dvc/cache")
+    shutil.copy(registry / "models/sentiment-v3.gguf", registry / "models/sentiment-v2.gguf")
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--rev", "HEAD"])
+    assert result.exit_code == 3
+    assert "is neither in the local DVC cache nor in the workspace" in result.stderr
+    assert "dvc fetch" in result.stderr
+
+
+def test_verify_unknown_revision(registry, runner):
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--rev", "nope"])
+    assert result.exit_code == 3
+    assert "unknown revision 'nope'" in result.stderr
