@@ -195,7 +195,8 @@ def _runner_for(inputs: Inputs, model_file: Path | None = None):
     if inputs.runner_kind == "openai":
         o = inputs.openai
         options = {"concurrency": int(o.get("concurrency", 4)), "timeout": float(o.get("timeout", 30)),
-                   "retries": int(o.get("retries", 3)), "api_key_env": str(o.get("api_key_env", "OPENAI_API_KEY"))}
+                   "retries": int(o.get("retries", 3)), "api_key_env": str(o.get("api_key_env", "OPENAI_API_KEY")),
+                   "model": o.get("model"), "scoring": o.get("scoring") or "echo"}
         return make_runner("openai", settings=inputs.settings, url=inputs.url, **options)
     return make_runner(inputs.runner_kind, settings=inputs.settings, model_path=model_file or inputs.model_file,
                        entry=inputs.entry, root=inputs.root)

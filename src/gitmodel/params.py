@@ -30,6 +30,8 @@ eval:
     timeout: 30          # seconds per request
     retries: 3           # retries on connection errors, 429 and 5xx, with backoff
     api_key_env: OPENAI_API_KEY   # the key is read from this environment variable, never from a file
+    model: null          # model name sent to the server (null: the one it serves, asked at /models)
+    scoring: echo        # echo (score the label inside the echoed prompt) | top_logprobs (single-token labels)
 """
 
 EVAL_DEFAULTS = {
@@ -43,7 +45,8 @@ EVAL_DEFAULTS = {
     "label_prefix": " ",
     "max_line_bytes": 1048576,
     "refusal_patterns": [],
-    "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY"},
+    "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY",
+               "model": None, "scoring": "echo"},
 }
 
 # The keys that change what a run computes; they are recorded in the metrics

@@ -1,0 +1,10 @@
+"""The ``git model`` command line: parse, call one core function, render.
+
+The only package that prints or exits. Each module holds the commands of one
+area; core modules are imported inside the commands so that
+``git model --help`` starts fast.
+"""
+from gitmodel.cli.app import cli, main
+from gitmodel.cli import evaluation, setup  # noqa: F401  (importing registers the commands)
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,137 @@
+"""Commands that set a repository up: init, add, evalset add."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gitmodel.cli.app import cli, emit_json, json_option
+
+@cli.command()
+@json_option
+def init(as_json: bool) -> None:
+    """Make this git repository a git-model repository.
+
+    Runs `dvc init` when .dvc/ is missing, writes dvc.yaml (artifacts and the
+    eval matrix stage) and params.yaml (eval settings with documented
+    defaults), creates models/, evalsets/ and metrics/, and stages the new
+    files with `git add` (it does not commit). Running it again changes nothing.
+
+    \b
+    Example:
+      git init my-models && cd my-models
+      git model init
+    """
+    from gitmodel import project
+
+    result = project.init()
+    if as_json:
+        emit_json({"root": str(result.root), "changed": result.changed, "created": result.created})
+        return
+    if not result.changed:
+        click.echo(f"git-model is already set up in {result.root}: nothing to do.")
+        return
+    click.echo(f"Initialized git-model in {result.root}")
+    for path in result.created:
+        click.echo(f"  + {path}")
+    click.echo("Staged with git add. Next: git model add models/<name>.gguf")
+
+
+def _render_lineage(meta: dict) -> list[str]:
+    lines = []
+    g = meta.get("gguf") or {}
+    if g:
+        params = g.get("parameters")
+        shown = f"{params:,}" if isinstance(params, int) else "?"
+        lines.append(f"  gguf:      {g.get('architecture') or '?'}, {shown} parameters, "
+                     f"{g.get('quantization') or '?'}, context {g.get('context_length') or '?'}")
+    lin = meta.get("lineage") or {}
+    if "dataset" in lin:
+        lines.append(f"  dataset:   {lin['dataset']['path']} (md5 {lin['dataset']['md5']})")
+    if "params" in lin:
+        lines.append("  params:    " + ", ".join(f"{k}={v}" for k, v in lin["params"].items()))
+    if "base_model" in lin:
+        lines.append(f"  base:      {lin['base_model']}")
+    if "training_duration_s" in lin:
+        lines.append(f"  trained:   {lin['training_duration_s']} s")
+    return lines
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--name", help="Model name (default: the file stem). Lowercase letters, digits and '-'.")
+@click.option("--dataset", type=click.Path(path_type=str),
+              help="Training dataset; its md5 is read from its .dvc file, or hashed when DVC does not track it.")
+@click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A training hyperparameter; repeatable (--param lr=2e-5 --param epochs=3).")
+@click.option("--params-file", type=click.Path(dir_okay=False, path_type=str),
+              help="A YAML file of training hyperparameters (--param values override it).")
+@click.option("--base-model", help="The model this checkpoint was fine-tuned from, e.g. llama-3.2-1b.")
+@click.option("--training-duration", metavar="DURATION", help="How long training took: 3h, 45m, 5400s or 1h30m.")
+@json_option
+def add(path, name, dataset, param_pairs, params_file, base_model, training_duration, as_json) -> None:
+    """Track a GGUF checkpoint with DVC, with its lineage.
+
+    The file is checked as GGUF by git-model's own bounds-checked reader
+    before anything else touches it. It must live at models/<name>.gguf.
+    Lineage (dataset, hyperparameters, base model, training duration) and the
+    GGUF header's architecture, size, quantization and context length go into
+    the `meta:` of its .dvc file and its artifact in dvc.yaml. Adding a
+    changed file again updates both.
+
+    \b
+    Example:
+      git model add models/chat.gguf --dataset data/train.jsonl \\
+          --param lr=2e-5 --param epochs=3 --base-model llama-3.2-1b --training-duration 3h
+    """
+    from gitmodel import tracking
+
+    result = tracking.add_model(path, name=name, dataset=dataset, param_pairs=param_pairs,
+                                params_file=params_file, base_model=base_model,
+                                training_duration=training_duration)
+    if as_json:
+        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
+                    "dvc_file": result.dvc_file, "meta": result.meta, "staged": result.staged})
+        return
+    verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)"}[result.status]
+    click.echo(f"{verb} model '{result.name}': {result.path} (md5 {result.md5})")
+    for line in _render_lineage(result.meta):
+        click.echo(line)
+    click.echo(f"Staged: {' '.join(result.staged)}. Next: git commit")
+
+
+@cli.group()
+def evalset() -> None:
+    """Manage eval sets: held-out examples with known answers (evalsets/<name>.jsonl)."""
+
+
+@evalset.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--name", help="Eval set name (default: the file stem).")
+@json_option
+def evalset_add(path, name, as_json) -> None:
+    """Validate an eval set line by line and track it with DVC.
+
+    Each line is a JSON object: {"id", "input", "expected"?, "labels"?,
+    "category"?}. Errors name file:line and the field. Lines over
+    eval.max_line_bytes (params.yaml, default 1 MiB) are refused without being
+    read whole. The eval set joins the eval matrix in dvc.yaml.
+
+    \b
+    Example:
+      git model evalset add evalsets/support.jsonl
+    """
+    from gitmodel import tracking
+
+    result = tracking.add_evalset(path, name=name)
+    if as_json:
+        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
+                    "examples": result.examples, "classification": result.classification,
+                    "categories": result.categories, "staged": result.staged})
+        return
+    verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)"}[result.status]
+    kinds = f"{result.classification} classification, {result.examples - result.classification} generation"
+    cats = f"; categories: {', '.join(result.categories)}" if result.categories else ""
+    click.echo(f"{verb} eval set '{result.name}': {result.path} (md5 {result.md5})")
+    click.echo(f"  {result.examples} examples ({kinds}){cats}")
+    click.echo(f"Staged: {' '.join(result.staged)}. Next: git commit")
