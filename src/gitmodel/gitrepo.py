@@ -92,3 +92,116 @@ def list_dir_at(root: Path, rev: str | None, folder: str) -> list[str]:
     if proc.returncode != 0:
         return []
     return sorted(n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n)
+
+
+# ----------------------------------------------------------------------------- tags and objects, in bulk
+# One `git for-each-ref` for every tag and one `git cat-file --batch` process
+# for every blob: history commands cost two subprocesses, not one per release.
+
+TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)%00%(taggername)%00%(taggeremail)%00%(contents)%01"
+
+
+def list_tags(root: Path) -> list[dict]:
+    """Every tag: name, commit it points to, unix time, tagger, full message (annotated tags)."""
+    out = run_git(root, "for-each-ref", "refs/tags", f"--format={TAG_FORMAT}")
+    tags = []
+    for record in out.decode("utf-8", "surrogateescape").split("\x01"):
+        record = record.lstrip("\n")
+        if not record:
+            continue
+        name, kind, obj, peeled, when, tagger, email, message = record.split("\0", 7)
+        tags.append({
+            "name": name,
+            "annotated": kind == "tag",
+            "commit": peeled if kind == "tag" else obj,
+            "time": int(when) if when else 0,
+            "tagger": f"{tagger} {email}".strip(),
+            "message": message.rstrip("\n") if kind == "tag" else "",
+        })
+    return tags
+
+
+class ObjectReader:
+    """Reads many git objects through one ``git cat-file --batch`` process."""
+
+    def __init__(self, root: Path):
+        self.proc = subprocess.Popen(["git", "-C", str(root), "cat-file", "--batch"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def read_many(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
+        """(type, content) for each ``<rev>:<path>`` or sha; None where it does not exist."""
+        if not specs:
+            return []
+        self.proc.stdin.write("".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape"))
+        self.proc.stdin.flush()
+        out = self.proc.stdout
+        results = []
+        for _ in specs:
+            header = out.readline().rstrip(b"\n").split(b" ")
+            if len(header) < 3 or header[1] == b"missing" or header[-1] == b"missing":
+                results.append(None)
+                continue
+            size = int(header[2])
+            data = out.read(size)
+            out.read(1)  # the newline after every object
+            results.append((header[1].decode(), data))
+        return results
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+    def __enter__(self) -> "ObjectReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def tree_entries(data: bytes) -> list[tuple[str, str, str]]:
+    """(mode, name, sha) of a raw git tree object."""
+    entries = []
+    i = 0
+    while i < len(data):
+        space = data.index(b" ", i)
+        nul = data.index(b"\0", space)
+        mode = data[i:space].decode()
+        name = data[space + 1:nul].decode("utf-8", "surrogateescape")
+        sha = data[nul + 1:nul + 21].hex()
+        entries.append((mode, name, sha))
+        i = nul + 21
+    return entries
+
+
+def head_commit(root: Path) -> str | None:
+    return resolve_commit(root, "HEAD")
+
+
+def create_tag(root: Path, name: str, commit: str, message: str) -> None:
+    """An annotated tag; ``name`` must already have passed the tag grammar."""
+    run_git(root, "tag", "-a", "-F", "-", "--end-of-options", name, commit, input=message.encode("utf-8"))
+
+
+def ref_kinds(root: Path, name: str) -> list[str]:
+    """Which of branch / tag / remote branch ``name`` is (to refuse ambiguous names)."""
+    kinds = []
+    for kind, ref in (("branch", f"refs/heads/{name}"), ("tag", f"refs/tags/{name}"),
+                      ("remote branch", f"refs/remotes/{name}")):
+        proc = subprocess.run(["git", "-C", str(root), "show-ref", "--verify", "--quiet", ref])
+        if proc.returncode == 0:
+            kinds.append(kind)
+    return kinds
+
+
+def commit_info(root: Path, commits: list[str]) -> dict[str, dict]:
+    """Author time and subject of many commits, in one ``git log --no-walk``."""
+    if not commits:
+        return {}
+    out = run_git(root, "log", "--no-walk=unsorted", "--format=%H%x00%ct%x00%s", "--stdin",
+                  input="\n".join(commits).encode())
+    info = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        sha, when, subject = line.split("\0", 2)
+        info[sha] = {"time": int(when), "subject": subject}
+    return info
