@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, refs, store
+from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, refs, store
 from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
                              StaleArtifact)
 from gitmodel.fsutil import atomic_write

@@ -1,7 +1,6 @@
 """Commands that set a repository up: init, add, evalset add."""
 from __future__ import annotations
 
-import sys
 
 import click
 
