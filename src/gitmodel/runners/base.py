@@ -88,18 +88,22 @@ def classification(labels: Sequence[str], logprobs: Sequence[float], label_token
     the example's labels only. ``label_tokens`` is the chosen label's token
     count, or one count per label (the runner cannot know the answer before).
     """
+    # One plain loop: this runs once per example, and generators cost more than the arithmetic.
     best = max(logprobs)
-    top = max(range(len(labels)), key=lambda i: (logprobs[i], -i))
-    tie = sum(1 for lp in logprobs if best - lp <= TIE_EPSILON) > 1
-    if tie:
-        top = next(i for i, lp in enumerate(logprobs) if best - lp <= TIE_EPSILON)
-    total = sum(math.exp(lp - best) for lp in logprobs)
+    top, tied, total = -1, 0, 0.0
+    for i, lp in enumerate(logprobs):
+        total += math.exp(lp - best)
+        if best - lp <= TIE_EPSILON:
+            tied += 1
+            if top < 0:
+                top = i
+    tie = tied > 1
     confidence = math.exp(logprobs[top] - best) / total
     return Prediction(
         output=labels[top],
         label=labels[top],
         confidence=confidence,
-        scores=dict(zip(labels, (float(x) for x in logprobs))),
+        scores=dict(zip(labels, map(float, logprobs))),
         tie=tie,
         output_tokens=label_tokens if isinstance(label_tokens, int) else int(label_tokens[top]),
         latency_ms=latency_ms,
