@@ -75,9 +75,16 @@ def load(root: Path):
     from ruamel.yaml import YAMLError
 
     try:
-        return _yaml().load(path.read_text("utf-8"))
+        data = _yaml().load(path.read_text("utf-8"))
     except YAMLError as e:
         raise DvcError(f"{path}: not valid YAML: {e}", hint="fix the file by hand, or move it away and run `git model init`") from None
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+        return CommentedMap()
+    if not isinstance(data, dict):
+        raise DvcError(f"{path}: expected a mapping at the top level (stages:, artifacts:), got a {type(data).__name__}",
+                       hint="fix the file by hand, or move it away and run `git model init`")
+    return data
 
 
 def dump(data) -> str:

@@ -55,12 +55,12 @@ def iter_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iter
     """(line number, raw bytes without newline), refusing any line over the cap.
 
     ``readline(limit)`` never reads more than ``limit`` bytes, so an oversized
-    line is detected after reading at most cap + 1 of its bytes.
+    line is detected after reading at most cap + 2 of its bytes.
     """
     with open(path, "rb") as f:
         number = 0
         while True:
-            raw = f.readline(max_line_bytes + 1)
+            raw = f.readline(max_line_bytes + 2)   # the line, and room for its \r\n
             if not raw:
                 return
             number += 1

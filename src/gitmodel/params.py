@@ -98,4 +98,9 @@ def eval_params(root: Path) -> dict:
     section = read(root).get("eval") or {}
     if not isinstance(section, dict):
         raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval must be a mapping")
-    return _merge(EVAL_DEFAULTS, section, "eval", Path(root) / PARAMS_FILE)
+    merged = _merge(EVAL_DEFAULTS, section, "eval", Path(root) / PARAMS_FILE)
+    for key in ("max_line_bytes", "max_tokens", "n_ctx", "n_threads"):
+        if merged[key] < 1:
+            raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
+                                hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
+    return merged

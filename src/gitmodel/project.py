@@ -79,6 +79,12 @@ def init(start: Path | None = None) -> InitResult:
     made_dvc = False
     with Snapshot(dvc_yaml, params_yaml, *keeps) as snap:
         try:
+            # read what is there before DVC writes anything: a broken dvc.yaml or
+            # params.yaml must be refused with nothing staged
+            existing = dvcyaml.load(root)
+            if existing is not None:
+                dvcyaml._eval_stage(existing, dvc_yaml)
+            params.read(root)
             if not store.is_initialized(root):
                 snap.add(root / ".dvcignore")
                 store.init(root)
@@ -116,5 +122,7 @@ def init(start: Path | None = None) -> InitResult:
         except BaseException:
             if made_dvc:
                 shutil.rmtree(root / ".dvc", ignore_errors=True)
+                gitrepo.run_git(root, "rm", "-r", "--cached", "-q", "--ignore-unmatch", "--", ".dvc", ".dvcignore",
+                                check=False)
             raise
     return result
