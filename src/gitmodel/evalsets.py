@@ -73,6 +73,27 @@ def iter_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iter
             yield number, raw.rstrip(b"\r\n")
 
 
+def _plainly_valid(obj: dict) -> bool:
+    """True only for lines the schema certainly accepts (the common case), checked without jsonschema.
+
+    Anything else goes through the schema validator, which stays the authority
+    and words the error; this only saves ~0.2 ms per line on large eval sets.
+    """
+    id_, input_ = obj.get("id"), obj.get("input")
+    if type(id_) is not str or not id_ or type(input_) is not str:
+        return False
+    if "expected" in obj and type(obj["expected"]) is not str:
+        return False
+    if "category" in obj and (type(obj["category"]) is not str or not obj["category"]):
+        return False
+    if "labels" in obj:
+        labels = obj["labels"]
+        if (type(labels) is not list or len(labels) < 2 or len(set(map(repr, labels))) != len(labels)
+                or any(type(x) is not str or not x for x in labels)):
+            return False
+    return True
+
+
 def parse_line(path: Path, number: int, raw: bytes) -> Example:
     try:
         text = raw.decode("utf-8")
@@ -85,9 +106,10 @@ def parse_line(path: Path, number: int, raw: bytes) -> Example:
         raise InvalidEvalSet(path, number, f"malformed JSON: {e.msg} at column {e.colno}") from None
     if not isinstance(obj, dict):
         raise InvalidEvalSet(path, number, f"expected a JSON object, got {type(obj).__name__}")
-    errors = sorted(_validator().iter_errors(obj), key=lambda e: (list(e.absolute_path), e.validator))
-    if errors:
-        raise InvalidEvalSet(path, number, _describe(errors[0]))
+    if not _plainly_valid(obj):
+        errors = sorted(_validator().iter_errors(obj), key=lambda e: (list(e.absolute_path), e.validator))
+        if errors:
+            raise InvalidEvalSet(path, number, _describe(errors[0]))
     labels = tuple(obj["labels"]) if "labels" in obj else None
     expected = obj.get("expected")
     if labels is not None and expected is not None and expected not in labels:
