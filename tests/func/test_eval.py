@@ -298,3 +298,21 @@ def test_wait_for_the_lock(registry, runner):
     t.join()
     assert result.exit_code == 0, result.stderr
     assert "Waiting for the repository lock held by" in result.stderr and released.is_set()
+
+
+def test_generation_examples(registry, runner):
+    """Examples without labels are generated greedily; length metrics and refusals come out."""
+    (registry / "evalsets/gen.jsonl").write_text(
+        '{"id": "g1", "input": "the food was great", "expected": "positive"}\n'
+        '{"id": "g2", "input": "the food was awful"}\n'
+        '{"id": "g3", "input": "the staff was rude", "expected": "negative"}\n')
+    assert runner.invoke(cli, ["evalset", "add", "evalsets/gen.jsonl"]).exit_code == 0
+    result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "gen"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((registry / "metrics/sentiment-v2/gen.json").read_text())
+    m = doc["metrics"]
+    assert m["n"] == 3 and m["accuracy"] == 1.0 and m["refusal_rate"] == 0.0
+    assert m["output_tokens"]["mean"] >= 1 and "tokens_per_second" in m
+    outputs = [json.loads(x) for x in (registry / "metrics/sentiment-v2/gen.outputs.jsonl").read_text().splitlines()]
+    assert [o["output"].strip() for o in outputs] == ["positive", "negative", "negative"]
+    assert all(o["label"] is None and o["scores"] is None for o in outputs)
