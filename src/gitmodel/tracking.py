@@ -24,12 +24,15 @@ class AddResult:
     meta: dict = field(default_factory=dict)
     previous_md5: str | None = None
     staged: list[str] = field(default_factory=list)
+    previous_meta: dict | None = None
 
     @property
     def status(self) -> str:
         if self.previous_md5 is None:
             return "added"
-        return "unchanged" if self.previous_md5 == self.md5 else "updated"
+        if self.previous_md5 != self.md5:
+            return "updated"
+        return "unchanged" if self.previous_meta in (None, self.meta) else "lineage updated"
 
 
 def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix: str, what: str):
@@ -85,6 +88,7 @@ def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(
         gitrepo.stage(root, staged)
     return AddResult(name=name, path=rel, md5=tracked.md5, dvc_file=dvc_file.relative_to(root).as_posix(),
                      meta=meta, previous_md5=previous.md5 if previous else None,
+                     previous_meta=previous.meta if previous else None,
                      staged=[p.relative_to(root).as_posix() for p in staged])
 
 

@@ -687,3 +687,12 @@ def test_a_50_mb_line_is_refused_without_reading_it_whole(runner, gm_repo, monke
     # what the OS handed over: the bounded read plus at most a buffer's worth, nowhere near 50 MB
     assert f.os_position <= len(OK) + cap + 2 + 64 * 1024
     assert peak < 8 * cap < size // 6, f"peak {peak} bytes while refusing a {size}-byte line"
+
+
+def test_re_adding_the_same_weights_with_new_lineage_says_so(runner, gm_repo, demo_dir):
+    shutil.copy(demo_dir / "sentiment-v1.gguf", gm_repo / "models/sentiment.gguf")
+    assert runner.invoke(cli, ["add", "models/sentiment.gguf"]).exit_code == 0
+    result = runner.invoke(cli, ["add", "models/sentiment.gguf", "--base-model", "llama-3.2-1b"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Same weights, new lineage for model 'sentiment'")
+    assert "base_model: llama-3.2-1b" in (gm_repo / "models/sentiment.gguf.dvc").read_text()

@@ -92,7 +92,8 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
         emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
                     "dvc_file": result.dvc_file, "meta": result.meta, "staged": result.staged})
         return
-    verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)"}[result.status]
+    verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)",
+            "lineage updated": "Same weights, new lineage for"}[result.status]
     click.echo(f"{verb} model '{result.name}': {result.path} (md5 {result.md5})")
     for line in _render_lineage(result.meta):
         click.echo(line)
