@@ -131,3 +131,67 @@ def registry(registry_template, tmp_path, monkeypatch) -> Path:
     shutil.copytree(registry_template, repo, symlinks=True)
     monkeypatch.chdir(repo)
     return repo
+
+
+# The versions the `released` repository gives the demo v1, v2 and v3 weights of ONE model:
+# v1.10.0 sorts above v1.2.0 by SemVer and below it as text, so ordering bugs show.
+RELEASES = ("v1.0.0", "v1.2.0", "v1.10.0")
+
+
+def _make_released(path: Path, demo: Path) -> Path:
+    """ONE model `sentiment` with the demo v1, then v2, then v3 weights, each tracked with
+    `git model add`, evaluated with `git model eval`, committed and released with `git model release`."""
+    import shutil
+
+    from gitmodel.cli import cli
+
+    def gm(*args: str) -> None:
+        result = CliRunner().invoke(cli, list(args), prog_name="git model")
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+
+    path.mkdir()
+    git(path, "init", "-q")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path)
+        gm("init")
+        git(path, "commit", "-q", "-m", "git model init")
+        shutil.copy(demo / "sentiment.jsonl", path / "evalsets" / "sentiment.jsonl")
+        gm("evalset", "add", "evalsets/sentiment.jsonl")
+        for i, (weights, version) in enumerate(zip(("v1", "v2", "v3"), RELEASES)):
+            shutil.copy(demo / f"sentiment-{weights}.gguf", path / "models" / "sentiment.gguf")
+            gm("add", "models/sentiment.gguf", "--base-model", "demo-base", "--param", f"epochs={i + 1}",
+               "--training-duration", f"{i + 1}h")
+            gm("eval", "sentiment", "--evalset", "sentiment")
+            git(path, "add", "-A")
+            git(path, "commit", "-q", "-m", f"sentiment with the demo {weights} weights")
+            gm("release", "sentiment", version, "-m", f"demo {weights} weights")
+    return path
+
+
+@pytest.fixture(scope="session")
+def released_template(tmp_path_factory, demo_dir) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("released-home")
+        (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        mp.setenv("DVC_NO_ANALYTICS", "1")
+        mp.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
+        for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+            mp.setenv(key, "Test")
+        for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+            mp.setenv(key, "t@example.com")
+        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        return _make_released(tmp_path_factory.mktemp("released") / "repo", demo_dir)
+
+
+@pytest.fixture
+def released(released_template, tmp_path, monkeypatch) -> Path:
+    """A private copy of a repository where one model, `sentiment`, was released three times
+    (RELEASES: demo v1, v2, v3 weights, each with real metrics), as the current directory."""
+    import shutil
+
+    repo = tmp_path / "released"
+    shutil.copytree(released_template, repo, symlinks=True)
+    monkeypatch.chdir(repo)
+    return repo

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from gitmodel.errors import GitError, NotAGitRepository
 
 
-def run_git(root: Path | str | None, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+def run_git(root: Path | str | None, *args: str, input: bytes | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> bytes:
     cmd = ["git"]
     if root is not None:
         cmd += ["-C", str(root)]
     cmd += list(args)
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, **env} if env else None)
     if check and proc.returncode != 0:
         raise GitError(f"git {' '.join(args[:3])} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
@@ -130,6 +133,22 @@ class ObjectReader:
 
     def read_many(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
         """(type, content) for each ``<rev>:<path>`` or sha; None where it does not exist."""
+        results: list[tuple[str, bytes] | None] = []
+        # In chunks: git answers while we write, and a whole batch written at
+        # once would fill both pipes (ours to git, git's to us) and deadlock.
+        chunk: list[str] = []
+        size = 0
+        for spec in specs:
+            chunk.append(spec)
+            size += len(spec) + 1
+            if size >= self.CHUNK_BYTES:
+                results += self._read_chunk(chunk)
+                chunk, size = [], 0
+        return results + self._read_chunk(chunk)
+
+    CHUNK_BYTES = 16 * 1024   # well under a pipe's buffer (64 KiB on Linux)
+
+    def _read_chunk(self, specs: list[str]) -> list[tuple[str, bytes] | None]:
         if not specs:
             return []
         self.proc.stdin.write("".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape"))
@@ -178,20 +197,27 @@ def head_commit(root: Path) -> str | None:
     return resolve_commit(root, "HEAD")
 
 
-def create_tag(root: Path, name: str, commit: str, message: str) -> None:
-    """An annotated tag; ``name`` must already have passed the tag grammar."""
-    run_git(root, "tag", "-a", "-F", "-", "--end-of-options", name, commit, input=message.encode("utf-8"))
+def create_tag(root: Path, name: str, commit: str, message: str, cleanup: str | None = None,
+               date: int | None = None) -> None:
+    """An annotated tag; ``name`` must already have passed the tag grammar.
+
+    ``cleanup="whitespace"`` keeps message lines that start with ``#`` (git's
+    default cleanup drops them as comments). ``date`` (unix seconds) sets the
+    tagger date, which GTO and ``dvc artifacts get`` order tags by.
+    """
+    options = [f"--cleanup={cleanup}"] if cleanup else []
+    env = {"GIT_COMMITTER_DATE": f"{date} {time.strftime('%z')}"} if date is not None else None
+    run_git(root, "tag", "-a", *options, "-F", "-", "--end-of-options", name, commit, input=message.encode("utf-8"),
+            env=env)
 
 
 def ref_kinds(root: Path, name: str) -> list[str]:
     """Which of branch / tag / remote branch ``name`` is (to refuse ambiguous names)."""
-    kinds = []
-    for kind, ref in (("branch", f"refs/heads/{name}"), ("tag", f"refs/tags/{name}"),
-                      ("remote branch", f"refs/remotes/{name}")):
-        proc = subprocess.run(["git", "-C", str(root), "show-ref", "--verify", "--quiet", ref])
-        if proc.returncode == 0:
-            kinds.append(kind)
-    return kinds
+    wanted = {f"refs/heads/{name}": "branch", f"refs/tags/{name}": "tag", f"refs/remotes/{name}": "remote branch"}
+    # one for-each-ref for the three; its patterns also match by prefix and glob, so keep exact names only
+    out = run_git(root, "for-each-ref", "--format=%(refname)", *wanted, check=False)
+    found = set(out.decode("utf-8", "surrogateescape").splitlines())
+    return [kind for ref, kind in wanted.items() if ref in found]
 
 
 def commit_info(root: Path, commits: list[str]) -> dict[str, dict]:
@@ -205,3 +231,85 @@ def commit_info(root: Path, commits: list[str]) -> dict[str, dict]:
         sha, when, subject = line.split("\0", 2)
         info[sha] = {"time": int(when), "subject": subject}
     return info
+
+
+# ----------------------------------------------------------------------------- committing chosen paths
+
+OPERATIONS = (("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert"),
+              ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase or am"))
+GIT_LOCKS = ("index.lock", "HEAD.lock")
+
+
+def git_paths(root: Path, *names: str) -> list[Path]:
+    """Paths inside the git directory (``index.lock``, ``MERGE_HEAD``...), right for worktrees too."""
+    args = [a for name in names for a in ("--git-path", name)]
+    out = run_git(root, "rev-parse", *args).decode("utf-8", "surrogateescape").splitlines()
+    return [Path(line) if Path(line).is_absolute() else Path(root) / line for line in out]
+
+
+def commit_obstacles(root: Path) -> tuple[str | None, list[Path]]:
+    """(the git operation a commit would become part of, or None; git's lock files that exist
+    and would make a commit fail) -- one git call."""
+    paths = git_paths(root, *(name for name, _ in OPERATIONS), *GIT_LOCKS)
+    busy = next((what for (_, what), path in zip(OPERATIONS, paths) if path.exists()), None)
+    return busy, [path for path in paths[len(OPERATIONS):] if path.exists()]
+
+
+def identity(root: Path) -> str:
+    """``Name <email>`` of the committer git would record, or a GitError saying how to set it."""
+    proc = subprocess.run(["git", "-C", str(root), "var", "GIT_COMMITTER_IDENT"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise GitError("git does not know who you are (no user.name / user.email)",
+                       hint='set them: git config user.name "Your Name" && git config user.email you@example.com')
+    ident = proc.stdout.decode("utf-8", "replace").strip()
+    return ident.rsplit(">", 1)[0] + ">" if ">" in ident else ident
+
+
+def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
+    """Commit exactly ``paths`` (relative to root) as they are in the work tree, new and deleted files
+    included, leaving whatever else the user staged staged and uncommitted (``git commit --only``).
+    Returns the new commit, or None when those paths already match HEAD."""
+    paths = sorted(set(paths))
+    if not paths:
+        return None
+    present = [p for p in paths if (Path(root) / p).exists()]
+    if len(present) < len(paths):    # deleted files: only those git knows can be named
+        out = run_git(root, "ls-files", "-z", "--with-tree=HEAD", "--", *paths)
+        known = set(out.decode("utf-8", "surrogateescape").split("\0"))
+        present = [p for p in paths if p in known or (Path(root) / p).exists()]
+    if not present:
+        return None
+    run_git(root, "add", "-A", "--", *present)
+    if not run_git(root, "diff", "--cached", "--name-only", "-z", "HEAD", "--", *present).strip(b"\0"):
+        return None
+    run_git(root, "commit", "--only", "--quiet", "-F", "-", "--", *present, input=message.encode("utf-8"))
+    return head_commit(root)
+
+
+def files_at(root: Path, rev: str, folder: str, reader: ObjectReader | None = None) -> dict[str, bytes]:
+    """Every file under ``folder`` at ``rev`` (a commit), recursively: path relative to root -> bytes.
+    Read through one ``git cat-file --batch`` (``reader``, when given, is reused)."""
+    own = reader is None
+    reader = reader or ObjectReader(root)
+    found: dict[str, bytes] = {}
+    try:
+        pending = [folder.rstrip("/")]
+        while pending:
+            subfolders, blobs = [], []
+            for path, obj in zip(pending, reader.read_many([f"{rev}:{p}" for p in pending])):
+                if obj is None or obj[0] != "tree":
+                    continue
+                for mode, name, sha in tree_entries(obj[1]):
+                    if mode == "40000":
+                        subfolders.append(f"{path}/{name}")
+                    elif mode.startswith("100"):
+                        blobs.append((f"{path}/{name}", sha))
+            for (path, _), obj in zip(blobs, reader.read_many([sha for _, sha in blobs])):
+                if obj is not None:
+                    found[path] = obj[1]
+            pending = subfolders
+    finally:
+        if own:
+            reader.close()
+    return found

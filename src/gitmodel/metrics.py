@@ -25,9 +25,6 @@ from enum import Enum
 from functools import cached_property, lru_cache
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
-
-from gitmodel.drift import psi_counts
 from gitmodel.errors import InvalidMetrics, InvalidParams
 from gitmodel.runners.base import Example, Prediction
 
@@ -186,10 +183,14 @@ def _r(value: float) -> float:
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np  # here, not at the top: diff and gate read spec() without paying for numpy
+
     return _r(np.percentile(np.asarray(values, dtype=float), q))  # numpy default: linear
 
 
 def _mean(values: Sequence[float]) -> float:
+    import numpy as np
+
     return _r(np.mean(np.asarray(values, dtype=float)))
 
 
@@ -347,6 +348,8 @@ def _label_psi(run: _Run) -> float | None:
     predicted = run.label_counts(pairs, lambda pair: pair[1].label)
     if not sum(predicted.values()):
         return None  # no answer had a label: no distribution to compare
+    from gitmodel.drift import psi_counts  # numpy
+
     return _r(psi_counts(expected, predicted))
 
 

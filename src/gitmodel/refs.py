@@ -19,11 +19,11 @@ from functools import total_ordering
 from gitmodel.errors import InvalidName
 
 NAME = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-NAME_RE = re.compile(rf"^{NAME}$")
+NAME_RE = re.compile(rf"^{NAME}\Z")  # \Z, not $: "$" also matches before a trailing newline
 SEMVER = (r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
           r"(?:-(?P<prerelease>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
           r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
-VERSION_RE = re.compile(rf"^v{SEMVER}$")
+VERSION_RE = re.compile(rf"^v{SEMVER}\Z")
 STAGE_RE = NAME_RE
 MAX_NAME_LENGTH = 100
 
@@ -61,11 +61,14 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> "Version":
-        if not text.startswith("v"):
-            text = "v" + text
+        """``v1.2.0`` or ``1.2.0`` (also with a pre-release / build part)."""
+        typed = text
+        if not isinstance(text, str) or not text.startswith("v"):
+            text = f"v{text}"
         m = VERSION_RE.match(text)
         if not m:
-            raise InvalidName(f"invalid version {text!r}: expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
+            shown = str(typed).encode("unicode_escape").decode("ascii")
+            raise InvalidName(f"invalid version '{shown}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
         return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), m["prerelease"], m["build"])
 
     def _key(self):
@@ -107,7 +110,7 @@ TAG_RE = re.compile(
     rf"@(?P<version>v{SEMVER})(?P<cancel>!?)(?:#(?P<vcounter>\d+))?"
     rf"|#(?P<stage>{NAME})(?P<scancel>!?)(?:#(?P<counter>\d+))?"
     rf"|@(?P<deprecated>deprecated)(?:#(?P<dcounter>\d+))?"
-    rf")$"
+    rf")\Z"
 )
 
 

@@ -112,6 +112,24 @@ def parse_lock(text: str, lock_file: Path, target_rel: str) -> TrackedOut | None
     return None
 
 
+def lock_lineage(text: str, lock_file: Path, target_rel: str) -> dict | None:
+    """How ``dvc.lock`` says ``target_rel`` was made: the stage whose outs hold it, its
+    command, its deps (path + md5) and its params; None when no stage produces it."""
+    data = _yaml_load(text, lock_file) or {}
+    for name, stage in (data.get("stages") or {}).items():
+        if any(out.get("path") == target_rel for out in stage.get("outs") or []):
+            deps = [{"path": d.get("path"), "md5": d.get("md5")} for d in stage.get("deps") or []]
+            return {"stage": name, "cmd": stage.get("cmd"), "deps": deps, "params": stage.get("params") or {}}
+    return None
+
+
+def lock_entries(text: str, lock_file: Path, prefixes: tuple[str, ...]) -> dict:
+    """stage name -> entry, for the ``dvc.lock`` stages with an out whose path starts with one of ``prefixes``."""
+    data = _yaml_load(text, lock_file) or {}
+    return {name: stage for name, stage in (data.get("stages") or {}).items()
+            if any(str(out.get("path", "")).startswith(prefixes) for out in stage.get("outs") or [])}
+
+
 def tracked(root: Path, path: Path) -> TrackedOut | None:
     """How DVC tracks ``path`` in the workspace: its ``.dvc`` file, else a ``dvc.lock`` out."""
     root = Path(root)
@@ -161,3 +179,90 @@ def cache_dir(root: Path) -> Path:
 def cache_path(root: Path, md5: str) -> Path:
     """Where DVC 3 keeps the object with this md5 in the local cache."""
     return cache_dir(root) / "files" / "md5" / md5[:2] / md5[2:]
+
+
+# ----------------------------------------------------------------------------- config, and objects from a remote
+
+DEFAULT_CACHE_TYPES = ("reflink", "copy")   # DVC's default when `cache.type` is not set
+CACHE_TYPES = ("reflink", "hardlink", "symlink", "copy")
+
+
+def _config_files(root: Path) -> list[Path]:
+    """DVC's config files, lowest level first: system, global, repo, local (as ``dvc config`` reads them)."""
+    import os
+
+    import platformdirs
+
+    system = os.getenv("DVC_SYSTEM_CONFIG_DIR") or platformdirs.site_config_dir("dvc", "iterative")
+    user = os.getenv("DVC_GLOBAL_CONFIG_DIR") or platformdirs.user_config_dir("dvc", "iterative")
+    return [Path(system) / "config", Path(user) / "config", Path(root) / ".dvc" / "config",
+            Path(root) / ".dvc" / "config.local"]
+
+
+def config_value(root: Path, section: str, option: str) -> str | None:
+    """One value of DVC's merged config, read without importing dvc (a few ms, not a few hundred)."""
+    import configparser
+
+    value = None
+    for cfg in _config_files(root):
+        if not cfg.is_file():
+            continue
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(cfg.read_text("utf-8"))
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        if parser.has_option(section, option):
+            value = parser.get(section, option).strip().strip("'\"")
+    return value
+
+
+def cache_types(root: Path) -> list[str]:
+    """``cache.type`` in preference order (``reflink,copy`` when unset), as DVC reads it."""
+    value = config_value(root, "cache", "type")
+    if not value:
+        return list(DEFAULT_CACHE_TYPES)
+    types = [t.strip().strip("'\"") for t in value.strip("[]").split(",")]
+    unknown = [t for t in types if t not in CACHE_TYPES]
+    if unknown or not types:
+        raise DvcError(f"DVC config cache.type has {', '.join(unknown) or 'no value'}: "
+                       f"expected a list of {', '.join(CACHE_TYPES)}",
+                       hint="fix it with e.g. `dvc config cache.type reflink,copy`")
+    return types
+
+
+def default_remote(root: Path) -> str | None:
+    return config_value(root, "core", "remote")
+
+
+def fetch_object(root: Path, md5: str) -> Path:
+    """Get the object with this md5 into the local cache from the default DVC remote.
+
+    Returns its cache path. Raises DvcError naming the md5 when no remote is
+    configured or the remote does not hold it.
+    """
+    target = cache_path(root, md5)
+    remote = default_remote(root)
+    if remote is None:
+        raise DvcError(f"object {md5} is not in the local DVC cache ({cache_dir(root)}) and no default DVC "
+                       "remote is configured to fetch it from",
+                       hint="configure the remote that holds it (`dvc remote add -d NAME URL`), or copy the "
+                            f"object into {target.relative_to(root) if target.is_relative_to(root) else target}")
+    with _quiet_dvc():
+        try:
+            from dvc_data.hashfile.hash_info import HashInfo
+
+            repo = _open(root)
+            try:
+                result = repo.cloud.pull([HashInfo("md5", md5)], remote=remote)
+            finally:
+                repo.close()
+            failed = bool(result.failed)
+        except Exception as e:  # DVC raises many kinds (network, config...); the message is what matters
+            raise DvcError(f"could not fetch object {md5} from DVC remote '{remote}': {e}",
+                           hint="check the remote with `dvc remote list` and `dvc status -c`") from e
+    if failed or not target.is_file():
+        raise DvcError(f"object {md5} is neither in the local DVC cache nor on DVC remote '{remote}'",
+                       hint="push it from a machine that has it (`dvc push`), or point the default remote at "
+                            "one that holds it")
+    return target

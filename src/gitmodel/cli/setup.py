@@ -7,26 +7,43 @@ import click
 from gitmodel.cli.app import cli, emit_json, json_option
 
 @cli.command()
+@click.option("--ci", type=click.Choice(["github"]),
+              help="Also write the CI workflow that comments `git model diff` on pull requests "
+                   "(.github/workflows/model-diff.yml).")
 @json_option
-def init(as_json: bool) -> None:
+def init(ci: str | None, as_json: bool) -> None:
     """Make this git repository a git-model repository.
 
     Runs `dvc init` when .dvc/ is missing, writes dvc.yaml (artifacts and the
     eval matrix stage) and params.yaml (eval settings with documented
     defaults), creates models/, evalsets/ and metrics/, and stages the new
     files with `git add` (it does not commit). Running it again changes nothing.
+    With --ci github it also writes .github/workflows/model-diff.yml, which
+    posts (and updates) one `git model diff --md` comment per pull request;
+    an existing, edited workflow file is left alone.
 
     \b
     Example:
       git init my-models && cd my-models
-      git model init
+      git model init --ci github
     """
     from gitmodel import project
 
-    result = project.init()
+    workflow = None
+    if ci:
+        from gitmodel import ci as ci_core
+
+        result, workflow = ci_core.init_with_ci(ci)
+    else:
+        result = project.init()
     if as_json:
-        emit_json({"root": str(result.root), "changed": result.changed, "created": result.created})
+        emit_json({"root": str(result.root), "changed": result.changed, "created": result.created,
+                   **({"ci": {"path": workflow.path, "status": workflow.status}} if workflow else {})})
         return
+    if workflow is not None:
+        click.echo({"created": f"Wrote {workflow.path} (staged): pull requests get a `git model diff` comment",
+                    "unchanged": f"{workflow.path} is already there: nothing to do",
+                    "kept": f"{workflow.path} exists with your edits: left as it is"}[workflow.status])
     if not result.changed:
         click.echo(f"git-model is already set up in {result.root}: nothing to do.")
         return

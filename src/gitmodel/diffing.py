@@ -1,0 +1,173 @@
+"""``git model diff``: the stored results of two revisions, side by side.
+
+Both sides are read from git objects (one ``git cat-file --batch`` for two
+revisions) or from the workspace, never by checking a revision out and never
+through a DVC repo object, so a diff costs a few git round trips whatever the
+history holds. The comparison itself is :mod:`compare` (pure).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmodel import compare, dvcyaml, gitrepo, refs
+from gitmodel import registry as registry_mod
+from gitmodel.errors import GitModelError, ModelNotFound, NotInitialized
+from gitmodel.registry import Revision, WORKSPACE
+
+
+@dataclass
+class FileDiff:
+    """One metrics file (one model on one eval set) at the two revisions."""
+
+    path: str                               # metrics/<model>/<evalset>.json, relative to the root
+    model: str
+    evalset: str
+    old: dict | None                        # the metrics document, None when missing at that side
+    new: dict | None
+    comparable: bool                        # same eval set md5 and eval params (True when a side is missing)
+    reason: str                             # why not comparable
+    dvc: dict                               # compare.diff_docs: what `dvc metrics diff --json` says for it
+    rows: list[compare.MetricRow]           # the metrics leaves, with verdicts (all of them)
+    behaviour: dict | None = None           # compare.behaviour of the two outputs files
+    gate: compare.GateReport | None = None  # regressions by params.yaml gate rules (for --md)
+
+    @property
+    def changed_rows(self) -> list[compare.MetricRow]:
+        return [r for r in self.rows if r.verdict != compare.SAME]
+
+
+@dataclass
+class DiffResult:
+    root: Path
+    old: Revision
+    new: Revision
+    files: list[FileDiff] = field(default_factory=list)
+
+    def dvc_json(self, cwd: Path | str | None = None) -> dict:
+        """``dvc metrics diff --json``: ``{path: {key: {"old", "new", "diff"}}}``, paths relative to ``cwd``
+        as DVC prints them, files without a change left out."""
+        cwd = Path(cwd or os.getcwd())
+        return {os.path.relpath(self.root / f.path, cwd): f.dvc for f in self.files if f.dvc}
+
+    @property
+    def not_comparable(self) -> list[FileDiff]:
+        return [f for f in self.files if not f.comparable]
+
+
+def _open_root(start: Path | None) -> Path:
+    # project.open_root without importing gitmodel.project (DVC store, hashing, shutil): the
+    # same check, kept here because diff is the command that must start fastest
+    root = gitrepo.find_root(start)
+    if not (root / dvcyaml.DVC_YAML).is_file() or not (root / ".dvc").is_dir():
+        raise NotInitialized(root)
+    return root
+
+
+def _implied_model(revs: list[Revision], model: str | None) -> str | None:
+    if model is not None:
+        return refs.check_name(model, "model name")
+    named = list(dict.fromkeys(r.model for r in revs if r.model))
+    if len(named) > 1:
+        raise GitModelError(f"{revs[0].text} and {revs[1].text} name different models ({', '.join(named)}): "
+                            "diff compares one model's results across revisions",
+                            hint=f"compare both revisions for one model with --model {named[0]}")
+    return named[0] if named else None
+
+
+def _read(root: Path, revs: list[Revision], model: str | None, evalset: str | None,
+          with_outputs: bool) -> list[list[registry_mod.Result]]:
+    if not any(r.is_workspace for r in revs):
+        return registry_mod.results_at_many(root, revs, model, evalset, with_outputs)
+    return [registry_mod.results_at(root, r, model, evalset, with_outputs) for r in revs]
+
+
+def _add_inputs(root: Path, doc: dict, behaviour: dict) -> None:
+    """Best effort: the input and expected answer of every listed example, from the eval set
+    the newer result was computed on (its DVC cache object, else the workspace file when it is
+    still that version). A reviewer reads what the review said, not only its id."""
+    import json
+
+    from gitmodel import store
+
+    ref = doc.get("evalset") or {}
+    if not behaviour["examples"] or not ref.get("md5") or not ref.get("path"):
+        return
+    candidates = [store.cache_path(root, ref["md5"])]
+    tracked = store.tracked(root, root / ref["path"]) if (root / ref["path"]).is_file() else None
+    if tracked is not None and tracked.md5 == ref["md5"]:
+        candidates.append(root / ref["path"])
+    source = next((p for p in candidates if p.is_file()), None)
+    if source is None:
+        return
+    wanted = behaviour["examples"]
+    try:
+        with open(source, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    example = json.loads(line)
+                except ValueError:
+                    continue
+                entry = wanted.get(example.get("id")) if isinstance(example, dict) else None
+                if entry is not None:
+                    entry["input"] = example.get("input")
+                    entry["expected"] = example.get("expected")
+    except (OSError, UnicodeDecodeError):
+        return
+
+
+def diff(a: str | None = None, b: str | None = None, *, model: str | None = None, evalset: str | None = None,
+         all: bool = False, examples: bool = False, verdict: bool = False,
+         start: Path | None = None) -> DiffResult:
+    """The stored results of revision ``a`` (default HEAD) against ``b`` (default the workspace).
+
+    ``model`` / ``evalset`` keep only those results; a registry reference
+    (``chat@v1.2.0``, ``chat#prod``) implies its model. ``all`` keeps unchanged
+    keys in the DVC-shaped part (as ``dvc metrics diff --all``); ``examples``
+    adds the behavioural diff of the outputs files; ``verdict`` checks every
+    comparable pair with the gate's rules (params.yaml ``gate:``, old side as
+    the baseline), for the pull-request comment's verdict line.
+    """
+    root = _open_root(start)
+    if evalset is not None:
+        refs.check_name(evalset, "eval set name")
+    texts = ["HEAD" if a is None else a, WORKSPACE if b is None else b]
+    registry = registry_mod.load(root) if any("@" in t or "#" in t for t in texts) else None
+    revs = [registry_mod.resolve(root, t, registry) for t in texts]
+    model = _implied_model(revs, model)
+    old_results, new_results = _read(root, revs, model, evalset, examples)
+    if model is not None and not old_results and not new_results:
+        what = f"model '{model}'" + (f" on eval set '{evalset}'" if evalset else "")
+        raise ModelNotFound(f"no stored results of {what} at {revs[0].label} or {revs[1].label} "
+                            f"(nothing in {dvcyaml.METRICS_DIR}/{model}/)",
+                            hint=f"evaluate it with `git model eval {model} --evalset NAME` and commit the metrics")
+    policy = None
+    if verdict:
+        from gitmodel import params
+
+        gate_params = params.gate_params(root)
+        policy = (compare.parse_tolerances(gate_params["tolerance"]), compare.parse_tradeoffs(gate_params["accept"]),
+                  gate_params["quality_tolerance"], gate_params["timing_tolerance"])
+    old_by_path = {r.path: r for r in old_results}
+    new_by_path = {r.path: r for r in new_results}
+    result = DiffResult(root, revs[0], revs[1])
+    for path in compare.merged_keys(list(old_by_path), list(new_by_path)):
+        o, n = old_by_path.get(path), new_by_path.get(path)
+        either = n or o
+        old_doc, new_doc = (o.doc if o else None), (n.doc if n else None)
+        same, reason = compare.comparable(old_doc, new_doc) if o and n else (True, "")
+        file = FileDiff(path, either.model, either.evalset, old_doc, new_doc, same, reason,
+                        compare.diff_docs(old_doc, new_doc, all), compare.metric_rows(old_doc, new_doc))
+        if examples:
+            file.behaviour = compare.behaviour(o.outputs if o else None, n.outputs if n else None,
+                                               f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[0].label}",
+                                               f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[1].label}")
+        if file.behaviour is not None:
+            _add_inputs(root, new_doc or old_doc, file.behaviour)
+        if policy and o and n and same:
+            tolerances, tradeoffs, quality, timing = policy
+            file.gate = compare.gate(old_doc, new_doc, tolerances, tradeoffs,
+                                     quality_tolerance=quality, timing_tolerance=timing)
+        result.files.append(file)
+    return result

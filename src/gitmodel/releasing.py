@@ -1,0 +1,194 @@
+"""``git model release``: check that HEAD holds a releasable model, then tag it.
+
+Every check runs before the one write (``git tag``), so a refused release
+leaves no trace. The tag is GTO's ``<model>@v<semver>``, annotated, on the
+commit HEAD pointed to when the checks began; its message is GTO's first line,
+the user's message and a record of what was released (history.release_message).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitmodel import dvcyaml, gitrepo, history, project, refs, registry as registry_mod, store
+from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
+
+
+class ReleaseRefused(GitModelError):
+    """A release that would not describe what the tag points to, or would break the version order."""
+
+
+@dataclass
+class ReleaseResult:
+    model: str
+    version: refs.Version
+    tag: str
+    commit: str
+    record: dict
+    message: str
+
+
+def _check_message(message: str | None) -> str | None:
+    if message is None:
+        return None
+    bad = sorted({c for c in message if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ReleaseRefused(f"the release message holds control characters ({shown})",
+                             hint="write it as plain text: newlines and tabs are fine")
+    return message
+
+
+def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str,
+                         allow_lower: bool) -> None:
+    releases = reg.releases.get(model, [])
+    if tag in reg.tag_names:
+        existing = reg.release(model, version)
+        where = f" on commit {existing.commit[:7]}" if existing else ""
+        raise ReleaseRefused(f"tag {tag} already exists{where}: a release is immutable",
+                             hint=f"release the next version instead, e.g. {_next_patch(releases, version)}")
+    for r in releases:
+        if r.version == version:   # same SemVer precedence (build metadata differs), or deregistered
+            how = f"released and deregistered ({r.tag}!)" if r.deregistered else f"already released as {r.tag}"
+            raise ReleaseRefused(f"version {version} of {model} was {how}: a version is never reused",
+                                 hint=f"release the next version instead, e.g. {_next_patch(releases, version)}")
+    highest = max((r.version for r in releases), default=None)
+    if highest is not None and version < highest and not allow_lower:
+        raise ReleaseRefused(f"{version} is not above the highest release of {model}, {highest}",
+                             hint=f"release {_next_patch(releases, version)} or above, or pass --allow-lower "
+                                  f"to release {version} anyway (e.g. a fix on an older line)")
+
+
+def _next_patch(releases: list, version: refs.Version) -> str:
+    top = max([r.version for r in releases] + [version])
+    return str(refs.Version(top.major, top.minor, top.patch + 1))
+
+
+def _check_committed(root: Path, model: str, head: str, committed: history.ModelState) -> None:
+    """Refuse when the model, its dvc.lock entries or its metrics differ from HEAD in the workspace."""
+    rel = dvcyaml.model_path(model)
+    metrics_dir = f"{dvcyaml.METRICS_DIR}/{model}/"
+    changed = []
+    labels = {"??": "not committed", "M": "modified", "A": "added", "D": "deleted", "R": "renamed"}
+    lock_changed = False
+    for xy, path in gitrepo.status(root, [rel + ".dvc", store.LOCK_FILE, metrics_dir]):
+        if path == store.LOCK_FILE:
+            lock_changed = True
+            continue
+        code = xy if xy == "??" else (xy.strip() or "M")[0]
+        changed.append(f"{path} ({labels.get(code, 'changed')})")
+    if lock_changed:
+        # dvc.lock holds every stage; only this model's entries (its own out, its eval results) matter
+        prefixes = (rel, metrics_dir)
+        lock = root / store.LOCK_FILE
+        head_lock = gitrepo.show_file(root, head, store.LOCK_FILE)
+        before = store.lock_entries(head_lock.decode("utf-8", "replace"), lock, prefixes) if head_lock else {}
+        after = store.lock_entries(lock.read_text("utf-8"), lock, prefixes) if lock.is_file() else {}
+        for stage in sorted(set(before) | set(after)):
+            if before.get(stage) != after.get(stage):
+                changed.append(f"{store.LOCK_FILE} (stage {stage})")
+    if changed:
+        raise ReleaseRefused(f"model '{model}' has uncommitted changes: {', '.join(sorted(changed))}",
+                             hint="commit them (or restore them) first: a release tags what is committed")
+    workspace = root / rel
+    if committed.md5 and workspace.is_file():
+        actual = project.hash_cache(root).md5(workspace)
+        if actual != committed.md5:
+            raise ReleaseRefused(
+                f"{rel} in the workspace (md5 {actual}) is not the committed model (md5 {committed.md5})",
+                hint=f"track and commit the new weights (`git model add {rel}`, `git model eval`, `git commit`), "
+                     f"or restore the committed ones with `dvc checkout {rel}`")
+
+
+def _evalset_md5s(root: Path, rev: registry_mod.Revision, names: list[str],
+                  reader: gitrepo.ObjectReader) -> dict[str, str | None]:
+    """eval set -> its tracked md5 at ``rev`` (.dvc file, else dvc.lock), None when not tracked there."""
+    paths = [dvcyaml.evalset_path(e) for e in names]
+    found = reader.read_many([f"{rev.commit}:{p}.dvc" for p in paths] + [f"{rev.commit}:{store.LOCK_FILE}"])
+    lock = found[-1][1].decode("utf-8", "replace") if found[-1] and found[-1][0] == "blob" else None
+    md5s = {}
+    for name, path, data in zip(names, paths, found):
+        out = None
+        if data and data[0] == "blob":
+            out = store.parse_dvc_file(data[1].decode("utf-8", "replace"), root / (path + ".dvc"))
+        elif lock is not None:
+            out = store.parse_lock(lock, root / store.LOCK_FILE, path)
+        md5s[name] = out.md5 if out else None
+    return md5s
+
+
+def release(model: str, version: str, message: str | None = None, allow_lower: bool = False,
+            start: Path | None = None) -> ReleaseResult:
+    """Tag HEAD as ``<model>@v<semver>`` after checking that HEAD holds that model, committed,
+    with current metrics, and that the version goes above every earlier one."""
+    refs.check_name(model)
+    parsed = refs.Version.parse(version)
+    tag = refs.release_tag(model, parsed)
+    check = refs.parse_tag(tag)
+    if check is None or check.kind != "release" or check.name != model or check.version != parsed:
+        raise ReleaseRefused(f"internal error: {tag!r} does not read back as a release tag")  # pragma: no cover
+    message = _check_message(message)
+    root = project.open_root(start)
+    head = gitrepo.head_commit(root)
+    if head is None:
+        raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
+    reg = registry_mod.load(root)
+    _check_version_order(reg, model, parsed, tag, allow_lower)
+
+    on_head = reg.release_at(model, head)
+    if on_head is not None:
+        # GTO maps a commit to one version of a model: a second one would confuse `gto show` and stages
+        raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head.tag}",
+                             hint="commit the new model first; a commit holds one version of a model")
+    rev = registry_mod.Revision("HEAD", head)
+    with gitrepo.ObjectReader(root) as reader:
+        committed = history.tracked_at(root, rev, [model], reader)[model]
+        if committed.tracked_by is None:
+            _check_committed(root, model, head, committed)   # a model added but not committed says so
+            names = history.models_at(root, rev, reader)
+            import difflib
+
+            close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
+            raise ModelNotFound(
+                f"model '{model}' is not tracked at HEAD: no {dvcyaml.model_path(model)}.dvc and no dvc.lock "
+                f"entry for it{'; did you mean ' + ', '.join(close) + '?' if close else ''}",
+                hint=f"track it with `git model add {dvcyaml.model_path(model)}`, evaluate it and commit")
+        _check_committed(root, model, head, committed)
+        results = registry_mod.results_at(root, rev, model=model, reader=reader)
+        if not results:
+            raise ReleaseRefused(
+                f"model '{model}' has no metrics at HEAD (nothing in {dvcyaml.METRICS_DIR}/{model}/)",
+                hint=f"evaluate it (`git model eval {model} --evalset NAME`, or `dvc repro`) and commit the metrics")
+        evalset_md5 = _evalset_md5s(root, rev, [r.evalset for r in results], reader)
+    for r in results:
+        measured = (r.doc.get("model") or {}).get("md5")
+        if measured != committed.md5:
+            raise StaleArtifact(
+                f"{r.path} is stale: it measured model md5 {measured}, but the committed "
+                f"{committed.path} is md5 {committed.md5}",
+                hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
+        tracked_set = evalset_md5.get(r.evalset)
+        measured_set = (r.doc.get("evalset") or {}).get("md5")
+        if tracked_set is not None and measured_set != tracked_set:
+            raise StaleArtifact(
+                f"{r.path} is stale: it used eval set md5 {measured_set}, but the committed "
+                f"{dvcyaml.evalset_path(r.evalset)} is md5 {tracked_set}",
+                hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
+
+    record = {
+        "schema_version": history.RECORD_SCHEMA,
+        "model": model,
+        "version": str(parsed),
+        "path": committed.path,
+        "md5": committed.md5,
+        "size": committed.size,
+        "tracked_by": committed.tracked_by,
+        "lineage": committed.lineage,
+        "gguf": committed.gguf,
+        "evalsets": {r.evalset: {"md5": (r.doc.get("evalset") or {}).get("md5"),
+                                 "metrics": history.headline(r.doc["metrics"])} for r in results},
+    }
+    text = history.release_message(model, parsed, message, record)
+    # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
+    gitrepo.create_tag(root, tag, head, text, cleanup="whitespace")
+    return ReleaseResult(model, parsed, tag, head, record, text)
