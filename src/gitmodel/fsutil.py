@@ -21,12 +21,45 @@ from pathlib import Path
 TMP_PREFIX = ".gitmodel-tmp-"
 
 
+def temp_prefix() -> str:
+    """``.gitmodel-tmp-<pid>-``: a temporary file names the process that made it, so one
+    left by a killed process is told apart from one a live process is writing."""
+    return f"{TMP_PREFIX}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path | str) -> list[Path]:
+    """Delete the temporary files in ``folder`` left by git-model processes that no longer run."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(f"{TMP_PREFIX}*"):
+        pid = p.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def atomic_write(path: Path | str, data: bytes | str) -> None:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -116,6 +149,27 @@ class HashCache:
             except OSError:
                 pass
         return digest
+
+    def known(self, path: Path | str) -> str | None:
+        """The recorded md5 of ``path`` when its (inode, size, mtime) still match, else None (no hashing)."""
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        hit = self._load().get(str(path.resolve()))
+        return hit[3] if hit and hit[:3] == [st.st_ino, st.st_size, st.st_mtime_ns] else None
+
+    def record(self, path: Path | str, md5: str) -> None:
+        """Remember that ``path`` (as it is now) has this md5: bytes just written from a verified source."""
+        path = Path(path)
+        st = path.stat()
+        self._load()[str(path.resolve())] = [st.st_ino, st.st_size, st.st_mtime_ns, md5]
+        if self.store is not None:
+            try:
+                atomic_write(self.store, json.dumps(self._entries))
+            except OSError:
+                pass
 
 
 def md5_file(path: Path | str, cache_file: Path | None = None) -> str:

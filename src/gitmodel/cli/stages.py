@@ -1,0 +1,212 @@
+"""Commands that move versions between stages: promote, rollback, status."""
+from __future__ import annotations
+
+import click
+
+from gitmodel.cli.app import cli, emit_json, json_option
+
+
+def _wait_option(f):
+    return click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+                        help="Wait this long for another git-model command holding the repository lock.")(f)
+
+
+def _older(version: str, baseline: str | None) -> bool:
+    from gitmodel.errors import GitModelError
+    from gitmodel.refs import Version
+
+    try:
+        return baseline is not None and Version.parse(version) < Version.parse(baseline)
+    except GitModelError:       # the baseline may be a commit, not a version
+        return False
+
+
+def _on_wait(holder: str) -> None:
+    click.echo(f"Waiting for the repository lock held by {holder} ...", err=True)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--stage", "-s", required=True, help="The stage to assign: prod, canary, staging or your own name.")
+@click.option("--fraction", type=float, metavar="F",
+              help="Share of traffic the stage serves, 0 < F <= 1: required for canary, refused for prod.")
+@click.option("--accept-risk", metavar="RATIONALE",
+              help="Promote to prod although the gate fails; the rationale is recorded in the tag message.")
+@click.option("--rerun", is_flag=True,
+              help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
+                   "results are not comparable (as `git model gate --rerun`).")
+@_wait_option
+@json_option
+@click.pass_context
+def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_json) -> None:
+    """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
+
+    The annotated tag goes on the release's commit and records who, when,
+    the gate result and, for canary, the traffic fraction; `gto show` and
+    `dvc artifacts get --stage` read it. Promotion to prod first runs the
+    gate of VERSION against the current prod version and refuses (exit 1,
+    with the gate's report) when it fails, unless --accept-risk gives a
+    rationale. The first promotion to prod has no holder to beat. For other
+    stages the gate runs too, when there is a prod version, and its result is
+    recorded without blocking.
+
+    \b
+    Examples:
+      git model promote chat v1.4.0 --stage canary --fraction 0.1
+      git model promote chat v1.4.0 --stage prod
+      git model promote chat v1.5.0 --stage prod --accept-risk "p95 latency +8 % accepted for the new tokenizer"
+    """
+    from gitmodel import stages
+
+    result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
+                            wait=wait, on_wait=_on_wait)
+    if as_json:
+        emit_json(result.to_dict())
+        if result.refused:
+            ctx.exit(1)
+        return
+    if result.refused:
+        from gitmodel.cli.compare import _render_gate_text
+
+        _render_gate_text(result.gate.results)      # the report `git model gate` prints
+        click.echo(f"Refused: {model}@{result.version} did not pass the gate against {model}#prod "
+                   f"({result.gate.baseline}); nothing was written.", err=True)
+        hint = 'promote anyway with --accept-risk "why this is acceptable"'
+        if _older(result.version, result.gate.baseline):
+            hint += f"; to go back to an earlier version, `git model rollback {model} --to {result.version}`"
+        click.echo(f"  hint: {hint}", err=True)
+        ctx.exit(1)
+    if result.unchanged:
+        held = f" at fraction {result.fraction:g}" if result.fraction is not None else ""
+        click.echo(f"{model}@{result.version} already holds {stage}{held} ({result.tag}): nothing to do.")
+        return
+    click.echo(f"Promoted {model}@{result.version} to {stage}: tag {result.tag} on {result.commit[:12]}")
+    if result.fraction is not None:
+        click.echo(f"  fraction: {result.fraction:g}")
+    if result.gate is not None:
+        click.echo(f"  gate:     {result.gate.summary}")
+    if result.accepted_risk:
+        click.echo(f"  accepted risk: {result.accepted_risk}")
+    click.echo(f"Share it: git push origin {result.tag}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--to", "to", metavar="VERSION",
+              help="The release to roll back to (default: the version that held prod before the current one).")
+@click.option("--no-commit", is_flag=True,
+              help="Restore the workspace, the .dvc / dvc.lock entry and metrics only: no commit, no prod tag.")
+@click.option("--force", is_flag=True,
+              help="Replace the workspace model even when it holds changes that are not in the DVC cache.")
+@_wait_option
+@json_option
+def rollback(model, to, no_commit, force, wait, as_json) -> None:
+    """Put a released version back in the workspace, commit it and give it prod.
+
+    The model's object is taken from the local DVC cache (else fetched from
+    the default DVC remote, else the command stops before touching anything),
+    its md5 verified, and put in place atomically: the model file holds the
+    old bytes or the new ones, never a partial file. Links are used when
+    `dvc config cache.type` allows and the file system supports them (found
+    out before anything is removed), else a copy. The .dvc file or dvc.lock
+    entry and metrics/<model>/ are restored from the release, committed as
+    "Roll back MODEL to vX (was vY)" (only those paths), and prod is assigned
+    to vX with a new stage tag. Repeated rollbacks walk the prod history like
+    `git checkout -`. A workspace model with changes that are not in the DVC
+    cache is refused (--force discards them). Running it again after it was
+    interrupted completes it.
+
+    \b
+    Examples:
+      git model rollback chat
+      git model rollback chat --to v1.2.0
+      git model rollback chat --to v1.2.0 --no-commit
+    """
+    from gitmodel import rollback as rollback_core
+
+    result = rollback_core.rollback(model, to, no_commit=no_commit, force=force, wait=wait, on_wait=_on_wait)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    if result.unchanged:
+        click.echo(f"{model} is already at {result.target} in the workspace, in git and in prod: nothing to do.")
+        return
+    head = "Restored" if no_commit else "Rolled back"
+    click.echo(f"{head} {model} to {result.target} (was {result.was})")
+    if result.method:
+        how = {"copy": "copied", "hardlink": "hardlinked", "symlink": "symlinked", "reflink": "reflinked"}
+        fetched = ", fetched from the DVC remote" if result.fetched else ""
+        verified = "md5 verified" if result.verified == "hashed" else "md5 known good"
+        click.echo(f"  {result.path}: md5 {result.md5} ({how[result.method]} from the DVC cache{fetched}; {verified})")
+    else:
+        click.echo(f"  {result.path}: md5 {result.md5} (already in the workspace)")
+    if result.restored:
+        click.echo(f"  restored: {', '.join(result.restored)}")
+    if no_commit:
+        click.echo("Not committed and prod not reassigned (--no-commit). To record it: "
+                   f"git model rollback {model} --to {result.target}")
+        return
+    if result.commit:
+        click.echo(f"  commit:   {result.commit[:12]} {result.message}")
+    if result.tag:
+        click.echo(f"  prod:     {result.target} (tag {result.tag})")
+        click.echo(f"Share it: git push && git push origin {result.tag}")
+
+
+def _render_status(st) -> list[str]:
+    lines = [f"{st.model} ({st.path})"]
+    if st.workspace_md5 is None:
+        tracked = f" (DVC tracks md5 {st.tracked_md5}: `dvc checkout` restores it)" if st.tracked_md5 else ""
+        lines.append(f"  workspace:  missing{tracked}")
+    else:
+        lines.append(f"  workspace:  {st.release or 'unreleased'}, md5 {st.workspace_md5}")
+        if st.modified:
+            lines.append(f"              not what DVC tracks ({st.tracked_md5 or 'untracked'}): "
+                         f"`git model add {st.path}` to track it")
+    for h in st.stages:
+        what = h.version or f"commit of {h.tag} (no release there)"
+        fraction = f", fraction {h.fraction:g}" if h.fraction is not None else ""
+        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})")
+    if not st.stages:
+        lines.append("  stages:     none")
+    for i, m in enumerate(st.metrics):
+        head = "  metrics:    " if i == 0 else " " * 14
+        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date"))
+    if not st.metrics:
+        lines.append("  metrics:    none")
+    return lines
+
+
+@cli.command()
+@click.argument("model", required=False)
+@json_option
+def status(model, as_json) -> None:
+    """Show which version each model has in the workspace, in each stage, and stale metrics.
+
+    Per model: the md5 of the workspace checkpoint and the release it matches
+    (or "unreleased"), the version holding each stage with its traffic
+    fraction, and per eval set whether the committed metrics are stale (they
+    describe other weights, or an older eval set, than the workspace tracks).
+
+    \b
+    Examples:
+      git model status
+      git model status chat --json
+    """
+    from gitmodel import stages
+
+    statuses = stages.status(model)
+    if as_json:
+        emit_json({"models": [s.to_dict() for s in statuses]})
+        return
+    if not statuses:
+        click.echo("No models yet. Track one with: git model add models/<name>.gguf")
+        return
+    for i, st in enumerate(statuses):
+        if i:
+            click.echo("")
+        for line in _render_status(st):
+            click.echo(line)
