@@ -35,15 +35,52 @@ run dvc repro --quiet
 run git model eval sentiment --evalset sentiment
 git add -A && git commit -q -m "eval sentiment v1"
 
-step "5. v2: more of the lexicon learned; re-add, re-evaluate, compare"
+step "5. Release v1 and put it in production (the first prod version has no holder to beat)"
+run git model release sentiment v1.0.0 -m "first checkpoint"
+run git model promote sentiment v1.0.0 --stage prod
+
+step "6. v2: more of the lexicon learned. What changed, metric by metric and example by example?"
 cp "$ROOT/models/sentiment-v2.gguf" models/sentiment.gguf
 run git model add models/sentiment.gguf --dataset train.jsonl --param lr=2e-5 --param epochs=5 \
     --base-model demo-llama-1block --training-duration 1h
 run dvc repro --quiet
-run dvc metrics diff HEAD
-git add -A && git commit -q -m "sentiment v2"
+git add -A && git commit -q -m "sentiment v2: whole lexicon"
+run git model release sentiment v1.1.0 -m "whole lexicon"
+run git model diff sentiment@v1.0.0 sentiment@v1.1.0 --examples
+git model diff sentiment@v1.0.0 sentiment@v1.1.0 --md > "$SCRATCH/pr-comment.md"
+echo "(the pull-request comment CI would post is in $SCRATCH/pr-comment.md)"
 
-step "6. Reproducibility: re-run v2 from the DVC cache and compare the outputs byte for byte"
+step "7. The gate: v2 meets or beats prod on the identical eval set, so it is promoted"
+run git model gate sentiment --candidate sentiment@v1.1.0
+run git model promote sentiment v1.1.0 --stage prod
+
+step "8. v3: a bias toward 'positive' creeps in. The gate stops it (exit 1)"
+cp "$ROOT/models/sentiment-v3.gguf" models/sentiment.gguf
+run git model add models/sentiment.gguf --dataset train.jsonl --param lr=3e-5 --param epochs=5 \
+    --base-model demo-llama-1block --training-duration 1h
+run dvc repro --quiet
+git add -A && git commit -q -m "sentiment v3: new learning rate"
+run git model release sentiment v1.2.0 -m "higher learning rate"
+set +e
+run git model promote sentiment v1.2.0 --stage prod
+echo "(exit code $?: refused)"
+set -e
+
+step "9. ... but it may take 10 % of traffic as a canary, recorded in git"
+run git model promote sentiment v1.2.0 --stage canary --fraction 0.1
+run git model log sentiment
+run git model status
+
+step "10. Live traffic shows a problem the eval set missed: roll prod back to the version before (verified, atomic, committed)"
+run git model rollback sentiment
+run git model status
+run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.html"
+if python -c "import vl_convert" 2>/dev/null; then
+  run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.png"
+fi
+
+step "11. Reproducibility, and the other tools still read our registry"
 run git model verify sentiment
+run gto show
 
 step "Done. The scratch repository is at $SCRATCH"

@@ -65,7 +65,7 @@ def test_not_comparable_is_said_loudly_and_json_still_matches_dvc(released, runn
     lines = result.stdout.splitlines()
     assert lines[0] == warning
     assert lines[1] == "  The numbers below come from different inputs: a change is not the checkpoint's doing."
-    assert lines[2].split() == ["Path", "Metric", "HEAD", "workspace", "Change"]
+    assert lines[2].split() == ["Path", "Metric", "HEAD", "workspace", "Change", "Verdict"]
     assert any(line.split()[:2] == [METRICS, "n"] and line.split()[2:4] == ["400", "200"] for line in lines)
 
     as_json = diff(runner, "--json")
@@ -147,7 +147,7 @@ def test_git_diff_defaults_and_never_checking_out(released, runner):
     assert result.stdout == "No metric changes between HEAD and workspace (1 result compared).\n"
     one = diff(runner, f"sentiment@{V1}")   # one revision: against the workspace
     header = one.stdout.splitlines()[0].split()
-    assert header == ["Path", "Metric", f"sentiment@{V1}", "workspace", "Change"]
+    assert header == ["Path", "Metric", f"sentiment@{V1}", "workspace", "Change", "Verdict"]
     assert any(line.split()[1:5] == ["accuracy", "0.75", "0.84", "+0.09"] for line in one.stdout.splitlines())
     plain = diff(runner, "HEAD~2", "HEAD", "--precision", "2")
     assert any(line.split()[1:6] == ["labels.positive.precision", "0.65", "0.75", "+0.09", "better"]

@@ -156,7 +156,7 @@ def _render_diff_text(result, show_all: bool, precision: int, examples: bool) ->
         click.echo(line)
     rows = _metric_rows(result.files, show_all, precision)
     if rows:
-        click.echo(table(rows, ["Path", "Metric", result.old.label, result.new.label, "Change", ""],
+        click.echo(table(rows, ["Path", "Metric", result.old.label, result.new.label, "Change", "Verdict"],
                           ("left", "left", "right", "right", "right", "left")))
     else:
         click.echo(f"No metric changes between {result.old.label} and {result.new.label} "
@@ -372,7 +372,7 @@ def _gate_verdict(r) -> str:
             f"{', '.join(r.failures)}")
 
 
-def _render_gate_text(results) -> None:
+def render_gate_text(results) -> None:
     for i, r in enumerate(results):
         if i:
             click.echo("")
@@ -453,5 +453,5 @@ def gate_cmd(ctx, model, baseline, candidate, evalset, as_json, as_md, rerun) ->
     elif as_md:
         _render_gate_md(results)
     else:
-        _render_gate_text(results)
+        render_gate_text(results)
     ctx.exit(0 if passed else 1)
