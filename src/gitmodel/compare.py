@@ -45,13 +45,10 @@ def _metrics_of(doc: Mapping | None) -> Mapping:
 
 
 def leaves(metrics: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) of every non-mapping leaf, depth first, in dict order."""
-    for key, value in metrics.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from leaves(value, dotted + ".")
-        else:
-            yield dotted, value
+    """(dotted key, value) of every non-mapping leaf, depth first (the one walk lives in metrics)."""
+    from gitmodel.metrics import iter_leaves
+
+    return iter_leaves(metrics, prefix)
 
 
 def merged_keys(first: list[str], second: list[str]) -> list[str]:
