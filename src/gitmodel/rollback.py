@@ -27,12 +27,7 @@ was killed completes it. The whole command holds the repository lock.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
-import secrets
-import shutil
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,171 +36,12 @@ from gitmodel import dvcyaml, fsutil, gitrepo, locking, project, refs, stages, s
 from gitmodel import registry as registry_mod
 from gitmodel.errors import DvcError, GitError, GitModelError, ModelNotFound
 from gitmodel.registry import Registry, Release
+from gitmodel.placement import CHUNK, remove_if_exists, md5_of, place, save_to_cache
 
-LINK_TYPES = ("reflink", "hardlink", "symlink")
-FICLONE = 0x40049409        # linux/fs.h: _IOW(0x94, 9, int)
-CHUNK = 4 << 20
 
 
 class RollbackRefused(GitModelError):
     pass
-
-
-class CorruptObject(GitModelError):
-    pass
-
-
-# ----------------------------------------------------------------------------- putting an object in place
-
-
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def _reflink(src: Path, dst: Path) -> None:
-    import fcntl
-
-    with open(src, "rb") as f, open(dst, "xb") as g:
-        fcntl.ioctl(g.fileno(), FICLONE, f.fileno())
-
-
-def _make(kind: str, src: Path, dst: Path) -> None:
-    if kind == "reflink":
-        _reflink(src, dst)
-    elif kind == "hardlink":
-        os.link(src, dst)
-    else:
-        os.symlink(os.path.abspath(src), dst)
-
-
-@dataclass
-class Placed:
-    method: str                  # the cache.type used
-    old: Path | None = None      # where the replaced file now is, to be deleted (see swap_in)
-    unsupported: list[str] = field(default_factory=list)   # "reflink (Operation not supported)"
-
-
-def place(obj: Path, dest: Path, types: list[str], md5: str, verified: bool, before_replace=None) -> Placed:
-    """Put the bytes of cache object ``obj`` at ``dest`` atomically, with the first of ``types`` that works.
-
-    Each type is tried at a temporary name in ``dest``'s folder: a type the
-    file system does not support fails there, before anything is removed, and
-    the next is tried; ``copy`` always works and is the last resort. Only a
-    complete file is put at ``dest``, in one atomic step (:func:`swap_in`).
-    ``verified`` False: the object's md5 is computed on another core while the
-    new file is made, and a corrupt object is refused with ``dest`` untouched.
-    ``before_replace`` runs last before the swap; what it raises leaves
-    ``dest`` untouched too. The replaced file is left at ``Placed.old`` for the
-    caller to delete (deleting a big file that is in the page cache takes a
-    while; the caller does it while git works).
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f"{fsutil.temp_prefix()}{secrets.token_hex(4)}-{dest.name}"
-    placed = Placed(method="copy")
-    hashing = None
-    if not verified:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=1)
-        hashing = pool.submit(md5_of, obj)
-        pool.shutdown(wait=False)
-    swapped = False
-    try:
-        for kind in dict.fromkeys([*types, "copy"]):    # the configured order; copy is the last resort
-            try:
-                if kind == "copy":
-                    shutil.copyfile(obj, tmp)          # the kernel copies (sendfile), like cp
-                    os.chmod(tmp, 0o644)
-                else:
-                    _make(kind, obj, tmp)
-            except OSError as e:
-                if kind == "copy":
-                    raise
-                placed.unsupported.append(f"{kind} ({e.strerror or e})")
-                _unlink(tmp)
-                continue
-            placed.method = kind
-            break
-        if hashing is not None:
-            got = hashing.result()
-            if got != md5:
-                raise CorruptObject(f"DVC cache object {obj} is corrupt: its md5 is {got}, not {md5}",
-                                    hint="delete it and run the command again to fetch it from the remote")
-        if before_replace is not None:
-            before_replace()
-        existed = os.path.lexists(dest)
-        swap_in(tmp, dest)
-        swapped = True
-        placed.old = tmp if existed and os.path.lexists(tmp) else None
-    finally:
-        if not swapped:
-            if hashing is not None:
-                hashing.cancel()
-            _unlink(tmp)
-    return placed
-
-
-RENAME_EXCHANGE = 2     # linux/fs.h
-
-
-def _exchange(a: Path, b: Path) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        raise OSError(errno.ENOSYS, "renameat2 is not available")
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def swap_in(tmp: Path, dest: Path) -> None:
-    """Put the complete file ``tmp`` at ``dest`` in one atomic step: ``dest`` holds the old file or the
-    new one, never neither.
-
-    When ``dest`` exists the two names are exchanged (``renameat2(RENAME_EXCHANGE)``) and the old file,
-    now at ``tmp``, is deleted (by the caller, or as a stale temporary file after a kill). A plain
-    rename over an existing file would make ext4 write the whole new file to disk first (its
-    ``auto_da_alloc`` rule): half a second per GiB that neither ``cp`` nor ``dvc checkout`` pays. No
-    fsync either, as DVC does not: a killed process loses nothing that reached the page cache.
-    """
-    if os.path.lexists(dest) and sys.platform.startswith("linux"):
-        try:
-            _exchange(tmp, dest)
-            return
-        except OSError as e:
-            if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
-                raise
-    os.replace(tmp, dest)
-
-
-def save_to_cache(root: Path, path: Path, md5: str) -> None:
-    """Keep the workspace bytes (known to have this md5) in the DVC cache before they are replaced:
-    a copy made at a temporary name and renamed in, read-only like DVC's objects."""
-    obj = store.cache_path(root, md5)
-    obj.parent.mkdir(parents=True, exist_ok=True)
-    tmp = obj.parent / f"{fsutil.temp_prefix()}{secrets.token_hex(4)}"
-    try:
-        shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, obj)
-    finally:
-        _unlink(tmp)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -576,7 +412,7 @@ def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force:
                 replaced = True
                 result.method = placed.method
                 if placed.old is not None:       # deleted while git works; joined before returning
-                    deleting = threading.Thread(target=_unlink, args=(placed.old,), name="gitmodel-unlink")
+                    deleting = threading.Thread(target=remove_if_exists, args=(placed.old,), name="gitmodel-unlink")
                     deleting.start()
                 if placed.method not in types:   # nothing the config asks for works here (DVC would fail)
                     result.notes.append(
@@ -664,10 +500,10 @@ def _put_back(root: Path, path: Path, md5: str | None, existed: bool) -> None:
     """Undo step 5 after a later step failed: the previous bytes are in the cache (checked in step 3)."""
     try:
         if not existed:
-            _unlink(path)
+            remove_if_exists(path)
         elif md5 is not None and store.cache_path(root, md5).is_file():
             placed = place(store.cache_path(root, md5), path, store.cache_types(root), md5, verified=True)
             if placed.old is not None:
-                _unlink(placed.old)
+                remove_if_exists(placed.old)
     except (OSError, GitModelError):
         pass

@@ -250,7 +250,7 @@ def test_reflink_on_this_file_system_is_found_out_before_the_model_is_touched(in
 
 def test_a_failure_while_the_new_file_is_made_leaves_the_old_model_in_place(in_prod, monkeypatch):
     """No type works and even the copy fails (disk full): the model still holds its old bytes."""
-    from gitmodel import rollback
+    from gitmodel import placement
 
     repo = in_prod
     set_cache_type(repo, "reflink")
@@ -261,7 +261,7 @@ def test_a_failure_while_the_new_file_is_made_leaves_the_old_model_in_place(in_p
             f.write(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rollback.shutil, "copyfile", disk_full)
+    monkeypatch.setattr(placement.shutil, "copyfile", disk_full)
     result = gm("rollback", MODEL)
     assert result.exit_code == 1 and isinstance(result.exception, OSError)
     assert_untouched(repo, before_files, before_tags, before_head)
