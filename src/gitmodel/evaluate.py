@@ -243,10 +243,12 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
     metrics_rel = dvcyaml.metrics_path(model, evalset)
     outputs_rel = dvcyaml.outputs_path(model, evalset)
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
-        try:
-            previous = read_metrics(root / metrics_rel, metrics_rel)
-        except GitModelError:
-            previous = None  # a damaged result is simply recomputed
+        previous = None
+        if not force:
+            try:
+                previous = read_metrics(root / metrics_rel, metrics_rel)
+            except GitModelError:
+                previous = None  # a damaged result is simply recomputed
         if not force and _is_current(previous, inputs) and (root / outputs_rel).is_file():
             return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
         started = time.perf_counter()
