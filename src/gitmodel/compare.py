@@ -197,18 +197,24 @@ def metric_rows(old: Mapping | None, new: Mapping | None, all: bool = True) -> l
     undeclared key or a value missing on one side; ``same`` otherwise. With
     ``all=False`` unchanged rows are left out.
     """
-    old_flat, new_flat = dict(leaves(_metrics_of(old))), dict(leaves(_metrics_of(new)))
     rows = []
-    for key in merged_keys(list(old_flat), list(new_flat)):
-        o, n = old_flat.get(key), new_flat.get(key)
-        spec = _spec(key)
+    for key, o, n, spec, change, _, _ in _paired_leaves(old, new):
         direction = spec.direction.value if spec else None
         verdict = _verdict(direction, o, n)
         if verdict == SAME and not all:
             continue
-        change = n - o if _is_number(o) and _is_number(n) else None
         rows.append(MetricRow(key, o, n, change, verdict, direction, spec.kind.value if spec else None))
     return rows
+
+
+def _paired_leaves(old: Mapping | None, new: Mapping | None):
+    """(key, old value, new value, spec or None, change or None, in old, in new) for every metrics
+    leaf of either side, in merged key order: the one walk behind the diff table and the gate."""
+    old_flat, new_flat = dict(leaves(_metrics_of(old))), dict(leaves(_metrics_of(new)))
+    for key in merged_keys(list(old_flat), list(new_flat)):
+        o, n = old_flat.get(key), new_flat.get(key)
+        change = n - o if _is_number(o) and _is_number(n) else None
+        yield key, o, n, _spec(key), change, key in old_flat, key in new_flat
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -566,14 +572,10 @@ def gate(baseline: Mapping, candidate: Mapping, tolerances: Mapping | None = Non
     """
     tolerances = parse_tolerances(tolerances)
     tradeoffs = parse_tradeoffs(accepted)
-    base_flat, cand_flat = dict(leaves(_metrics_of(baseline))), dict(leaves(_metrics_of(candidate)))
     rows = []
-    for key in merged_keys(list(base_flat), list(cand_flat)):
-        b, c = base_flat.get(key), cand_flat.get(key)
-        spec = _spec(key)
+    for key, b, c, spec, change, in_base, in_cand in _paired_leaves(baseline, candidate):
         direction = spec.direction.value if spec else None
         kind = spec.kind.value if spec else None
-        change = c - b if _is_number(b) and _is_number(c) else None
         row = GateRow(key, b, c, change, "", INFO, direction, kind)
         rows.append(row)
         if spec is None:
@@ -582,14 +584,14 @@ def gate(baseline: Mapping, candidate: Mapping, tolerances: Mapping | None = Non
         if direction == "info":
             row.rule = "info: not gated"
             continue
-        if key not in base_flat:
+        if not in_base:
             row.rule = "new in the candidate: no baseline"
             continue
         tol = _tolerance_for(key, spec.pattern, kind, tolerances, quality_tolerance, timing_tolerance)
         row.rule = _rule(direction, tol)
-        if key not in cand_flat or not _is_number(c) or not _is_number(b):
+        if not in_cand or not _is_number(c) or not _is_number(b):
             row.verdict = FAIL
-            row.rule = f"{row.rule}; missing in the candidate" if key not in cand_flat else f"{row.rule}; not a number"
+            row.rule = f"{row.rule}; missing in the candidate" if not in_cand else f"{row.rule}; not a number"
             continue
         worse_by = {"higher": b - c, "lower": c - b}.get(direction, abs(c - b))
         row.regression = worse_by if worse_by > EPSILON else None
