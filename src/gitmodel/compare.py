@@ -532,7 +532,7 @@ def _tolerance_for(key: str, declared: str | None, kind: str, tolerances: Mappin
 
 
 def _rule(direction: str, tol: Tolerance) -> str:
-    a, r = _num(tol.absolute), _num(tol.relative)
+    a = _num(tol.absolute)
     if direction == "stable":
         if tol.relative and tol.absolute:
             return f"within ±({_percent(tol.relative)} + {a})"

@@ -107,11 +107,17 @@ class Snapshot:
         return False
 
 
-def _md5_of_bytes(path: Path) -> str:
+CHUNK = 4 << 20   # read size for hashing and comparing multi-GB files
+
+
+def md5_of(path: Path | str) -> str:
+    """DVC's md5 of a file: plain md5 of its bytes, read into one reused buffer."""
     h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -141,7 +147,7 @@ class HashCache:
         hit = entries.get(key)
         if hit and hit[:3] == stamp:
             return hit[3]
-        digest = _md5_of_bytes(path)
+        digest = md5_of(path)
         entries[key] = stamp + [digest]
         if self.store is not None:
             try:

@@ -9,7 +9,6 @@ the old bytes or the new bytes, never a partial file and never nothing.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -22,21 +21,10 @@ from gitmodel.errors import GitModelError
 
 LINK_TYPES = ("reflink", "hardlink", "symlink")
 FICLONE = 0x40049409        # linux/fs.h: _IOW(0x94, 9, int)
-CHUNK = 4 << 20
 
 
 class CorruptObject(GitModelError):
     pass
-
-
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 def _reflink(src: Path, dst: Path) -> None:
@@ -84,7 +72,7 @@ def place(obj: Path, dest: Path, types: list[str], md5: str, verified: bool, bef
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        hashing = pool.submit(md5_of, obj)
+        hashing = pool.submit(fsutil.md5_of, obj)
         pool.shutdown(wait=False)
     swapped = False
     try:

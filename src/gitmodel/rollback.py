@@ -36,7 +36,8 @@ from gitmodel import dvcyaml, fsutil, gitrepo, locking, project, refs, stages, s
 from gitmodel import registry as registry_mod
 from gitmodel.errors import DvcError, GitError, GitModelError, ModelNotFound
 from gitmodel.registry import Registry, Release
-from gitmodel.placement import CHUNK, remove_if_exists, md5_of, place, save_to_cache
+from gitmodel.fsutil import CHUNK, md5_of
+from gitmodel.placement import place, remove_if_exists, save_to_cache
 
 
 
