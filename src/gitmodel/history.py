@@ -257,19 +257,16 @@ def tracked_at(root: Path, rev: Revision, models: list[str],
     states = {}
     for m, rel, data in zip(models, paths, blobs):
         state = ModelState(m, rel)
-        if data is not None:
-            source = root / (rel + ".dvc")
-            out = store.parse_dvc_file(data.decode("utf-8", "replace"), source)
-            if out is not None:
-                state.md5, state.size, state.tracked_by = out.md5, out.size, rel + ".dvc"
+        out = store.entry_from(root, rel, None if data is None else data.decode("utf-8", "replace"), lock_text)
+        if out is not None:
+            state.md5, state.size = out.md5, out.size
+            if out.source.name == store.LOCK_FILE:
+                state.tracked_by = store.LOCK_FILE
+                state.lineage = store.lock_lineage(lock_text, out.source, rel) or {}
+            else:
+                state.tracked_by = rel + ".dvc"
                 state.lineage = dict(out.meta.get("lineage") or {})
                 state.gguf = dict(out.meta.get("gguf") or {})
-        elif lock_text is not None:
-            lock = root / store.LOCK_FILE
-            out = store.parse_lock(lock_text, lock, rel)
-            if out is not None:
-                state.md5, state.size, state.tracked_by = out.md5, out.size, store.LOCK_FILE
-                state.lineage = store.lock_lineage(lock_text, lock, rel) or {}
         states[m] = state
     return states
 

@@ -321,12 +321,9 @@ def tracked_md5_at(reader: gitrepo.ObjectReader, commits: list[str], rel: str) -
     found: dict[str, str | None] = {}
     for i, commit in enumerate(commits):
         dvc_blob, lock_blob = blobs[i], blobs[len(commits) + i]
-        out = None
         try:
-            if dvc_blob is not None:
-                out = store.parse_dvc_file(dvc_blob[1].decode("utf-8"), Path(rel + ".dvc"))
-            elif lock_blob is not None:
-                out = store.parse_lock(lock_blob[1].decode("utf-8"), Path(store.LOCK_FILE), rel)
+            out = store.entry_from(Path(), rel, None if dvc_blob is None else dvc_blob[1].decode("utf-8"),
+                                   None if lock_blob is None else lock_blob[1].decode("utf-8"))
         except (GitModelError, UnicodeDecodeError):
             out = None
         found[commit] = out.md5 if out else None

@@ -130,6 +130,17 @@ def lock_entries(text: str, lock_file: Path, prefixes: tuple[str, ...]) -> dict:
             if any(str(out.get("path", "")).startswith(prefixes) for out in stage.get("outs") or [])}
 
 
+def entry_from(base: Path, rel: str, dvc_text: str | None, lock_text: str | None) -> TrackedOut | None:
+    """How DVC tracks ``rel`` given the texts of its ``.dvc`` file and of ``dvc.lock`` (either may be
+    None), read from the workspace or from a git revision: the ``.dvc`` file when there is one, else
+    the ``dvc.lock`` out. ``base`` is the folder the paths in the result are relative to."""
+    if dvc_text is not None:
+        return parse_dvc_file(dvc_text, Path(base) / (rel + ".dvc"))
+    if lock_text is not None:
+        return parse_lock(lock_text, Path(base) / LOCK_FILE, rel)
+    return None
+
+
 def tracked(root: Path, path: Path) -> TrackedOut | None:
     """How DVC tracks ``path`` in the workspace: its ``.dvc`` file, else a ``dvc.lock`` out."""
     root = Path(root)

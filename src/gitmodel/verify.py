@@ -48,15 +48,11 @@ def _object_file(root: Path, md5: str, rel: str, what: str, hashes) -> Path:
 
 
 def _tracked_md5_at(root: Path, rev: str | None, rel: str) -> str | None:
-    text = gitrepo.read_at(root, rev, rel + ".dvc")
-    if text is not None:
-        out = store.parse_dvc_file(text.decode("utf-8"), root / (rel + ".dvc"))
-        return out.md5 if out else None
-    lock = gitrepo.read_at(root, rev, store.LOCK_FILE)
-    if lock is not None:
-        out = store.parse_lock(lock.decode("utf-8"), root / store.LOCK_FILE, rel)
-        return out.md5 if out else None
-    return None
+    dvc = gitrepo.read_at(root, rev, rel + ".dvc")
+    lock = gitrepo.read_at(root, rev, store.LOCK_FILE) if dvc is None else None
+    out = store.entry_from(root, rel, None if dvc is None else dvc.decode("utf-8"),
+                           None if lock is None else lock.decode("utf-8"))
+    return out.md5 if out else None
 
 
 def _diff(stored: bytes, reproduced: bytes) -> list[Difference]:
