@@ -13,24 +13,35 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolate(tmp_path_factory, monkeypatch):
-    """A fresh HOME, git identity and DVC site cache for every test (gto's `isolate`)."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
-    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+def _isolate_env(mp: pytest.MonkeyPatch, home: Path, identity: tuple[str, str] | None = None) -> None:
+    """A fresh HOME, git identity and DVC site cache (gto's `isolate`), on a MonkeyPatch.
+
+    ``identity`` (name, email) makes author and committer one person, as in the
+    session templates, whose tags tests read back."""
+    mp.setenv("HOME", str(home))
+    mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    mp.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    mp.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
+    mp.setenv("DVC_NO_ANALYTICS", "1")
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for key, value in {
         "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
         "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "committer@example.com",
     }.items():
-        monkeypatch.setenv(key, value)
+        mp.setenv(key, value)
+    if identity:
+        for role in ("AUTHOR", "COMMITTER"):
+            mp.setenv(f"GIT_{role}_NAME", identity[0])
+            mp.setenv(f"GIT_{role}_EMAIL", identity[1])
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[user]\n\tname = Test\n\temail = t@example.com\n")
     # the venv's scripts (git-model, dvc) must be found by git and by dvc repro
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.fixture(autouse=True)
+def isolate(tmp_path_factory, monkeypatch):
+    """Every test runs isolated."""
+    _isolate_env(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -111,14 +122,7 @@ def _make_registry(path: Path, demo: Path) -> Path:
 @pytest.fixture(scope="session")
 def registry_template(tmp_path_factory, demo_dir) -> Path:
     with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("template-home")
-        mp.setenv("HOME", str(home))
-        mp.setenv("DVC_NO_ANALYTICS", "1")
-        mp.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
-        for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-            mp.setenv(key, "Test")
-        for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-            mp.setenv(key, "t@example.com")
+        _isolate_env(mp, tmp_path_factory.mktemp("template-home"), identity=("Test", "t@example.com"))
         return _make_registry(tmp_path_factory.mktemp("template") / "repo", demo_dir)
 
 
@@ -171,17 +175,7 @@ def _make_released(path: Path, demo: Path) -> Path:
 @pytest.fixture(scope="session")
 def released_template(tmp_path_factory, demo_dir) -> Path:
     with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("released-home")
-        (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-        mp.setenv("HOME", str(home))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.setenv("DVC_NO_ANALYTICS", "1")
-        mp.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
-        for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-            mp.setenv(key, "Test")
-        for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-            mp.setenv(key, "t@example.com")
-        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        _isolate_env(mp, tmp_path_factory.mktemp("released-home"), identity=("Test", "t@example.com"))
         return _make_released(tmp_path_factory.mktemp("released") / "repo", demo_dir)
 
 
