@@ -48,6 +48,7 @@ class Inputs:
     url: str | None = None
     entry: str | None = None
     openai: dict = field(default_factory=dict)
+    max_line_bytes: int = params.EVAL_DEFAULTS["max_line_bytes"]
 
 
 @dataclass
@@ -130,7 +131,7 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
                   model_ref=model_ref, evalset_file=evalset_file,
                   evalset_ref={"name": evalset, "path": evalset_rel, "md5": evalset_md5},
                   params=recorded_params(p), settings=_settings(p), url=url, entry=entry,
-                  openai=dict(p.get("openai") or {}))
+                  openai=dict(p.get("openai") or {}), max_line_bytes=p["max_line_bytes"])
 
 
 def _module_file(root: Path, entry: str) -> Path | None:
@@ -252,10 +253,9 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         if not force and _is_current(previous, inputs) and (root / outputs_rel).is_file():
             return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
         started = time.perf_counter()
-        examples = evalsets.load(inputs.evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
+        examples = evalsets.load(inputs.evalset_file, max_line_bytes=inputs.max_line_bytes)
         predictions, info = predict(inputs, examples, progress_factory)
-        refusal = params.eval_params(root)["refusal_patterns"]
-        doc = build_doc(inputs, examples, predictions, info, refusal)
+        doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
         metrics.validate_metrics(doc, metrics_rel)
         outputs = render_outputs(examples, predictions)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
