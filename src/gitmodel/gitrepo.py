@@ -47,16 +47,14 @@ def stage(root: Path, paths) -> None:
 def status(root: Path, paths=()) -> list[tuple[str, str]]:
     """(XY status, path) pairs from ``git status --porcelain`` for the given paths."""
     out = run_git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *map(str, paths))
+    items = iter(out.decode("utf-8", "surrogateescape").split("\0"))
     entries = []
-    for item in out.decode("utf-8", "surrogateescape").split("\0"):
+    for item in items:
         if item:
             entries.append((item[:2], item[3:]))
+            if item[0] in "RC":
+                next(items, None)  # -z puts a rename's or copy's original path in a field of its own
     return entries
-
-
-def is_ignored(root: Path, path: Path | str) -> bool:
-    proc = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--", str(path)])
-    return proc.returncode == 0
 
 
 def show_file(root: Path, rev: str, path: str) -> bytes | None:
