@@ -99,18 +99,22 @@ def list_dir_at(root: Path, rev: str | None, folder: str) -> list[str]:
 # One `git for-each-ref` for every tag and one `git cat-file --batch` process
 # for every blob: history commands cost two subprocesses, not one per release.
 
-TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)%00%(taggername)%00%(taggeremail)%00%(contents)%01"
+TAG_FORMAT = ("%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(*objecttype)%00"
+              "%(creatordate:unix)%00%(taggername)%00%(taggeremail)%00%(contents)%01")
 
 
 def list_tags(root: Path) -> list[dict]:
     """Every tag: name, commit it points to, unix time, tagger, full message (annotated tags)."""
     out = run_git(root, "for-each-ref", "refs/tags", f"--format={TAG_FORMAT}")
-    tags = []
+    tags: list[dict] = []
+    nested: list[int] = []
     for record in out.decode("utf-8", "surrogateescape").split("\x01"):
         record = record.lstrip("\n")
         if not record:
             continue
-        name, kind, obj, peeled, when, tagger, email, message = record.split("\0", 7)
+        name, kind, obj, peeled, peeled_kind, when, tagger, email, message = record.split("\0", 8)
+        if peeled_kind == "tag":
+            nested.append(len(tags))  # a tag of a tag: `*` peels one level only
         tags.append({
             "name": name,
             "annotated": kind == "tag",
@@ -119,6 +123,8 @@ def list_tags(root: Path) -> list[dict]:
             "tagger": f"{tagger} {email}".strip(),
             "message": message.rstrip("\n") if kind == "tag" else "",
         })
+    for i in nested:  # rare: one rev-parse each is fine
+        tags[i]["commit"] = resolve_commit(root, f"refs/tags/{tags[i]['name']}") or tags[i]["commit"]
     return tags
 
 
