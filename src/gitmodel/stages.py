@@ -239,12 +239,19 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         "Accepted-Risk": result.accepted_risk,
     }
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
+        # the gate ran without the lock (it may evaluate for minutes): what it decided on is read
+        # again under the lock, and the counter is taken from the registry read there
         reg = registry_mod.load(root)
+        release = find_release(reg, model, version)
         now_holder = reg.holder(model, PROD)
         if (now_holder and now_holder.tag) != (prod_holder and prod_holder.tag):
             now = now_holder.tag if now_holder else "none"
             raise StageError(f"{model}#prod changed while the gate ran (now {now})",
                              hint="run the promotion again: it gates against the new prod version")
+        current = reg.holder(model, stage)
+        if current is not None and current.version == release.version and fraction_of(current) == fraction:
+            result.unchanged, result.tag, result.counter = True, current.tag, current.counter
+            return result
         result.tag, result.counter = assign(root, reg, model, stage, release, trailers)
     result.message = tag_message(model, stage, release.version, trailers)
     return result

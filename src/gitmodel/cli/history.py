@@ -33,8 +33,10 @@ def _local_date(timestamp: int) -> str:
 @click.option("--message", "-m", help="What changed in this release; goes into the tag message after GTO's line.")
 @click.option("--allow-lower", is_flag=True,
               help="Release a version below the highest existing one (e.g. a fix on an older line).")
+@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another git-model command holding the repository lock.")
 @json_option
-def release(model, version, message, allow_lower, as_json) -> None:
+def release(model, version, message, allow_lower, wait, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
 
     VERSION is SemVer (1.2.0 or v1.2.0, pre-releases like v1.3.0-rc.1 too)
@@ -55,7 +57,11 @@ def release(model, version, message, allow_lower, as_json) -> None:
     """
     from gitmodel import releasing
 
-    result = releasing.release(model, version, message=message, allow_lower=allow_lower)
+    def on_wait(holder: str) -> None:
+        click.echo(f"Waiting for the repository lock held by {holder} ...", err=True)
+
+    result = releasing.release(model, version, message=message, allow_lower=allow_lower, wait=wait,
+                               on_wait=on_wait)
     if as_json:
         emit_json({"tag": result.tag, "model": result.model, "version": str(result.version),
                    "commit": result.commit, "record": result.record})
