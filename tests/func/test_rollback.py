@@ -432,8 +432,14 @@ def test_a_rollback_during_an_eval_waits_for_it_with_wait(in_prod):
     rollback = subprocess.run([tool("git-model"), "rollback", MODEL, "--wait", "120"], cwd=repo,
                               capture_output=True, text=True, check=False)
     proc.communicate()
-    assert proc.returncode == 0 and rollback.returncode == 0, rollback.stderr
+    assert proc.returncode == 0, proc.stderr
     assert rollback.stderr.startswith(f"Waiting for the repository lock held by pid {proc.pid} on ")
+    # once it has the lock, the rollback finds the eval's new (uncommitted) result and keeps it
+    assert rollback.returncode == 3
+    assert "Error: the rollback would overwrite or remove what git does not hold: " \
+           f"metrics/{MODEL}/sentiment.json (uncommitted change)" in rollback.stderr
+    git(repo, "commit", "-q", "-am", "re-evaluated")
+    gm_ok("rollback", MODEL)
     assert consistent(repo) == V2      # the eval's metrics (of v1.10.0) were replaced by v1.2.0's
 
 

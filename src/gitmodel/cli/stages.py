@@ -145,6 +145,8 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  {result.path}: md5 {result.md5} (already in the workspace)")
     if result.restored:
         click.echo(f"  restored: {', '.join(result.restored)}")
+    if result.removed:
+        click.echo(f"  removed:  {', '.join(result.removed)} (committed at HEAD, not part of {result.target})")
     if no_commit:
         click.echo("Not committed and prod not reassigned (--no-commit). To record it: "
                    f"git model rollback {model} --to {result.target}")
