@@ -161,8 +161,6 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
     if head is None:
         raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
     reg = registry_mod.load(root)
-    _check_version_order(reg, model, parsed, tag, allow_lower)
-
     on_head = reg.releases_at(model, head)
     if on_head:
         # GTO maps a commit to one version of a model (a deregistered one too): a second one makes
@@ -170,6 +168,7 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         how = " (deregistered)" if all(r.deregistered for r in on_head) else ""
         raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head[-1].tag}{how}",
                              hint="commit the new model first; a commit holds one version of a model")
+    _check_version_order(reg, model, parsed, tag, allow_lower)
     rev = registry_mod.Revision("HEAD", head)
     with gitrepo.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]
