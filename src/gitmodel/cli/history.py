@@ -45,7 +45,8 @@ def release(model, version, message, allow_lower, wait, as_json) -> None:
     dvc.lock entry or its metrics have uncommitted changes, when the
     workspace weights differ from the committed ones, when metrics are
     missing or stale (measured on another model md5 or eval set), or when
-    the tag exists. The tag is GTO's: its message starts with `Registering
+    the tag exists. Checks and tag hold the repository lock (--wait waits for
+    it). The tag is GTO's: its message starts with `Registering
     artifact MODEL version vX.Y.Z`, then your message, then a JSON record of
     the model md5, lineage and headline metrics per eval set, so `gto show`
     and `dvc artifacts get` read it. Push it with `git push origin TAG`.
