@@ -367,6 +367,7 @@ def rollback(model: str, to: str | None = None, *, no_commit: bool = False, forc
 def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force: bool) -> RollbackResult:
     reg = registry_mod.load(root)
     release = stages.find_release(reg, model, to) if to is not None else default_target(reg, model)
+    stages.check_stageable(reg, release)
     holder = reg.holder(model, stages.PROD)
     rel = dvcyaml.model_path(model)      # the layout is a contract: models/<name>.gguf
     path = root / rel

@@ -64,7 +64,18 @@ def find_release(reg: Registry, model: str, version: str) -> Release:
         what = "was deregistered" if release is not None else "does not exist"
         raise UnknownVersion(f"release {model}@{wanted} {what}; releases of {model}: "
                              f"{', '.join(str(r.version) for r in releases)}")
+    check_stageable(reg, release)
     return release
+
+
+def check_stageable(reg: Registry, release: Release) -> None:
+    """Refuse a stage tag on a commit holding several versions of the model: GTO could no longer read
+    the registry (it maps a commit to one version), and neither could git-model."""
+    on_commit = reg.releases_at(release.model, release.commit)
+    if len(on_commit) > 1:
+        raise StageError(f"commit {release.commit[:12]} holds several versions of {release.model} "
+                         f"({', '.join(r.tag for r in on_commit)}): a stage tag on it would make `gto show` fail",
+                         hint="delete the release tag that should not be there (git tag -d TAG), then try again")
 
 
 def format_trailers(trailers: dict[str, str | None]) -> str:

@@ -213,3 +213,19 @@ def test_a_lightweight_release_tag_is_not_a_release(released):
     git(released, "add", "NOTES.md")
     git(released, "commit", "-q", "-m", "notes")
     assert gm_ok("release", MODEL, "v1.11.0").stdout.startswith(f"Released {MODEL}@v1.11.0 on ")
+
+
+def test_no_stage_tag_goes_on_a_commit_with_two_versions(gm_repo):
+    [c] = commits(gm_repo, 1)
+    tag(gm_repo, "m@v1.0.0", c, T0 + 10)
+    tag(gm_repo, "m@v1.1.0", c, T0 + 11)
+    before = git(gm_repo, "tag", "-l")
+    for command in (["promote", "m", "v1.1.0", "--stage", "staging"], ["rollback", "m", "--to", "v1.0.0"]):
+        result = gm(*command)
+        assert result.exit_code == 3, command
+        assert result.stderr.splitlines()[0] == (
+            f"Error: commit {c[:12]} holds several versions of m (m@v1.0.0, m@v1.1.0): a stage tag on it would "
+            "make `gto show` fail")
+    assert git(gm_repo, "tag", "-l") == before
+    shown = gto(gm_repo, "show", "--json")
+    assert shown["m"]["version"] == "v1.1.0" and not any(shown["m"]["stage"].values())
