@@ -40,14 +40,18 @@ def _check_message(message: str | None) -> str | None:
     return message
 
 
-def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str,
-                         allow_lower: bool) -> None:
-    releases = reg.releases.get(model, [])
+def _check_tag_free(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str) -> None:
     if tag in reg.tag_names:
         existing = reg.release(model, version)
         where = f" on commit {existing.commit[:7]}" if existing else ""
         raise ReleaseRefused(f"tag {tag} already exists{where}: a release is immutable",
-                             hint=f"release the next version instead, e.g. {_next_patch(releases, version)}")
+                             hint=f"release the next version instead, e.g. "
+                                  f"{_next_patch(reg.releases.get(model, []), version)}")
+
+
+def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str,
+                         allow_lower: bool) -> None:
+    releases = reg.releases.get(model, [])
     for r in releases:
         if r.version == version:   # same SemVer precedence (build metadata differs), or deregistered
             how = f"released and deregistered ({r.tag}!)" if r.deregistered else f"already released as {r.tag}"
@@ -161,6 +165,7 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
     if head is None:
         raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
     reg = registry_mod.load(root)
+    _check_tag_free(reg, model, parsed, tag)
     on_head = reg.releases_at(model, head)
     if on_head:
         # GTO maps a commit to one version of a model (a deregistered one too): a second one makes
