@@ -212,14 +212,20 @@ def load(root: Path) -> Registry:
         for r in registry.releases.get(parsed.name, []):
             if r.version == parsed.version and r.commit == t["commit"] and t["time"] >= r.time:
                 r.deregistered = True
+    by_commit: dict[tuple[str, str], list[Release]] = {}
+    for model, releases in registry.releases.items():
+        for r in releases:
+            by_commit.setdefault((model, r.commit), []).append(r)
     for order, parsed, t in parsed_tags:
         if parsed.kind != "stage":
             continue
-        on_commit = registry.releases_at(parsed.name, t["commit"])
+        on_commit = by_commit.get((parsed.name, t["commit"]), [])
         if len(on_commit) > 1:
+            shown = ", ".join(r.tag for r in on_commit[:3]) + (f" and {len(on_commit) - 3} more"
+                                                               if len(on_commit) > 3 else "")
             registry.conflicts.setdefault(parsed.name, []).append(
                 f"stage tag {t['name']} points to commit {t['commit'][:12]}, which holds several versions "
-                f"({', '.join(r.tag for r in on_commit)})")
+                f"({shown})")
         registry.stage_events.setdefault(parsed.name, []).append(StageEvent(
             parsed.name, parsed.stage, parsed.counter, t["name"], t["commit"], t["time"], t["tagger"],
             t["message"], unassign=parsed.cancel, version=on_commit[0].version if on_commit else None,
