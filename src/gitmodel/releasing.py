@@ -2,9 +2,10 @@
 
 Every check runs before the one write (``git tag``), so a refused release
 leaves no trace; checks and write hold the repository lock, so two releases
-cannot both pass the checks on one commit. The tag is GTO's ``<model>@v<semver>``, annotated, on the
-commit HEAD pointed to when the checks began; its message is GTO's first line,
-the user's message and a record of what was released (history.release_message).
+cannot both pass the checks on one commit. The tag is GTO's
+``<model>@v<semver>``, annotated, on the commit HEAD pointed to when the
+checks began; its message is GTO's first line, the user's message and a
+record of what was released (history.release_message).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _check_tag_free(reg: registry_mod.Registry, model: str, version: refs.Versio
                                   f"{_next_patch(reg.releases.get(model, []), version)}")
 
 
-def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str,
+def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version,
                          allow_lower: bool) -> None:
     releases = reg.releases.get(model, [])
     for r in releases:
@@ -173,7 +174,7 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         how = " (deregistered)" if all(r.deregistered for r in on_head) else ""
         raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head[-1].tag}{how}",
                              hint="commit the new model first; a commit holds one version of a model")
-    _check_version_order(reg, model, parsed, tag, allow_lower)
+    _check_version_order(reg, model, parsed, allow_lower)
     rev = registry_mod.Revision("HEAD", head)
     with gitrepo.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]

@@ -1,10 +1,12 @@
 """``git model rollback``: a released model back in the workspace, verified, committed and in prod.
 
-Order of work (issue 5), so that nothing can be lost:
+Order of work, so that nothing can be lost:
 
 1. resolve the target release and the model's DVC entry at the release commit
    (its ``.dvc`` file, or its ``outs:`` entry in ``dvc.lock`` when a training
-   stage produced it);
+   stage produced it); refuse when a file to be overwritten or removed holds
+   content git does not (untracked, edited or staged), or, when committing,
+   when HEAD is detached;
 2. the object: in the local DVC cache, else fetched from the default DVC
    remote, else stop naming the md5 -- nothing has been touched yet;
 3. refuse when the workspace model holds bytes that are not in the cache
@@ -366,8 +368,11 @@ def rollback(model: str, to: str | None = None, *, no_commit: bool = False, forc
 
 def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force: bool) -> RollbackResult:
     reg = registry_mod.load(root)
-    release = stages.find_release(reg, model, to) if to is not None else default_target(reg, model)
-    stages.check_stageable(reg, release)
+    if to is not None:
+        release = stages.find_release(reg, model, to)
+    else:
+        release = default_target(reg, model)
+        stages.check_stageable(reg, release)
     holder = reg.holder(model, stages.PROD)
     rel = dvcyaml.model_path(model)      # the layout is a contract: models/<name>.gguf
     path = root / rel
