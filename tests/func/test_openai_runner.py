@@ -117,7 +117,8 @@ def test_matches_the_in_process_runner_on_the_demo_eval_set(llama_server, demo_e
         assert mine.output_tokens == 1  # " positive" and " negative" are one token each in the demo vocabulary
     info = runner.info()
     assert info == {"name": "openai", "version": str(Path(info["version"])), "url": llama_server,
-                    "llama_cpp_version": None, "scoring": "echo"}
+                    "llama_cpp_version": None, "scoring": "echo", "served_model": info["version"],
+                    "served_md5": None}   # llama_cpp.server does not say the md5 of what it serves
     assert info["version"].endswith("sentiment-v2.gguf")  # llama_cpp.server reports the model path as its id
 
 
