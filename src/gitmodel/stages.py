@@ -274,6 +274,7 @@ class MetricsStatus:
     model_md5: str | None
     stale: bool
     reason: str | None = None
+    unverified: str | None = None      # why the producer is not tied to the model md5 (None: it is)
 
 
 @dataclass
@@ -310,7 +311,7 @@ class ModelStatus:
             "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
                                  "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
-                         "reason": m.reason} for m in self.metrics],
+                         "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
         }
 
 
@@ -352,7 +353,8 @@ def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[Met
             continue
         reasons = provenance.workspace_staleness(root, doc, tracked_md5)
         reason = "; ".join(reasons) or None
-        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason))
+        unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
+        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
     return found
 
 

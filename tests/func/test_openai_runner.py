@@ -510,6 +510,10 @@ def test_a_server_on_other_weights_is_unverified_and_release_refuses_it(registry
     assert doc["runner"]["url"] == server_v3.url
     assert doc["runner"]["served_model"].endswith("sentiment-v3.gguf") and doc["runner"]["served_md5"] is None
     assert doc["params"]["openai"] == {"model": None, "scoring": "echo", "top_logprobs": 20}
+    status = ok(runner.invoke(cli, ["status", "sentiment-v2"])).output
+    assert (f"  metrics:    sentiment: up to date, UNVERIFIED ({server_v3.url} served model "
+            f"{doc['runner']['served_model']!r} without saying its md5, so nothing ties it to md5 "
+            f"{doc['model']['md5']})") in status
     git(registry, "add", "-A")
     git(registry, "commit", "-q", "-m", "openai eval")
     refused = runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0"])

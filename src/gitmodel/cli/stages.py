@@ -179,7 +179,8 @@ def _render_status(st) -> list[str]:
         lines.append("  stages:     none")
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
-        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date"))
+        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date")
+                     + (f", UNVERIFIED ({m.unverified})" if m.unverified else ""))
     if not st.metrics:
         lines.append("  metrics:    none")
     return lines
