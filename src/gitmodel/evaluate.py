@@ -262,8 +262,7 @@ def timing_conditions_for(inputs: Inputs) -> dict:
     return provenance.timing_conditions(inputs.runner_kind, 1, n_threads)
 
 
-def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns,
-              timing_conditions: dict | None = None) -> dict:
+def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns) -> dict:
     runner = {"name": inputs.runner_kind, "version": str(runner_info.get("version", "unknown")),
               "llama_cpp_version": runner_info.get("llama_cpp_version")}
     for key, value in runner_info.items():
@@ -276,7 +275,7 @@ def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_
         "params": inputs.params,
         "runner": runner,
         "verification": verification_for(inputs, runner_info),
-        "timing_conditions": timing_conditions or timing_conditions_for(inputs),
+        "timing_conditions": timing_conditions_for(inputs),
         "metrics": metrics.compute(examples, predictions,
                                    (*metrics.DEFAULT_REFUSAL_PATTERNS, *refusal_patterns)),
     }
