@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, locking, project, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, locking, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 
 
@@ -136,7 +136,8 @@ class ReleasePlan:
 
 
 def release(model: str, version: str, message: str | None = None, allow_lower: bool = False,
-            wait: float = 0.0, on_wait=None, start: Path | None = None) -> ReleaseResult:
+            start: Path | None = None, accept_unverified: str | None = None, wait: float = 0.0,
+            on_wait=None) -> ReleaseResult:
     """Tag HEAD as ``<model>@v<semver>`` after checking that HEAD holds that model, committed,
     with current metrics, and that the version goes above every earlier one.
 
@@ -151,14 +152,14 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
     message = _check_message(message)
     root = project.open_root(start)
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
-        plan = plan_release(root, model, parsed, message, allow_lower)
+        plan = plan_release(root, model, parsed, message, allow_lower, accept_unverified)
         # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
         gitrepo.create_tag(root, plan.tag, plan.commit, plan.text, cleanup="whitespace")
     return ReleaseResult(plan.model, plan.version, plan.tag, plan.commit, plan.record, plan.text)
 
 
 def plan_release(root: Path, model: str, parsed: refs.Version, message: str | None,
-                 allow_lower: bool) -> ReleasePlan:
+                 allow_lower: bool, accept_unverified: str | None = None) -> ReleasePlan:
     """Every check of a release, reading only; raises when the release is refused. The caller holds
     the repository lock, so what is checked here still holds when the tag is written."""
     tag = refs.release_tag(model, parsed)
@@ -209,6 +210,9 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
                 f"{r.path} is stale: it used eval set md5 {measured_set}, but the committed "
                 f"{dvcyaml.evalset_path(r.evalset)} is md5 {tracked_set}",
                 hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
+
+    if provenance.check_verified(results, accept_unverified, f"release {tag}"):
+        message = provenance.with_accepted_unverified(message, accept_unverified)
 
     record = {
         "schema_version": history.RECORD_SCHEMA,
