@@ -311,6 +311,8 @@ def resolve(root: Path, text: str, registry: Registry | None = None) -> Revision
             if event is None:
                 stages = sorted(registry.holders(model))
                 known = f"; stages of {model}: {', '.join(stages)}" if stages else \
+                    f"; '{model}' is deprecated (a {model}@deprecated tag is its newest), so no stage " \
+                    "holds it" if model in registry.deprecated else \
                     "" if model in registry.models() else \
                     f"; model '{model}' has no releases or stages{_closest(model, registry.models())}"
                 raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{known}",

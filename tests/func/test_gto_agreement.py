@@ -154,6 +154,10 @@ def test_gto_agreement_on_the_zoo(zoo):
         assert sorted(str(r.version) for r in reg.releases[model] if r.deregistered) == gto_deregistered, model
         if model not in shown:                                # deprecated: gto shows nothing of it
             assert model in reg.deprecated and reg.holders(model) == {}, model
+            with pytest.raises(registry.UnknownRevision) as e:
+                registry.resolve(zoo, f"{model}#prod")
+            assert e.value.message == (f"{model}#prod: no version of '{model}' holds stage 'prod'; '{model}' is "
+                                       f"deprecated (a {model}@deprecated tag is its newest), so no stage holds it")
             continue
         assert model not in reg.deprecated, model
         latest = reg.latest(model)
