@@ -57,8 +57,8 @@ def test_gate_names_a_bad_model_and_a_bad_gate_setting(runner, gm_repo):
     (gm_repo / "params.yaml").write_text("gate:\n  tolerances: {accuracy: 0.1}\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.exit_code == 3
-    assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.tolerances is not a gate setting "
-                             "(known: quality_tolerance, timing_tolerance, tolerance, accept)\n")
+    assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.tolerances is not a gate setting; did you mean "
+                             "'tolerance'? (known: quality_tolerance, timing_tolerance, psi_alert, tolerance, accept)\n")
     (gm_repo / "params.yaml").write_text("gate:\n  timing_tolerance: fast\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.timing_tolerance must be a number >= 0, "

@@ -145,29 +145,35 @@ def test_behaviour_lists_flips_changes_and_one_sided_examples():
     assert b["only_old"] == ["gone"] and b["only_new"] == ["new"]
     assert b["counts"] == {"correct_to_wrong": 1, "wrong_to_correct": 1, "label_changed": 3,
                            "generation_changed": 1, "only_old": 1, "only_new": 1}
-    assert b["examples"]["a"] == {"old": {"output": "pos", "label": "pos", "confidence": 0.9, "correct": True},
-                                  "new": {"output": "neg", "label": "neg", "confidence": 0.8, "correct": False}}
+    assert b["examples"]["a"] == {
+        "old": {"output": "pos", "label": "pos", "confidence": 0.9, "correct": True, "tie": False},
+        "new": {"output": "neg", "label": "neg", "confidence": 0.8, "correct": False, "tie": False}}
+    # each example once, with everything that changed for it
+    assert b["changes"] == {"a": ["correct -> wrong", "label pos -> neg"], "b": ["wrong -> correct", "label pos -> neg"],
+                            "c": ["label neg -> pos"], "g": ["generation changed"]}
     assert b["examples"]["gone"]["new"] is None and b["examples"]["new"]["old"] is None
     for key in ("output_tokens", "confidence", "label"):
         entry = b["psi"][key]
-        assert entry["psi"] >= 0 and entry["band"] in ("stable", "moderate", "significant")
+        assert (entry["psi"], entry["band"]) == (None, "insufficient data")   # 4 examples
 
 
 def test_behaviour_psi_bands_and_missing_distributions():
     same = outputs(*({"id": f"x{i}", "label": "pos" if i % 2 else "neg", "confidence": 0.5 + i / 100,
-                      "correct": True} for i in range(40)))
+                      "correct": True} for i in range(60)))
     b = behaviour(same, same)
-    assert b["psi"]["label"] == {"psi": 0.0, "band": "stable"}
-    assert b["psi"]["confidence"] == {"psi": 0.0, "band": "stable"}
+    assert b["psi"]["label"] == {"psi": 0.0, "band": "stable", "bins": 2, "n_expected": 60, "n_actual": 60,
+                                 "smoothing": "additive smoothing: +0.5 per bin"}
+    assert (b["psi"]["confidence"]["psi"], b["psi"]["confidence"]["band"]) == (0.0, "stable")
     assert not any(b[k] for k in ("correct_to_wrong", "wrong_to_correct", "label_changed", "only_old"))
-    shifted = outputs(*({"id": f"x{i}", "label": "pos", "confidence": 0.99, "correct": True} for i in range(40)))
+    shifted = outputs(*({"id": f"x{i}", "label": "pos", "confidence": 0.99, "correct": True} for i in range(60)))
     b = behaviour(same, shifted)
     assert b["psi"]["label"]["band"] == "significant"
     assert b["psi"]["confidence"]["band"] == "significant"
     generations = outputs({"id": "g", "output": "text", "output_tokens": 3})
     b = behaviour(generations, generations)
     assert b["psi"]["confidence"] is None and b["psi"]["label"] is None
-    assert b["psi"]["output_tokens"] == {"psi": 0.0, "band": "stable"}
+    # one generation: too few for a PSI, said as such rather than given a band
+    assert (b["psi"]["output_tokens"]["psi"], b["psi"]["output_tokens"]["band"]) == (None, "insufficient data")
     assert behaviour(None, generations)["only_new"] == ["g"]
 
 
@@ -198,14 +204,14 @@ def test_gate_passes_equal_and_better_and_lists_every_metric():
     assert (r["n"].verdict, r["n"].rule) == ("info", "info: not gated")
     assert (r["accuracy"].verdict, r["accuracy"].rule) == ("pass", ">= baseline - 0")
     assert r["label_psi"].rule == "<= baseline + 0"
-    assert r["output_tokens.mean"].rule == "within ±0"
+    assert r["output_tokens.mean"].rule == "within ±10 %"     # the length metrics' declared default
     assert r["latency_ms.p50"].rule == "<= baseline * 1.5"     # timing: relative 50 % by default
     assert r["tokens_per_second"].rule == ">= baseline * 0.5"
 
 
 def test_gate_quality_regressions_fail_by_direction():
     worse = {**BASE, "accuracy": 0.84, "label_psi": 0.104378, "labels": {"positive": {"fpr": 0.3, "precision": 0.9}},
-             "output_tokens": {"mean": 31.0}}
+             "output_tokens": {"mean": 33.5}}
     report = gate(BASE, worse)
     assert not report.passed
     assert [r.metric for r in report.failures] == ["accuracy", "labels.positive.fpr", "label_psi",
@@ -285,7 +291,11 @@ def test_gate_accepted_tradeoff_lets_a_chosen_regression_through():
      "params.yaml: gate.accept[0] (accuracy): max_regression must be a number >= 0 (how much worse than the "
      "baseline, in the metric's units), got -1"),
     ({"metric": "accuracy", "max_regression": 0.1, "reason": "x"},
-     "params.yaml: gate.accept[0] (accuracy): unknown key 'reason' (an entry has metric, max_regression, rationale)"),
+     "params.yaml: gate.accept[0] (accuracy): unknown key 'reason' (an entry has metric, max_regression, "
+     "rationale; did you mean 'rationale'?)"),
+    ({"metric": "accuracy", "max_regresion": 0.1, "rationale": "x"},
+     "params.yaml: gate.accept[0] (accuracy): unknown key 'max_regresion' (an entry has metric, max_regression, "
+     "rationale; did you mean 'max_regression'?)"),
     ("accuracy", "params.yaml: gate.accept[0] must be a mapping with metric, max_regression and rationale, "
                  "got 'accuracy'"),
 ])
