@@ -406,7 +406,8 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
 
 def _distinct(a: float, b: float) -> tuple[str, str]:
     """``a`` and ``b`` with the fewest significant digits (at least 3) that tell them apart."""
-    for digits in range(3, 18):
+    whole = len(str(int(max(abs(a), abs(b)))))   # never an exponent for the integer part
+    for digits in range(max(3, whole + 1), 18):
         x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
         if x != y or a == b:
             return x, y
