@@ -240,6 +240,9 @@ def test_init_ci_github_writes_a_workflow_that_passes_actionlint(gm_repo, runner
     text = path.read_text()
     assert "fetch-depth: 0" in text and 'git model diff "origin/$BASE_REF" HEAD --md > comment.md' in text
     assert ci.COMMENT_MARKER in text and "updateComment" in text and "createComment" in text
+    # the comment is cut to fit GitHub's limit: the full report goes up as the artifact it points to
+    assert "uses: actions/upload-artifact@v4" in text and "name: model-diff-report" in text
+    assert 'git model diff "origin/$BASE_REF" HEAD --examples --json > model-diff.json' in text
     # idempotent, and an edited workflow is the user's
     again = runner.invoke(cli, ["init", "--ci", "github", "--json"])
     assert json.loads(again.stdout)["ci"] == {"path": ci.WORKFLOW_PATH, "status": "unchanged"}
