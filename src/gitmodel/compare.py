@@ -580,7 +580,7 @@ class GatePolicy:
     quality_tolerance: float = 0.0    # absolute, for quality metrics without a tolerance of their own
     timing_tolerance: float = 0.5     # relative, for timing metrics without one
     psi_alert: float = PSI_ALERT      # the output PSI at or above which the gate fails
-    builtin: frozenset[str] = frozenset()   # tolerance keys that are defaults, not the user's
+    builtin: frozenset[str] = frozenset()   # keys of the built-in tolerances: no result need match them
     where: str = "params.yaml: gate"
 
     SETTINGS = ("quality_tolerance", "timing_tolerance", "psi_alert", "tolerance", "accept")
@@ -607,7 +607,7 @@ class GatePolicy:
         builtin = parse_tolerances(builtin_tolerances, f"{where}.tolerance")
         user = parse_tolerances(section.get("tolerance"), f"{where}.tolerance")
         return cls({**builtin, **user}, parse_tradeoffs(section.get("accept"), f"{where}.accept"), **numbers,
-                   builtin=frozenset(set(builtin) - set(user)), where=where)
+                   builtin=frozenset(builtin), where=where)
 
     def fresh_tradeoffs(self) -> list[Tradeoff]:
         """Copies of the tradeoffs, so that each report records what it let through alone."""

@@ -80,6 +80,12 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f"known: {', '.join(known)}" if known else "there are none yet"
 
 
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` when a known name is close to ``name``, else nothing."""
+    close = difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.6)
+    return ("; did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+
+
 def check_model(root: Path, name: str, known: Iterable[str]) -> None:
     """Raise ModelNotFound (exit 3) when ``name`` is not among ``known``, with the closest names."""
     known = list(known)

@@ -36,9 +36,13 @@ gate:
   # `git model gate` compares every metric with the baseline (MODEL#prod) by its declared direction.
   # A tolerance is how much worse than the baseline a metric may get and still pass: a number
   # (absolute for quality metrics; relative for timing metrics: 0.5 = 50 % slower), or
-  # {absolute: a, relative: r} (allowed = a + r * |baseline|). Keys are metric keys or glob patterns.
+  # {absolute: a, relative: r} (allowed = a + r * |baseline|). Keys are metric keys or glob patterns
+  # that must match a metric of the results (a misspelt one is an error, never ignored).
+  # Defaults declared with the metrics: calibration.ece 0.02 worse, output length within 10 %;
+  # confidence.* is monitored, not gated.
   quality_tolerance: 0   # default for quality metrics: deterministic, so meet or beat the baseline exactly
-  timing_tolerance: 0.5  # default for timing metrics (relative): a busy machine must not flip the gate
+  timing_tolerance: 0.5  # default for timing metrics (relative); tokens_per_second is CPU time, latency wall time
+  psi_alert: 0.2         # output_psi.*: the candidate's outputs against the baseline's fail from this PSI
   tolerance:             # per metric, e.g. accuracy: 0.01, latency_ms.p95: 0.3, "labels.*.fpr": 0.005
     "latency_ms.*": {relative: 0.5, absolute: 25}  # latency moves under 25 ms are scheduler noise
   # Accepted tradeoffs, reviewed like code: a regression up to max_regression (in the metric's units)

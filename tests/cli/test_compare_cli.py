@@ -160,3 +160,21 @@ def test_gate_and_diff_refuse_a_misspelt_policy_key(runner, released, section, e
         result = runner.invoke(cli, argv)
         assert (result.exit_code, result.stdout) == (3, ""), argv
         assert result.stderr.startswith(f"Error: {released / 'params.yaml'}: {error}\n"), argv
+
+
+@pytest.mark.parametrize("argv", [
+    ["diff", "HEAD~1", "HEAD", "--model", "sentimnt"], ["diff", "HEAD~1", "HEAD", "--evalset", "sentimen"],
+    ["gate", "sentimnt"], ["gate", "sentiment", "--evalset", "sentimen"],
+    ["eval", "sentimnt", "--evalset", "sentiment"], ["eval", "sentiment", "--evalset", "sentimen"],
+    ["verify", "sentimnt"], ["verify", "sentiment", "--evalset", "sentimen"],
+    ["show", "sentimnt@v1.0.0"], ["log", "sentimnt"], ["status", "sentimnt"],
+    ["plot", "sentimnt", "-o", "history.json"], ["plot", "sentiment", "--evalset", "sentimen", "-o", "history.json"],
+    ["release", "sentimnt", "v9.0.0"], ["promote", "sentimnt", "v1.0.0", "--stage", "prod"],
+    ["rollback", "sentimnt", "--no-commit"],
+])
+def test_every_command_names_the_closest_model_or_eval_set(runner, released, argv):
+    git(released, "tag", "-a", "sentiment#prod#1", "-m", "Assigning stage prod to artifact sentiment version v1.0.0",
+        "sentiment@v1.0.0^{commit}")
+    result = runner.invoke(cli, argv, prog_name="git model")
+    assert (result.exit_code, result.stdout) == (3, ""), result.stderr
+    assert "did you mean" in result.stderr and "sentiment" in result.stderr.split("did you mean", 1)[1]
