@@ -177,6 +177,8 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     old_by_path = {r.path: r for r in old_results}
     new_by_path = {r.path: r for r in new_results}
     result = DiffResult(root, revs[0], revs[1])
+    tracked = {side: tracked_md5s(root, rev, [rel for r in results for _, rel, _ in _tracked_refs(r.doc)])
+               for side, rev, results in (("old", revs[0], old_results), ("new", revs[1], new_results))}
     gated = []
     for path in compare.merged_keys(list(old_by_path), list(new_by_path)):
         o, n = old_by_path.get(path), new_by_path.get(path)
@@ -186,7 +188,7 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         file = FileDiff(path, either.model, either.evalset, old_doc, new_doc, same, reason,
                         compare.diff_docs(old_doc, new_doc, all), compare.metric_rows(old_doc, new_doc))
         for side, rev, res in (("old", revs[0], o), ("new", revs[1], n)):
-            problem = stale_reason(root, rev, res) if res else None
+            problem = stale_reason(root, rev, res, tracked[side]) if res else None
             if problem:
                 file.stale[side] = problem
         if examples or verdict:
@@ -210,33 +212,61 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
 _SINGLE_OUT_MD5 = re.compile(r"\Aouts:\n- md5: ([0-9a-f]{32})\n(?:  [^\n]*\n)*\Z")
 
 
-def tracked_md5(root: Path, rev: Revision, rel: str) -> str | None:
-    """The md5 that ``rev`` (a commit, or the workspace) tracks for ``rel``: its .dvc file, else dvc.lock."""
+def _md5_of(root: Path, rel: str, dvc: bytes | None, read_lock) -> str | None:
     from gitmodel import store
 
-    dvc = gitrepo.read_at(root, rev.commit, rel + ".dvc")
     if dvc is not None:
         text = dvc.decode("utf-8", "replace")
         match = _SINGLE_OUT_MD5.match(text if text.endswith("\n") else text + "\n")
         if match:
             return match.group(1)
-    lock = gitrepo.read_at(root, rev.commit, store.LOCK_FILE) if dvc is None else None
+    lock = read_lock() if dvc is None else None
     out = store.entry_from(root, rel, None if dvc is None else dvc.decode("utf-8"),
                            None if lock is None else lock.decode("utf-8"))
     return out.md5 if out else None
 
 
-def stale_reason(root: Path, rev: Revision, result: registry_mod.Result) -> str | None:
+def tracked_md5s(root: Path, rev: Revision, rels: list[str]) -> dict[str, str | None]:
+    """The md5 that ``rev`` (a commit, or the workspace) tracks for each of ``rels``: its .dvc file, else
+    its dvc.lock out. A commit's files are read through one ``git cat-file --batch``."""
+    from gitmodel import store
+
+    rels = list(dict.fromkeys(rels))
+    if not rels:
+        return {}
+    if rev.is_workspace:
+        texts = [gitrepo.read_at(root, None, rel + ".dvc") for rel in rels]
+        lock = gitrepo.read_at(root, None, store.LOCK_FILE) if None in texts else None
+    else:
+        reader = gitrepo.ObjectReader(root)
+        try:
+            found = reader.read_many([f"{rev.commit}:{rel}.dvc" for rel in rels] + [f"{rev.commit}:{store.LOCK_FILE}"])
+        finally:
+            reader.close()
+        texts = [item[1] if item else None for item in found[:-1]]
+        lock = found[-1][1] if found[-1] else None
+    return {rel: _md5_of(root, rel, text, lambda: lock) for rel, text in zip(rels, texts)}
+
+
+def _tracked_refs(doc: dict) -> list[tuple[str, str, str]]:
+    """(what, path, measured md5) of the tracked files a result was measured on."""
+    out = []
+    for what, ref in (("model", doc.get("model") or {}), ("eval set", doc.get("evalset") or {})):
+        if ref.get("path") and ref.get("md5") is not None:   # a served model or code entry point: none
+            out.append((what, ref["path"], ref["md5"]))
+    return out
+
+
+def stale_reason(root: Path, rev: Revision, result: registry_mod.Result,
+                 tracked: dict[str, str | None] | None = None) -> str | None:
     """Why a stored result does not describe what ``rev`` tracks, or None: the model md5 (or the
-    eval set md5) it was measured on is not the one the revision's .dvc file or dvc.lock names."""
-    problems = []
-    for what, ref in (("model", result.doc.get("model") or {}), ("eval set", result.doc.get("evalset") or {})):
-        measured, rel = ref.get("md5"), ref.get("path")
-        if not rel or measured is None:
-            continue   # a served model or code entry point: no tracked file to compare
-        tracked = tracked_md5(root, rev, rel)
-        if tracked is not None and tracked != measured:
-            problems.append(f"it measured {what} md5 {measured}, but {rel} at {rev.label} is md5 {tracked}")
+    eval set md5) it was measured on is not the one the revision's .dvc file or dvc.lock names.
+    ``tracked`` is :func:`tracked_md5s` of the revision when the caller read it already."""
+    refs_ = _tracked_refs(result.doc)
+    if tracked is None:
+        tracked = tracked_md5s(root, rev, [rel for _, rel, _ in refs_])
+    problems = [f"it measured {what} md5 {measured}, but {rel} at {rev.label} is md5 {tracked.get(rel)}"
+                for what, rel, measured in refs_ if tracked.get(rel) is not None and tracked[rel] != measured]
     if not problems:
         return None
     return f"{result.path} at {rev.label} is stale: " + "; ".join(problems)

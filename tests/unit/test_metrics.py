@@ -468,3 +468,17 @@ def test_every_schema_field_has_a_description(name):
 def test_load_schema_is_cached():
     assert metrics.load_schema("metrics") is metrics.load_schema("metrics.schema.json")
     assert metrics.load_schema("metrics")["properties"]["schema_version"]["const"] == metrics.SCHEMA_VERSION
+
+
+def test_label_psi_of_a_never_predicted_label_is_smoothed_and_stated():
+    """Three labels, "neutral" expected 10 times and never answered: its term is half an example's
+    weight (additive smoothing, 0.5 per label), not what a floor on the share decides."""
+    labels = ("positive", "negative", "neutral")
+    pairs = [clf(f"p{i}", "positive", "positive", labels=labels) for i in range(45)]
+    pairs += [clf(f"n{i}", "negative", "negative", labels=labels) for i in range(45)]
+    pairs += [clf(f"u{i}", "neutral", "positive" if i % 2 else "negative", labels=labels) for i in range(10)]
+    e = [(c + 0.5) / 101.5 for c in (45, 45, 10)]
+    a = [(c + 0.5) / 101.5 for c in (50, 50, 0)]
+    expected = sum((x - y) * math.log(x / y) for x, y in zip(a, e))
+    assert run(pairs)["label_psi"] == round(expected, 6)
+    assert "+0.5 per label" in spec("label_psi").description and "insufficient" in spec("label_psi").description
