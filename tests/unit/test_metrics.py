@@ -481,4 +481,5 @@ def test_label_psi_of_a_never_predicted_label_is_smoothed_and_stated():
     a = [(c + 0.5) / 101.5 for c in (50, 50, 0)]
     expected = sum((x - y) * math.log(x / y) for x, y in zip(a, e))
     assert run(pairs)["label_psi"] == round(expected, 6)
-    assert "+0.5 per label" in spec("label_psi").description and "insufficient" in spec("label_psi").description
+    assert "additive smoothing of 0.5 per label" in spec("label_psi").description
+    assert "insufficient data" in spec("label_psi").description
