@@ -7,8 +7,10 @@ never from a list of our own.
 - :func:`diff_docs` is ``dvc metrics diff --json`` for one file, exactly.
 - :func:`comparable` says whether two results were computed on the same inputs.
 - :func:`metric_rows` is the human table: better / worse by each metric's direction.
-- :func:`behaviour` is the behavioural diff of two ``outputs.jsonl`` files.
-- :func:`gate` compares a candidate with a baseline under tolerances and accepted tradeoffs.
+- :func:`behaviour` is the behavioural diff of two ``outputs.jsonl`` files; :func:`output_psi`
+  the PSI of their distributions.
+- :class:`GatePolicy` is params.yaml ``gate:``, parsed and checked once.
+- :func:`gate` compares a candidate with a baseline under that policy, output PSI included.
 
 ``metrics`` is imported inside the functions that need a direction, and
 ``drift`` (numpy) only by :func:`behaviour`: ``git model diff --json`` needs neither.

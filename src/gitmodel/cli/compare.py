@@ -373,12 +373,15 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
     Everything is read from git objects; nothing is checked out.
 
     When the two results were computed on different eval set md5s or eval
-    params, a NOT COMPARABLE line says so above the numbers. --json prints
+    params, a NOT COMPARABLE line says so above the numbers; when a side's
+    metrics were measured on another model or eval set md5 than its revision
+    tracks, a STALE line does (and --md gives no green verdict). --json prints
     exactly what `dvc metrics diff --json` prints (the eval set md5 and params
     appear in it as changed keys, and the warning goes to stderr); with
     --examples it becomes {"metrics": <that>, "comparability": ..., "behaviour": ...}.
     --md prints a pull-request comment with a verdict line by the gate's
-    tolerances (params.yaml gate:) and the flipped examples.
+    tolerances (params.yaml gate:) and the flipped examples, cut to fit
+    GitHub's 65,536 characters (the full report: --examples).
 
     \b
     Examples:
@@ -529,8 +532,11 @@ def gate_cmd(ctx, model, baseline, candidate, evalset, as_json, as_md, rerun) ->
     the candidate's eval set, from the DVC cache (the workspace is not
     touched). Every metric is compared by its declared direction with the
     tolerances of params.yaml gate: (quality metrics exactly by default,
-    timings within 50 %); accepted tradeoffs (gate.accept, with a rationale)
-    let a chosen regression through and are listed. Exit 0 pass, 1 fail.
+    calibration.ece within 0.02, output length within 10 %, timings within
+    50 %; confidence is monitored, not gated), and the PSI of the candidate's
+    outputs against the baseline's must stay under 0.2; accepted tradeoffs
+    (gate.accept, with a rationale) let a chosen regression through and are
+    listed. Exit 0 pass, 1 fail.
 
     \b
     Examples:
