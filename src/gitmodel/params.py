@@ -32,6 +32,7 @@ eval:
     api_key_env: OPENAI_API_KEY   # the key is read from this environment variable, never from a file
     model: null          # model name sent to the server (null: the one it serves, asked at /models)
     scoring: echo        # echo (score the label inside the echoed prompt) | top_logprobs (single-token labels)
+    top_logprobs: 20     # k of top_logprobs scoring: a label outside the top k has no score
 gate:
   # `git model gate` compares every metric with the baseline (MODEL#prod) by its declared direction.
   # A tolerance is how much worse than the baseline a metric may get and still pass: a number
@@ -63,13 +64,16 @@ EVAL_DEFAULTS = {
     "max_line_bytes": 1048576,
     "refusal_patterns": [],
     "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY",
-               "model": None, "scoring": "echo"},
+               "model": None, "scoring": "echo", "top_logprobs": 20},
 }
 
 # The keys that change what a run computes; they are recorded in the metrics
-# file, and a cached result is reused only when they are equal.
-RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "label_prefix",
-               "refusal_patterns")
+# file, and a cached result is reused (or called current) only when they are equal.
+RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "n_gpu_layers",
+               "label_prefix", "refusal_patterns")
+# The same for the openai runner's own settings, recorded as `openai:` with its results only.
+# Concurrency changes timings, not outputs: it is recorded in the timing conditions.
+OPENAI_RESULT_KEYS = ("model", "scoring", "top_logprobs")
 
 
 def read(root: Path) -> dict:
@@ -120,6 +124,10 @@ def eval_params(root: Path) -> dict:
         if merged[key] < 1:
             raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
                                 hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
+    k = merged["openai"]["top_logprobs"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.openai.top_logprobs must be an integer of at least 1, "
+                            f"got {k!r}", hint=f"fix eval.openai.top_logprobs in {PARAMS_FILE} (default: 20)")
     return merged
 
 

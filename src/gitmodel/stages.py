@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, locking, project, refs, store
+from gitmodel import dvcyaml, gitrepo, locking, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, InvalidName
 from gitmodel.refs import Version
@@ -197,7 +197,7 @@ def run_gate(root: Path, model: str, version: Version, holder: StageEvent | None
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,
             accept_risk: str | None = None, rerun: bool = False, wait: float = 0.0, on_wait=None,
-            start: Path | None = None) -> PromoteResult:
+            start: Path | None = None, accept_unverified: str | None = None) -> PromoteResult:
     """Assign ``stage`` to ``model@version``; for prod, only through the gate (or an accepted risk)."""
     root = project.open_root(start)
     refs.check_name(model, "model name")
@@ -214,6 +214,7 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
     release = find_release(reg, model, version)
     result = PromoteResult(model, str(release.version), stage, fraction=fraction, commit=release.commit,
                            accepted_risk=accept_risk.strip() if accept_risk else None)
+    accepted_unverified = provenance.check_release_verified(root, model, release, stage, accept_unverified)
     current = reg.holder(model, stage)
     if current is not None and current.version == release.version and fraction_of(current) == fraction:
         result.unchanged, result.tag, result.counter = True, current.tag, current.counter
@@ -231,6 +232,7 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         "Fraction": f"{fraction:g}" if fraction is not None else None,
         "Gate": gate.summary,
         "Accepted-Risk": result.accepted_risk,
+        "Accepted-Unverified": accepted_unverified,
     }
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
         reg = registry_mod.load(root)
@@ -266,6 +268,7 @@ class MetricsStatus:
     model_md5: str | None
     stale: bool
     reason: str | None = None
+    unverified: str | None = None      # why the producer is not tied to the model md5 (None: it is)
 
 
 @dataclass
@@ -302,7 +305,7 @@ class ModelStatus:
             "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
                                  "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
-                         "reason": m.reason} for m in self.metrics],
+                         "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
         }
 
 
@@ -342,16 +345,10 @@ def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[Met
         except (ValueError, KeyError, TypeError, OSError):
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
-        reason = None
-        if md5 != tracked_md5:
-            reason = f"they describe model md5 {md5}, the workspace tracks {tracked_md5}"
-        else:
-            ev_rel = evalset.get("path") if isinstance(evalset, dict) else None
-            if ev_rel:
-                ev = store.tracked(root, root / ev_rel)
-                if ev is not None and ev.md5 and ev.md5 != evalset.get("md5"):
-                    reason = f"they describe eval set md5 {evalset.get('md5')}, {ev_rel} is now {ev.md5}"
-        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason))
+        reasons = provenance.workspace_staleness(root, doc, tracked_md5)
+        reason = "; ".join(reasons) or None
+        unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
+        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
     return found
 
 
