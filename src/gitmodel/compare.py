@@ -138,10 +138,15 @@ def comparable(old_doc: Mapping, new_doc: Mapping, names: tuple[str, str] = ("ol
         path = new_set.get("path") or old_set.get("path") or "the eval set"
         problems.append(f"eval set {path} md5 differs ({names[0]} {old_set.get('md5')}, "
                         f"{names[1]} {new_set.get('md5')})")
+    from gitmodel.params import EVAL_DEFAULTS
+
+    # a key one file does not record was written by an older git-model: it stands for its default
     old_params, new_params = old_doc.get("params") or {}, new_doc.get("params") or {}
-    changed = [f"{key} {json.dumps(old_params.get(key))} -> {json.dumps(new_params.get(key))}"
-               for key in merged_keys(list(old_params), list(new_params))
-               if old_params.get(key) != new_params.get(key)]
+    keys = merged_keys(list(old_params), list(new_params))
+    old_params = {key: old_params.get(key, EVAL_DEFAULTS.get(key)) for key in keys}
+    new_params = {key: new_params.get(key, EVAL_DEFAULTS.get(key)) for key in old_params}
+    changed = [f"{key} {json.dumps(old_params[key])} -> {json.dumps(new_params[key])}"
+               for key in old_params if old_params[key] != new_params[key]]
     if changed:
         problems.append("eval params differ: " + ", ".join(changed))
     return (not problems, "; ".join(problems))

@@ -74,10 +74,17 @@ def test_comparable_names_every_difference():
     assert not same
     assert reason == (f"eval set evalsets/support.jsonl md5 differs (old {'e' * 32}, new {'f' * 32}); "
                       "eval params differ: n_threads 1 -> 4")
-    same, reason = comparable(doc({}, max_tokens=64), doc({}, runner="openai"), names=("baseline", "candidate"))
-    assert reason == 'eval params differ: runner "llama" -> "openai", max_tokens 64 -> null'
+    same, reason = comparable(doc({}, max_tokens=32), doc({}, runner="openai"), names=("baseline", "candidate"))
+    assert reason == 'eval params differ: runner "llama" -> "openai", max_tokens 32 -> 64'
     # the model may differ: that is what is being compared
     assert comparable(doc({}, model_md5="1" * 32), doc({}, model_md5="2" * 32)) == (True, "")
+
+
+def test_a_param_an_older_file_does_not_record_stands_for_its_default():
+    older = doc({})                                          # written before n_gpu_layers was recorded
+    newer = doc({}, n_gpu_layers=0, max_tokens=64)           # the defaults, recorded
+    assert comparable(older, newer) == (True, "")
+    assert comparable(older, doc({}, n_gpu_layers=8)) == (False, "eval params differ: n_gpu_layers 0 -> 8")
 
 
 # ----------------------------------------------------------------------------- metric rows
