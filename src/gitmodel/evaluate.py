@@ -83,10 +83,13 @@ def _checked_tracked_file(root: Path, rel: str, kind: str, name: str, hashes) ->
     path = root / rel
     entry = store.tracked(root, path)
     if entry is None or not entry.md5:
+        from gitmodel import known
+
         add = "git model add" if kind == "model" else "git model evalset add"
         error = ModelNotFound if kind == "model" else EvalSetNotFound
-        raise error(f"{kind} '{name}' is not tracked: no {rel}.dvc and no dvc.lock entry for {rel}",
-                    hint=f"track it with `{add} {rel}`")
+        names = known.models(root) if kind == "model" else known.evalsets(root)
+        raise error(f"{kind} '{name}' is not tracked: no {rel}.dvc and no dvc.lock entry for {rel}"
+                    f"{known.suggestion(name, names)}", hint=f"track it with `{add} {rel}`")
     if not path.is_file():
         error = ModelNotFound if kind == "model" else EvalSetNotFound
         raise error(f"{rel} is tracked (md5 {entry.md5}) but not in the workspace",

@@ -10,7 +10,7 @@ with GTO's own first line and ends with git trailers, so both people and
     Assigned-By: Jane Doe <jane@example.com>
     Assigned-At: 2025-03-01T12:00:00.123456+00:00
     Fraction: 0.1
-    Gate: failed against v1.3.0 (prod) on support: accuracy, labels.positive.fpr
+    Gate: failed against v1.3.0 (prod): support: accuracy, labels.positive.fpr
     Accepted-Risk: the fraud team signed off on the fpr change (JIRA-12)
 
 Tag times are made strictly increasing per model (one second past the model's
@@ -202,14 +202,8 @@ def run_gate(root: Path, model: str, version: Version, holder: StageEvent | None
             raise
         return GateOutcome("not run", f"not run: {e.message}", baseline=baseline)
     passed = bool(results) and all(r.passed for r in results)
-    on = f" on {', '.join(r.evalset for r in results)}" if results else ""
-    failing = list(dict.fromkeys(m for r in results for m in r.failures))
-    accepted = list(dict.fromkeys(row.metric for r in results for row in r.report.accepted))
-    detail = f": {', '.join(failing)}" if failing else ""
-    if accepted:
-        detail += f" (accepted tradeoffs: {', '.join(accepted)})"
-    summary = f"{'passed' if passed else 'failed'} against {baseline} (prod){on}{detail}"
-    return GateOutcome("passed" if passed else "failed", summary, baseline=baseline, results=results)
+    return GateOutcome("passed" if passed else "failed", gating.trailer(results, baseline), baseline=baseline,
+                       results=results)
 
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,

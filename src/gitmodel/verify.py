@@ -225,8 +225,13 @@ def verify(model: str, evalset: str | None = None, rev: str | None = None,
     refs.check_name(model, "model name")
     if rev not in (None, gitrepo.WORKSPACE) and gitrepo.resolve_commit(root, rev) is None:
         raise GitModelError(f"unknown revision {rev!r}", hint="pass a commit, branch or tag, e.g. --rev HEAD~1")
+    from gitmodel import known
+
+    revs = [None] if rev in (None, gitrepo.WORKSPACE) else [rev, None]
+    known.check_model(root, model, known.models(root, revs))
     if evalset is not None:
         names = [refs.check_name(evalset, "eval set name")]
+        known.check_evalset(root, evalset, known.evalsets(root, revs, model))
     else:
         folder = f"{dvcyaml.METRICS_DIR}/{model}"
         names = [n[: -len(".outputs.jsonl")] for n in gitrepo.list_dir_at(root, rev, folder)
