@@ -247,8 +247,8 @@ def _after_the_last_tag(repo) -> None:
 @pytest.mark.slow
 def test_gto_deprecate_of_the_prod_holder_hands_prod_back_to_the_previous_holder(released):
     """In R, `gto deprecate sentiment <v2> prod` writes `sentiment#prod!#4`: gto says the v1 release holds
-    prod again, and so do `status`, `show`, `gate` and `promote` (which gates against it, not against
-    nothing)."""
+    prod again, and so do `status`, `show`, `gate` and `promote`, which gates v3 against v1 (not against
+    nothing) and refuses it."""
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "prod")
     gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
@@ -261,11 +261,13 @@ def test_gto_deprecate_of_the_prod_holder_hands_prod_back_to_the_previous_holder
     shown = json.loads(gm_ok("show", f"{MODEL}#prod", "--json").stdout)
     assert shown["commit"] == tag_commit(released, f"sentiment@{V1}")
     gate = gm("gate", MODEL, "--candidate", f"{MODEL}@{V3}")
-    assert f"baseline sentiment#prod (sentiment@{V1})" in gate.stdout
-    result = gm_ok("promote", MODEL, V3, "--stage", "prod")
-    # the demo v3 weights beat v1 (accuracy 0.84 against 0.75): gated against v1, they pass
-    assert trailers(tag_message(released, "sentiment#prod#5"))["Gate"].startswith(f"passed against {V1} (prod)")
-    assert "no version holds prod" not in result.stdout
+    assert f"baseline sentiment#prod (sentiment@{V1})" in gate.stdout and gate.exit_code == 1
+    before = tags(released)
+    result = gm("promote", MODEL, V3, "--stage", "prod")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        f"Refused: sentiment@{V3} did not pass the gate against sentiment#prod ({V1}); nothing was written.")
+    assert tags(released) == before
 
 
 @pytest.mark.slow
