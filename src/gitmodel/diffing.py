@@ -3,7 +3,8 @@
 Both sides are read from git objects (one ``git cat-file --batch`` for two
 revisions) or from the workspace, never by checking a revision out and never
 through a DVC repo object, so a diff costs a few git round trips whatever the
-history holds. The comparison itself is :mod:`compare` (pure).
+history holds. The comparison itself is pure: :mod:`metricdiff` (the dvc-shaped diff and the
+better / worse table), :mod:`behaviour` (per example, PSI) and, for a verdict, :mod:`gaterules`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import compare, dvcyaml, gitrepo, refs
+from gitmodel import behaviour, dvcyaml, gaterules, gitrepo, metricdiff, refs
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, ModelNotFound, NotInitialized
 from gitmodel.registry import Revision, WORKSPACE
@@ -29,17 +30,17 @@ class FileDiff:
     new: dict | None
     comparable: bool                        # same eval set md5 and eval params (True when a side is missing)
     reason: str                             # why not comparable
-    dvc: dict                               # compare.diff_docs: what `dvc metrics diff --json` says for it
-    rows: list[compare.MetricRow]           # the metrics leaves, with verdicts (all of them)
-    behaviour: dict | None = None           # compare.behaviour of the two outputs files
-    gate: compare.GateReport | None = None  # regressions by params.yaml gate rules (for --md)
+    dvc: dict                               # metricdiff.diff_docs: what `dvc metrics diff --json` says for it
+    rows: list[metricdiff.MetricRow]        # the metrics leaves, with verdicts (all of them)
+    behaviour: dict | None = None           # behaviour.behaviour of the two outputs files
+    gate: gaterules.GateReport | None = None  # regressions by params.yaml gate rules (for --md)
     # side ("old" | "new") -> why its metrics do not describe the checkpoint (or eval set) its
     # revision tracks: measured on another md5, then committed without re-evaluating
     stale: dict[str, str] = field(default_factory=dict)
 
     @property
-    def changed_rows(self) -> list[compare.MetricRow]:
-        return [r for r in self.rows if r.verdict != compare.SAME]
+    def changed_rows(self) -> list[metricdiff.MetricRow]:
+        return [r for r in self.rows if r.verdict != metricdiff.SAME]
 
 
 @dataclass
@@ -180,19 +181,19 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     tracked = {side: tracked_md5s(root, rev, [rel for r in results for _, rel, _ in _tracked_refs(r.doc)])
                for side, rev, results in (("old", revs[0], old_results), ("new", revs[1], new_results))}
     gated = []
-    for path in compare.merged_keys(list(old_by_path), list(new_by_path)):
+    for path in metricdiff.merged_keys(list(old_by_path), list(new_by_path)):
         o, n = old_by_path.get(path), new_by_path.get(path)
         either = n or o
         old_doc, new_doc = (o.doc if o else None), (n.doc if n else None)
-        same, reason = compare.comparable(old_doc, new_doc) if o and n else (True, "")
+        same, reason = metricdiff.comparable(old_doc, new_doc) if o and n else (True, "")
         file = FileDiff(path, either.model, either.evalset, old_doc, new_doc, same, reason,
-                        compare.diff_docs(old_doc, new_doc, all), compare.metric_rows(old_doc, new_doc))
+                        metricdiff.diff_docs(old_doc, new_doc, all), metricdiff.metric_rows(old_doc, new_doc))
         for side, rev, res in (("old", revs[0], o), ("new", revs[1], n)):
             problem = stale_reason(root, rev, res, tracked[side]) if res else None
             if problem:
                 file.stale[side] = problem
         if examples or verdict:
-            file.behaviour = compare.behaviour(o.outputs if o else None, n.outputs if n else None,
+            file.behaviour = behaviour.behaviour(o.outputs if o else None, n.outputs if n else None,
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[0].label}",
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[1].label}")
         if file.behaviour is not None and examples:
@@ -201,9 +202,9 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
             gated.append((file, old_doc, new_doc, file.behaviour["psi"] if o.outputs and n.outputs else None))
         result.files.append(file)
     if policy and gated:
-        policy.check_names(compare.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
+        policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
         for file, old_doc, new_doc, psi in gated:
-            file.gate = compare.gate(old_doc, new_doc, policy=policy, output_psi=psi)
+            file.gate = gaterules.gate(old_doc, new_doc, policy=policy, output_psi=psi)
     return result
 
 

@@ -1,4 +1,4 @@
-"""``git model eval`` and ``git model verify``: one model on one eval set, into
+"""One eval run: one model on one eval set, into
 ``metrics/<model>/<evalset>.json`` (summary, schema-checked) and
 ``metrics/<model>/<evalset>.outputs.jsonl`` (one line per example, byte-identical
 across runs of the same inputs: the reproducibility record).
@@ -7,6 +7,9 @@ Order of work: resolve and check every input (names, tracked md5s, GGUF
 header, eval set lines, params) before a runner starts; run; compute; validate;
 then write both files atomically under the repository lock. Ctrl-C or a crash
 before the final rename leaves the previous metrics intact.
+
+:func:`rerun_stored` re-runs a stored eval from the DVC cache (``git model verify``, and the
+gate's re-run of a baseline): the recorded params, the checkpoint by md5, nothing written.
 """
 from __future__ import annotations
 
@@ -332,3 +335,59 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         atomic_write(root / metrics_rel, summary)
         seconds = time.perf_counter() - started
     return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=False, doc=doc, seconds=seconds)
+
+
+@dataclass
+class Rerun:
+    """A stored eval run again: what it computed, nothing of it written."""
+
+    inputs: Inputs
+    examples: list[Example]
+    predictions: list[Prediction]
+    runner_info: dict
+    doc: dict                     # the metrics document of this run
+    outputs: bytes                # its outputs.jsonl
+
+    @property
+    def n(self) -> int:
+        return len(self.examples)
+
+
+def object_file(root: Path, md5: str, rel: str, what: str, hashes=None) -> Path:
+    """A file holding exactly the bytes with this md5: the DVC cache object, else the workspace copy of
+    ``rel`` when its bytes are the same. Raises ModelNotFound when neither holds them."""
+    hashes = hashes or project.hash_cache(root)
+    cached = store.cache_path(root, md5)
+    if cached.is_file() and hashes.md5(cached) == md5:
+        return cached
+    workspace = root / rel
+    if workspace.is_file() and hashes.md5(workspace) == md5:
+        return workspace
+    raise ModelNotFound(f"{what} {rel} with md5 {md5} is neither in the local DVC cache nor in the workspace",
+                        hint="fetch it with `dvc fetch` (or `dvc pull`) and try again")
+
+
+def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str = "model",
+                 progress_factory: ProgressFactory | None = None) -> Rerun:
+    """Evaluate the checkpoint of ``model_ref`` (``{"name", "path", "md5"}``) in-process with llama.cpp,
+    on the eval set and with the params that the metrics document ``recorded`` records.
+
+    Both files are taken by md5 from the local DVC cache (or from the workspace when its bytes are the
+    same), never checked out; the params are the recorded ones, so a later params.yaml change does not
+    matter. Nothing is written. ``model_what`` names the checkpoint in errors ("baseline model
+    (chat#prod)"). Raises ModelNotFound for an md5 in neither place, and the GGUF reader's errors before
+    llama.cpp sees the file.
+    """
+    hashes = project.hash_cache(root)
+    model_file = object_file(root, model_ref["md5"], model_ref["path"], model_what, hashes)
+    gguf.read_info(model_file)   # our bounds-checked reader first, as for every eval
+    evalset_ref = recorded["evalset"]
+    evalset_file = object_file(root, evalset_ref["md5"], evalset_ref["path"], "eval set", hashes)
+    run_params = dict(params.EVAL_DEFAULTS, **recorded["params"])
+    inputs = Inputs(root=root, model=model_ref["name"], evalset=evalset_ref["name"], runner_kind="llama",
+                    model_file=model_file, model_ref=dict(model_ref), evalset_file=evalset_file,
+                    evalset_ref=dict(evalset_ref), params=dict(recorded["params"]), settings=_settings(run_params))
+    examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
+    predictions, info = predict(inputs, examples, progress_factory)
+    doc = build_doc(inputs, examples, predictions, info, run_params.get("refusal_patterns") or [])
+    return Rerun(inputs, examples, predictions, info, doc, render_outputs(examples, predictions))

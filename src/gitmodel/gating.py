@@ -1,4 +1,5 @@
-"""``git model gate``: a candidate against the baseline (normally ``MODEL#prod``) on the identical eval set.
+"""Running the gate: ``git model gate`` (:func:`gate_candidate`) and the gate a promotion runs
+(:func:`promotion_gate`): a candidate against the baseline (normally ``MODEL#prod``) on the identical eval set.
 
 Order of work: resolve both revisions; read both stored results from git
 objects (the workspace for a workspace candidate); refuse stale candidate
@@ -9,18 +10,18 @@ BASELINE checkpoint itself is evaluated on the candidate's eval set with the
 candidate's params: the weights are the object whose md5 the baseline
 revision's ``.dvc`` file (or ``dvc.lock``) names, read from the DVC cache (or
 from the workspace when its bytes are the same), never checked out; nothing
-is written to ``metrics/`` or anywhere else in the workspace. Then
-:func:`compare.gate` compares every metric under params.yaml ``gate:``.
+is written to ``metrics/`` or anywhere else in the workspace (:func:`evaluate.rerun_stored`). Then
+:func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import compare, dvcyaml, project, refs
+from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, refs
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
+from gitmodel.gaterules import GateOutcome
 
 PROD = "prod"
 
@@ -50,44 +51,6 @@ class NotComparable(GitModelError):
         self.reason = reason
 
 
-@dataclass
-class GateResult:
-    """The gate of one eval set."""
-
-    model: str
-    evalset: str
-    baseline: str                    # e.g. "sentiment#prod (sentiment@v1.0.0)"
-    candidate: str                   # e.g. "workspace" or "sentiment@v2.0.0"
-    report: compare.GateReport
-    baseline_doc: dict               # the baseline's metrics document (stored, or computed by --rerun)
-    candidate_doc: dict
-    rerun: bool = False              # the baseline was evaluated here, not read from its stored metrics
-    rerun_reason: str | None = None  # why: "--rerun", or what made the stored metrics unusable
-    policy: str = "params.yaml"      # where tolerances and accepted tradeoffs were read
-
-    @property
-    def passed(self) -> bool:
-        return self.report.passed
-
-    @property
-    def rows(self) -> list[compare.GateRow]:
-        return self.report.rows
-
-    @property
-    def failures(self) -> list[str]:
-        """The metrics that failed."""
-        return [r.metric for r in self.report.failures]
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "evalset": self.evalset, "baseline": self.baseline,
-                "candidate": self.candidate, "passed": self.passed, "rerun": self.rerun,
-                "rerun_reason": self.rerun_reason, "policy": self.policy,
-                "baseline_model_md5": (self.baseline_doc.get("model") or {}).get("md5"),
-                "candidate_model_md5": (self.candidate_doc.get("model") or {}).get("md5"),
-                "evalset_md5": (self.candidate_doc.get("evalset") or {}).get("md5"),
-                **self.report.to_dict()}
-
-
 def baseline_holder(root: Path, model: str, stage: str = PROD,
                     registry: registry_mod.Registry | None = None) -> registry_mod.StageEvent | None:
     """The stage event that gave ``stage`` its current version of ``model``; None when nothing holds it
@@ -111,9 +74,9 @@ def _resolve_baseline(root: Path, text: str, registry: registry_mod.Registry) ->
 
 
 def _tracked_md5(root: Path, rev: registry_mod.Revision, rel: str) -> str | None:
-    from gitmodel.verify import _tracked_md5_at
+    from gitmodel.diffing import tracked_md5s
 
-    return _tracked_md5_at(root, rev.commit, rel)
+    return tracked_md5s(root, rev, [rel])[rel]
 
 
 def _model_rel(model: str, *docs: dict | None) -> str:
@@ -157,9 +120,7 @@ def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate
                    progress_factory: Callable | None = None) -> tuple[dict, bytes]:
     """The metrics document and outputs.jsonl bytes of the baseline checkpoint at ``rev``, evaluated
     now on the candidate's eval set with the candidate's params. Reads the DVC cache; writes nothing."""
-    from gitmodel import evalsets, gguf, params
-    from gitmodel.evaluate import Inputs, _settings, build_doc, predict, render_outputs
-    from gitmodel.verify import _object_file
+    from gitmodel.evaluate import rerun_stored
 
     recorded = candidate_doc["params"]
     if recorded.get("runner") != "llama":
@@ -172,26 +133,15 @@ def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate
     if md5 is None:
         raise ModelNotFound(f"{model_rel} is not tracked at {rev.label}: no .dvc file and no dvc.lock entry",
                             hint="pass --baseline with a revision where the model is tracked")
-    hashes = project.hash_cache(root)
-    model_file = _object_file(root, md5, model_rel, f"baseline model ({rev.label})", hashes)
-    gguf.read_info(model_file)   # our bounds-checked reader first, as for every eval
-    evalset_ref = candidate_doc["evalset"]
-    evalset_file = _object_file(root, evalset_ref["md5"], evalset_ref["path"], "eval set", hashes)
-    settings = _settings(dict(params.EVAL_DEFAULTS, **recorded))
-    inputs = Inputs(root=root, model=model, evalset=evalset_ref["name"], runner_kind="llama",
-                    model_file=model_file, model_ref={"name": model, "path": model_rel, "md5": md5},
-                    evalset_file=evalset_file, evalset_ref=dict(evalset_ref), params=dict(recorded),
-                    settings=settings)
-    examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
-    predictions, info = predict(inputs, examples, progress_factory)
-    doc = build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
-    return doc, render_outputs(examples, predictions)
+    run = rerun_stored(root, candidate_doc, {"name": model, "path": model_rel, "md5": md5},
+                       model_what=f"baseline model ({rev.label})", progress_factory=progress_factory)
+    return run.doc, run.outputs
 
 
-def run_gate(model: str, baseline: str | None = None, candidate: str = registry_mod.WORKSPACE,
-             evalset: str | None = None, rerun: bool = False, start: Path | None = None,
-             progress_factory: Callable | None = None) -> list[GateResult]:
-    """Gate ``candidate`` against ``baseline`` (default ``MODEL#prod``), one result per eval set.
+def gate_candidate(model: str, baseline: str | None = None, candidate: str = registry_mod.WORKSPACE,
+                   evalset: str | None = None, rerun: bool = False, start: Path | None = None,
+                   progress_factory: Callable | None = None) -> GateOutcome:
+    """Gate ``candidate`` against ``baseline`` (default ``MODEL#prod``): one report per eval set.
 
     Eval sets: the candidate's stored results of ``model`` (or only ``evalset``).
     Raises NoBaseline when nothing holds the baseline stage, NotComparable when
@@ -226,7 +176,7 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
             why = _stale(root, base_rev, base)
             why = f"the baseline's stored metrics are stale: {why}" if why else None
             if why is None:
-                same, reason = compare.comparable(base.doc, cand.doc, names=("baseline", "candidate"))
+                same, reason = metricdiff.comparable(base.doc, cand.doc, names=("baseline", "candidate"))
                 why = None if same else (f"the baseline ({base_rev.label}) and candidate ({cand_rev.label}) "
                                          f"results are not comparable: {reason}")
         if why and not rerun:
@@ -242,34 +192,46 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
             base_doc, base_outputs = base.doc, base.outputs
         psi = None
         if base_outputs and cand.outputs:
-            psi = compare.output_psi(compare.parse_outputs(base_outputs, f"baseline outputs ({base_rev.label})"),
-                                     compare.parse_outputs(cand.outputs, f"candidate outputs ({cand_rev.label})"))
+            psi = behaviour.output_psi(
+                behaviour.parse_outputs(base_outputs, f"baseline outputs ({base_rev.label})"),
+                behaviour.parse_outputs(cand.outputs, f"candidate outputs ({cand_rev.label})"))
         compared.append((cand, base_doc, psi, why))
     # every tolerance and tradeoff must name a metric of these results: a misspelt one is an error
-    policy.check_names(compare.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
-    results = []
+    policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
+    reports = []
     for cand, base_doc, psi, why in compared:
-        report = compare.gate(base_doc, cand.doc, policy=policy, output_psi=psi)
-        results.append(GateResult(model, cand.evalset, base_rev.label, cand_rev.label, report, base_doc, cand.doc,
-                                  rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
-    return results
+        report = gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi)
+        report.model, report.evalset, report.baseline, report.candidate = model, cand.evalset, base_rev.label, \
+            cand_rev.label
+        report.baseline_doc, report.candidate_doc = base_doc, cand.doc
+        report.rerun, report.rerun_reason = bool(why), why
+        report.policy = f"{params.PARAMS_FILE} (workspace)"
+        reports.append(report)
+    passed = bool(reports) and all(r.passed for r in reports)
+    return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
+                       gaterules.summary_line(reports, base_rev.label), base_rev.label, cand_rev.label, reports)
 
 
-def trailer(results: list[GateResult], baseline: str) -> str:
-    """The ``Gate:`` trailer of a promotion tag: the verdict against ``baseline`` and, for each eval set
-    that failed (or passed only through accepted tradeoffs), that eval set's own metrics, e.g.
-    ``failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean; sem: accuracy``.
-    Eval sets that passed outright are named in the passing form only."""
-    if not results:
-        return f"not run against {baseline} (prod): no results to gate"
-    passed = all(r.passed for r in results)
-    if passed:
-        text = f"passed against {baseline} (prod) on {', '.join(r.evalset for r in results)}"
-    else:
-        failing = [f"{r.evalset}: {', '.join(r.failures)}" for r in results if not r.passed]
-        text = f"failed against {baseline} (prod): {'; '.join(failing)}"
-    accepted = [f"{r.evalset}: {', '.join(row.metric for row in r.report.accepted)}"
-                for r in results if r.report.accepted]
-    if accepted:
-        text += f" (accepted tradeoffs: {'; '.join(accepted)})"
-    return text
+def promotion_gate(root: Path, model: str, version: refs.Version, holder: registry_mod.StageEvent | None, *,
+                   required: bool, rerun: bool = False) -> GateOutcome:
+    """The gate a promotion runs: ``model@version`` against the version holding prod (``holder``).
+
+    Nothing holds prod: status ``none`` (the first promotion has nothing to beat); ``version`` holds it:
+    ``passed``, not run. ``required`` (a promotion to prod): the gate's errors propagate; otherwise they
+    are recorded as ``not run``. The summary is the promotion tag's ``Gate:`` trailer."""
+    if holder is None:
+        return GateOutcome(model, gaterules.NO_BASELINE,
+                           "none: no version holds prod yet, so there is no holder to beat")
+    baseline = str(holder.version) if holder.version else holder.commit[:12]
+    if holder.version == version:
+        return GateOutcome(model, gaterules.PASSED, f"not needed: {version} is the prod version", baseline)
+    try:
+        outcome = gate_candidate(model, baseline=f"{model}#{PROD}", candidate=f"{model}@{version}", rerun=rerun,
+                                 start=root)
+    except GitModelError as e:
+        if not required:
+            return GateOutcome(model, gaterules.NOT_RUN, f"not run: {e.message}", baseline)
+        raise
+    outcome.summary = gaterules.summary_line(outcome.reports, f"{baseline} ({PROD})")
+    outcome.baseline = baseline
+    return outcome

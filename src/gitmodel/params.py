@@ -143,11 +143,11 @@ BUILTIN_TOLERANCES = {
 
 
 def gate_policy(root: Path):
-    """params.yaml ``gate:`` parsed once into a :class:`compare.GatePolicy` (the built-in
+    """params.yaml ``gate:`` parsed once into a :class:`gatepolicy.GatePolicy` (the built-in
     tolerances under the user's). Raises InvalidParams naming an unknown setting or key and
     the closest valid one; :meth:`GatePolicy.check_names` then checks the metric names
     against the results being gated."""
-    from gitmodel.compare import GatePolicy
+    from gitmodel.gatepolicy import GatePolicy
 
     section = read(root).get("gate")
     return GatePolicy.parse(section, BUILTIN_TOLERANCES, where=f"{Path(root) / PARAMS_FILE}: gate")

@@ -29,6 +29,7 @@ from pathlib import Path
 from gitmodel import dvcyaml, gitrepo, locking, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, InvalidName
+from gitmodel.gaterules import GateOutcome
 from gitmodel.refs import Version
 from gitmodel.registry import Registry, Release, StageEvent
 
@@ -150,18 +151,6 @@ def now_iso() -> str:
 
 
 @dataclass
-class GateOutcome:
-    status: str                    # "passed" | "failed" | "none" (no prod holder) | "not run" (error, non-prod)
-    summary: str                   # one line for the tag message
-    baseline: str | None = None    # the prod version the candidate was gated against
-    results: list = field(default_factory=list)   # gating.GateResult, one per eval set
-
-    def to_dict(self) -> dict:
-        return {"status": self.status, "summary": self.summary, "baseline": self.baseline,
-                "results": [r.to_dict() for r in self.results]}
-
-
-@dataclass
 class PromoteResult:
     model: str
     version: str
@@ -170,7 +159,7 @@ class PromoteResult:
     counter: int | None = None
     commit: str | None = None
     fraction: float | None = None
-    gate: GateOutcome | None = None
+    gate: GateOutcome | None = None    # what the gate against prod decided
     accepted_risk: str | None = None
     refused: bool = False          # the gate failed and no --accept-risk: nothing was written
     unchanged: bool = False        # the version already holds the stage (with this fraction)
@@ -181,29 +170,6 @@ class PromoteResult:
                 "counter": self.counter, "commit": self.commit, "fraction": self.fraction,
                 "gate": self.gate.to_dict() if self.gate else None, "accepted_risk": self.accepted_risk,
                 "refused": self.refused, "unchanged": self.unchanged, "message": self.message}
-
-
-def run_gate(root: Path, model: str, version: Version, holder: StageEvent | None, required: bool,
-             rerun: bool = False) -> GateOutcome:
-    """Gate ``version`` against the prod holder. ``required`` (a prod promotion): gate errors propagate;
-    otherwise they are recorded as "not run"."""
-    if holder is None:
-        return GateOutcome("none", "none: no version holds prod yet, so there is no holder to beat")
-    baseline = str(holder.version) if holder.version else holder.commit[:12]
-    if holder.version == version:
-        return GateOutcome("passed", f"not needed: {version} is the prod version", baseline=baseline)
-    from gitmodel import gating
-
-    try:
-        results = list(gating.run_gate(model, baseline=f"{model}#{PROD}", candidate=f"{model}@{version}",
-                                       rerun=rerun, start=root))
-    except GitModelError as e:
-        if required:
-            raise
-        return GateOutcome("not run", f"not run: {e.message}", baseline=baseline)
-    passed = bool(results) and all(r.passed for r in results)
-    return GateOutcome("passed" if passed else "failed", gating.trailer(results, baseline), baseline=baseline,
-                       results=results)
 
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,
@@ -232,7 +198,9 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         return result
     who = gitrepo.identity(root)       # before the gate: fail fast on a missing git identity
     prod_holder = reg.holder(model, PROD)
-    gate = run_gate(root, model, release.version, prod_holder, required=stage == PROD, rerun=rerun)
+    from gitmodel.gating import promotion_gate
+
+    gate = promotion_gate(root, model, release.version, prod_holder, required=stage == PROD, rerun=rerun)
     result.gate = gate
     if stage == PROD and gate.status == "failed" and not result.accepted_risk:
         result.refused = True

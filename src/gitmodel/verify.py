@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, provenance, refs, store
+from gitmodel import dvcyaml, gitrepo, locking, metrics, project, provenance, refs, store
 from gitmodel.errors import GitModelError, ModelNotFound
-from gitmodel.evaluate import Inputs, _settings, build_doc, parse_metrics, predict, render_outputs
+from gitmodel.evaluate import parse_metrics, rerun_stored
 from gitmodel.fsutil import atomic_write
 
 SHOWN_DIFFERENCES = 10
@@ -69,18 +69,6 @@ class VerifyReport:
                 "runner": self.runner, "tolerance": self.tolerance, "recorded": self.recorded,
                 "differences": [vars(d) for d in self.differences],
                 "metric_differences": [vars(d) for d in self.metric_differences]}
-
-
-def _object_file(root: Path, md5: str, rel: str, what: str, hashes) -> Path:
-    """A file holding exactly the bytes with this md5: the DVC cache object, else the workspace copy."""
-    cached = store.cache_path(root, md5)
-    if cached.is_file() and hashes.md5(cached) == md5:
-        return cached
-    workspace = root / rel
-    if workspace.is_file() and hashes.md5(workspace) == md5:
-        return workspace
-    raise ModelNotFound(f"{what} {rel} with md5 {md5} is neither in the local DVC cache nor in the workspace",
-                        hint="fetch it with `dvc fetch` (or `dvc pull`) and try again")
 
 
 def _tracked_md5_at(root: Path, rev: str | None, rel: str) -> str | None:
@@ -176,26 +164,16 @@ def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyR
     if stale:
         report.problem = f"stale result: {metrics_rel} at {shown_rev}: {'; '.join(stale)}"
         return report
-    hashes = project.hash_cache(root)
-    model_file = _object_file(root, doc["model"]["md5"], model_rel, "model", hashes)
-    gguf.read_info(model_file)
-    evalset_file = _object_file(root, doc["evalset"]["md5"], doc["evalset"]["path"], "eval set", hashes)
-    recorded = dict(params.EVAL_DEFAULTS, **doc["params"])
-    inputs = Inputs(root=root, model=model, evalset=evalset, runner_kind="llama", model_file=model_file,
-                    model_ref=doc["model"], evalset_file=evalset_file, evalset_ref=doc["evalset"],
-                    params=doc["params"], settings=_settings(recorded))
-    examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
-    predictions, info = predict(inputs, examples)
-    reproduced = render_outputs(examples, predictions)
-    report.n = len(examples)
+    run = rerun_stored(root, doc, dict(doc["model"], path=model_rel))
+    reproduced = run.outputs
+    report.n = run.n
     report.tolerance = 0.0 if report.runner == "llama" else CROSS_RUNNER_TOLERANCE
     if reproduced != stored:
         report.differences = _diff(stored, reproduced, report.tolerance)
-    recomputed = build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
-    report.metric_differences = metric_differences(doc["metrics"], recomputed["metrics"], report.tolerance)
+    report.metric_differences = metric_differences(doc["metrics"], run.doc["metrics"], report.tolerance)
     report.identical = not report.differences and not report.metric_differences
     if report.identical and rev in (None, gitrepo.WORKSPACE) and provenance.is_unverified(doc):
-        report.recorded = _record_reproduced(root, metrics_rel, raw, doc, info)
+        report.recorded = _record_reproduced(root, metrics_rel, raw, doc, run.runner_info)
     return report
 
 

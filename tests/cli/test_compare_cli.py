@@ -10,7 +10,7 @@ import pytest
 from tabulate import tabulate
 
 from gitmodel.cli import cli
-from gitmodel.cli.compare import table
+from gitmodel.cli.render import table
 from tests.conftest import git
 
 ROWS = [
@@ -103,12 +103,13 @@ def test_diff_between_two_revisions_imports_nothing_heavy(released):
 
 
 def test_gate_prints_enough_digits_to_show_why_a_row_fails():
-    from gitmodel.cli.compare import _gate_rows
-    from gitmodel.compare import Tolerance, gate
+    from gitmodel.cli.gate import _gate_rows
+    from gitmodel.gatepolicy import GatePolicy, Tolerance
+    from gitmodel.gaterules import gate
 
     # 10 % of 11.7 is 1.17; the candidate is worse by 1.1700001: six decimals would print both as 1.17
     report = gate({"output_tokens": {"mean": 11.7}}, {"output_tokens": {"mean": 12.8700001}},
-                  {"output_tokens.mean": Tolerance(relative=0.1)})
+                  GatePolicy.parse({"tolerance": {"output_tokens.mean": Tolerance(relative=0.1)}}))
     row = _gate_rows(report)[0]
     assert row == ["output_tokens.mean", "11.7", "12.87", "+1.1700001",
                    "within ±10 % (worse by 1.1700001 > 1.17 allowed)", "fail"]

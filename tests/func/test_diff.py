@@ -332,7 +332,7 @@ def test_a_misspelt_evalset_or_model_is_an_error_with_did_you_mean(released, run
 def test_markdown_comment_stays_under_githubs_limit(released, runner):
     """The comment of a huge diff is cut to fit in a GitHub comment (65,536 characters), with a count of
     what was left out and where the full report is."""
-    from gitmodel.cli.compare import MD_LIMIT, render_diff_md
+    from gitmodel.cli.diff import MD_LIMIT, render_diff_md
     from gitmodel.diffing import diff as core_diff
 
     result = core_diff(f"sentiment@{V2}", f"sentiment@{V3}", examples=True, verdict=True)

@@ -51,9 +51,9 @@ def test_v2_passes_the_gate_against_v1(released, runner):
     assert lines[-1].startswith("PASS: sentiment on sentiment: all ")
     assert lines[-1].endswith(" gated metrics meet or beat the baseline")
     # what promote calls
-    results = gating.run_gate("sentiment", baseline="sentiment#prod", candidate=f"sentiment@{V2}")
-    assert [(r.evalset, r.passed, r.rerun, r.failures) for r in results] == [("sentiment", True, False, [])]
-    verdicts = {row.metric: row.verdict for row in results[0].report.rows}
+    results = gating.gate_candidate("sentiment", baseline="sentiment#prod", candidate=f"sentiment@{V2}").reports
+    assert [(r.evalset, r.passed, r.rerun, r.failed_metrics) for r in results] == [("sentiment", True, False, [])]
+    verdicts = {row.metric: row.verdict for row in results[0].rows}
     assert verdicts["accuracy"] == verdicts["label_psi"] == verdicts["latency_ms.p95"] == "pass"
     assert verdicts["n"] == verdicts["label_distribution.positive"] == verdicts["confidence.mean"] == "info"
     # calibration is gated, confidence only monitored; the outputs' distributions are gated by PSI
@@ -182,8 +182,8 @@ def test_rerun_evaluates_the_baseline_checkpoint_on_the_candidates_eval_set(rele
 
 def test_rerun_on_the_same_eval_set_reproduces_the_stored_baseline(released, runner):
     prod(released, V1, 1)
-    stored = gating.run_gate("sentiment", candidate=f"sentiment@{V2}")[0]
-    again = gating.run_gate("sentiment", candidate=f"sentiment@{V2}", rerun=True)[0]
+    stored = gating.gate_candidate("sentiment", candidate=f"sentiment@{V2}").reports[0]
+    again = gating.gate_candidate("sentiment", candidate=f"sentiment@{V2}", rerun=True).reports[0]
     assert again.rerun and again.rerun_reason == "--rerun"
     quality = {k: v for k, v in stored.baseline_doc["metrics"].items() if k != "latency_ms"}
     assert {k: v for k, v in again.baseline_doc["metrics"].items() if k != "latency_ms"} == quality
@@ -254,7 +254,7 @@ def test_a_new_eval_set_has_no_baseline_result_until_rerun(released, runner):
     assert result.stderr.startswith(
         "Error: cannot gate sentiment on eval set 'small': the baseline (sentiment#prod (sentiment@v1.2.0)) has no "
         "stored result on this eval set (metrics/sentiment/small.json does not exist there)\n")
-    results = gating.run_gate("sentiment", evalset="small", rerun=True)
+    results = gating.gate_candidate("sentiment", evalset="small", rerun=True).reports
     assert [(r.evalset, r.rerun) for r in results] == [("small", True)]
     assert results[0].baseline_doc["metrics"]["n"] == 40
     assert results[0].baseline_doc["evalset"] == results[0].candidate_doc["evalset"]

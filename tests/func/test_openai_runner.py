@@ -419,7 +419,7 @@ def test_order_is_kept_under_concurrency_on_a_slow_server(fake):
 
 # -- provenance: a result records what produced it ----------------------------------------------
 
-from gitmodel import compare  # noqa: E402
+from gitmodel import metricdiff  # noqa: E402
 from gitmodel.cli import cli  # noqa: E402
 from tests.conftest import git  # noqa: E402
 
@@ -565,7 +565,7 @@ def test_a_server_proving_the_tracked_md5_ties_the_result(registry, runner, prox
     params = registry / "params.yaml"
     params.write_text(params.read_text().replace("scoring: echo ", "scoring: top_logprobs "))
     assert ok(runner.invoke(cli, [*EVAL_V2, "--url", proxied_v2.url])).output.startswith("Evaluated ")
-    same, reason = compare.comparable(doc, summary(registry))
+    same, reason = metricdiff.comparable(doc, summary(registry))
     assert not same and "openai" in reason
     git(registry, "add", "-A")
     git(registry, "commit", "-q", "-m", "tied openai eval")

@@ -1,13 +1,29 @@
-"""compare.py on plain dicts and bytes: no git, no disk (STYLE 3)."""
+"""The comparison on plain dicts and bytes, no git, no disk (STYLE 3): the metric diff (metricdiff), the
+behavioural diff (behaviour), the gate policy (gatepolicy) and the gate's rules (gaterules)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from gitmodel import compare
-from gitmodel.compare import Tolerance, behaviour, comparable, diff_docs, gate, metric_rows
-from gitmodel.errors import InvalidParams
+from gitmodel import gaterules, metricdiff
+from gitmodel.behaviour import behaviour
+from gitmodel.errors import InvalidMetrics, InvalidParams
+from gitmodel.gatepolicy import GatePolicy, Tolerance
+from gitmodel.metricdiff import comparable, diff_docs, metric_rows
+
+
+def gate(baseline, candidate, tolerances=None, accepted=None, *, quality_tolerance=0.0, timing_tolerance=0.5,
+         policy=None, output_psi=None):
+    """:func:`gaterules.gate` under the policy these settings make, as params.yaml ``gate:`` would."""
+    if policy is None:
+        section = {"quality_tolerance": quality_tolerance, "timing_tolerance": timing_tolerance}
+        if tolerances is not None:
+            section["tolerance"] = tolerances
+        if accepted is not None:
+            section["accept"] = accepted
+        policy = GatePolicy.parse(section)
+    return gaterules.gate(baseline, candidate, policy=policy, output_psi=output_psi)
 
 
 def doc(metrics: dict, evalset_md5: str = "e" * 32, model_md5: str = "m" * 32, **params) -> dict:
@@ -112,8 +128,8 @@ def test_metric_rows_verdict_by_direction():
 
 
 def test_merged_keys_keeps_new_keys_next_to_their_neighbours():
-    assert compare.merged_keys(["a", "b", "d"], ["a", "b", "c", "d", "e"]) == ["a", "b", "c", "d", "e"]
-    assert compare.merged_keys(["x"], ["n", "x"]) == ["x", "n"]
+    assert metricdiff.merged_keys(["a", "b", "d"], ["a", "b", "c", "d", "e"]) == ["a", "b", "c", "d", "e"]
+    assert metricdiff.merged_keys(["x"], ["n", "x"]) == ["x", "n"]
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -185,7 +201,7 @@ def test_behaviour_psi_bands_and_missing_distributions():
 
 
 def test_behaviour_names_a_bad_line():
-    with pytest.raises(compare.InvalidMetrics, match=r"^new outputs:2: not valid JSON"):
+    with pytest.raises(InvalidMetrics, match=r"^new outputs:2: not valid JSON"):
         behaviour(outputs({"id": "a", "label": "x"}), outputs({"id": "a", "label": "x"}) + b"{oops\n")
 
 
@@ -284,7 +300,8 @@ def test_gate_accepted_tradeoff_lets_a_chosen_regression_through():
     assert not report.passed
     report = gate(BASE, worse, accepted=[*accept[:1], {**accept[1], "max_regression": 0.2}])
     assert report.passed and [x.metric for x in report.accepted] == ["accuracy", "labels.positive.fpr"]
-    assert "accepted labels.*.fpr (up to 0.2 worse): recall matters more" in str(report)
+    fpr = next(t for t in report.tradeoffs if t.metric == "labels.*.fpr")
+    assert (fpr.max_regression, fpr.applied_to, fpr.rationale) == (0.2, ["labels.positive.fpr"], "recall matters more")
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -339,7 +356,6 @@ def test_gate_report_to_dict_is_json():
 
 # ----------------------------------------------------------------------------- the policy, parsed once
 
-from gitmodel.compare import GatePolicy  # noqa: E402
 
 
 def test_policy_parses_once_into_one_object():
@@ -385,7 +401,7 @@ def test_policy_refuses_unknown_keys_naming_the_closest(section, message):
 def test_policy_names_must_exist_in_the_results(section, message):
     policy = GatePolicy.parse(section)
     with pytest.raises(InvalidParams) as e:
-        policy.check_names(compare.policy_keys([(BASE, BASE, None)]))
+        policy.check_names(gaterules.policy_keys([(BASE, BASE, None)]))
     assert str(e.value) == message
 
 
@@ -395,9 +411,9 @@ def test_policy_names_may_be_patterns_declared_patterns_or_output_psi():
                               {"nothing.matches.*": 1})   # built-in defaults need not match
     psi = {"label": {"psi": 0.1, "band": "moderate", "bins": 2, "n_expected": 400, "n_actual": 400,
                      "smoothing": "s"}, "confidence": None, "output_tokens": None}
-    policy.check_names(compare.policy_keys([(BASE, BASE, psi)]))
+    policy.check_names(gaterules.policy_keys([(BASE, BASE, psi)]))
     with pytest.raises(InvalidParams, match="output_psi.label"):
-        policy.check_names(compare.policy_keys([(BASE, BASE, None)]))
+        policy.check_names(gaterules.policy_keys([(BASE, BASE, None)]))
 
 
 # ----------------------------------------------------------------------------- defaults by metric
@@ -488,25 +504,25 @@ def test_a_tie_answers_no_label_whatever_label_was_written_first():
 # ----------------------------------------------------------------------------- the promotion tag's Gate: trailer
 
 
-def gate_result(evalset: str, baseline: dict, candidate: dict, **kwargs):
-    from gitmodel.gating import GateResult
-
-    return GateResult("chat", evalset, "chat#prod (chat@v1.0.0)", "chat@v1.1.0", gate(baseline, candidate, **kwargs),
-                      doc(baseline), doc(candidate))
+def gate_report(evalset: str, baseline: dict, candidate: dict, **kwargs):
+    report = gate(baseline, candidate, **kwargs)
+    report.model, report.evalset, report.baseline, report.candidate = "chat", evalset, "chat#prod", "chat@v1.1.0"
+    return report
 
 
 def test_trailer_ties_each_failing_eval_set_to_its_own_metrics():
-    from gitmodel.gating import trailer
+    def trailer(reports, baseline):
+        return gaterules.summary_line(reports, f"{baseline} (prod)")
 
     gen_base = {"output_tokens": {"mean": 0.87}, "output_chars": {"mean": 10.0}, "accuracy": 0.84}
-    gen = gate_result("gen", gen_base, {"output_tokens": {"mean": 1.0}, "output_chars": {"mean": 12.0},
+    gen = gate_report("gen", gen_base, {"output_tokens": {"mean": 1.0}, "output_chars": {"mean": 12.0},
                                         "accuracy": 1.0})
-    psi = gate_result("psi", BASE, BASE)                       # passes: not named among the failures
-    sem = gate_result("sem", BASE, {**BASE, "accuracy": 0.9})
+    psi = gate_report("psi", BASE, BASE)                       # passes: not named among the failures
+    sem = gate_report("sem", BASE, {**BASE, "accuracy": 0.9})
     assert trailer([gen, psi, sem], "v1.0.0") == (
         "failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean; sem: accuracy")
     assert trailer([psi], "v1.0.0") == "passed against v1.0.0 (prod) on psi"
-    accepted = gate_result("sem", BASE, {**BASE, "accuracy": 0.9},
+    accepted = gate_report("sem", BASE, {**BASE, "accuracy": 0.9},
                            accepted=[{"metric": "accuracy", "max_regression": 0.05, "rationale": "cheaper"}])
     assert trailer([psi, accepted], "v1.0.0") == (
         "passed against v1.0.0 (prod) on psi, sem (accepted tradeoffs: sem: accuracy)")

@@ -8,6 +8,6 @@ from gitmodel.cli.app import cli, main
 from gitmodel.cli import evaluation, setup  # noqa: F401  (importing registers the commands)
 from gitmodel.cli import stages  # noqa: F401  (promote, rollback, status)
 from gitmodel.cli import history  # noqa: F401  (release, log, show, plot)
-from gitmodel.cli import compare  # noqa: F401  (diff, gate)
+from gitmodel.cli import diff, gate  # noqa: F401  (diff, gate)
 
 __all__ = ["cli", "main"]

@@ -8,7 +8,7 @@ import click
 
 from gitmodel.cli.app import cli, emit_json, json_option
 
-def _progress_factory():
+def progress_factory():
     """A tqdm bar on stderr when it is a terminal; nothing in CI or when piped."""
     import os
 
@@ -87,7 +87,7 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
         click.echo(f"Waiting for the repository lock held by {holder} ...", err=True)
 
     result = evaluate.run_eval(model, evalset, runner=runner, url=url, entry=entry, force=force, wait=wait,
-                               progress_factory=_progress_factory(), on_wait=on_wait)
+                               progress_factory=progress_factory(), on_wait=on_wait)
     if as_json:
         emit_json({"model": result.model, "evalset": result.evalset, "cached": result.cached,
                     "metrics_path": result.metrics_path, "outputs_path": result.outputs_path,

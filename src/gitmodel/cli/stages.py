@@ -72,9 +72,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
             ctx.exit(1)
         return
     if result.refused:
-        from gitmodel.cli.compare import render_gate_text
+        from gitmodel.cli.gate import render_gate_text
 
-        render_gate_text(result.gate.results)      # the report `git model gate` prints
+        render_gate_text(result.gate)      # the report `git model gate` prints
         click.echo(f"Refused: {model}@{result.version} did not pass the gate against {model}#prod "
                    f"({result.gate.baseline}); nothing was written.", err=True)
         hint = 'promote anyway with --accept-risk "why this is acceptable"'
