@@ -93,7 +93,9 @@ def dump(data) -> str:
     return buf.getvalue()
 
 
-def _eval_stage(data, path: Path):
+def eval_matrix(data, path: Path):
+    """The ``matrix`` of the eval stage of ``data`` (a loaded dvc.yaml), the stage added from the template
+    when there is none. Raises DvcError when ``stages.eval`` is a stage of the user's (no matrix)."""
     from ruamel.yaml.comments import CommentedMap
 
     stages = data.setdefault("stages", CommentedMap())
@@ -135,12 +137,12 @@ def with_model(data, name: str, meta: dict, path: Path):
     entry["type"] = "model"
     entry["meta"] = artifact_meta(meta)
     artifacts[name] = entry
-    _append(_eval_stage(data, path)["model"], name)
+    _append(eval_matrix(data, path)["model"], name)
     return data
 
 
 def with_evalset(data, name: str, path: Path):
-    _append(_eval_stage(data, path)["evalset"], name)
+    _append(eval_matrix(data, path)["evalset"], name)
     return data
 
 

@@ -83,7 +83,7 @@ def init(start: Path | None = None) -> InitResult:
             # params.yaml must be refused with nothing staged
             existing = dvcyaml.load(root)
             if existing is not None:
-                dvcyaml._eval_stage(existing, dvc_yaml)
+                dvcyaml.eval_matrix(existing, dvc_yaml)
             params.read(root)
             if not store.is_initialized(root):
                 snap.add(root / ".dvcignore")
@@ -100,7 +100,7 @@ def init(start: Path | None = None) -> InitResult:
                 if "artifacts" not in data:
                     from ruamel.yaml.comments import CommentedMap
                     data.insert(0, "artifacts", CommentedMap())
-                dvcyaml._eval_stage(data, dvc_yaml)
+                dvcyaml.eval_matrix(data, dvc_yaml)
                 after = dvcyaml.dump(data)
                 if after != before:
                     atomic_write(dvc_yaml, after)
