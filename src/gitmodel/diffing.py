@@ -12,11 +12,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitmodel import behaviour, dvcyaml, gaterules, gitrepo, metricdiff, refs
+from gitmodel import dvcyaml, gitrepo, metricdiff, refs
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, ModelNotFound, NotInitialized
 from gitmodel.registry import Revision, WORKSPACE
+
+if TYPE_CHECKING:   # the behavioural diff and the gate's rules are imported only when asked for
+    from gitmodel.gaterules import GateReport
 
 
 @dataclass
@@ -33,7 +37,7 @@ class FileDiff:
     dvc: dict                               # metricdiff.diff_docs: what `dvc metrics diff --json` says for it
     rows: list[metricdiff.MetricRow]        # the metrics leaves, with verdicts (all of them)
     behaviour: dict | None = None           # behaviour.behaviour of the two outputs files
-    gate: gaterules.GateReport | None = None  # regressions by params.yaml gate rules (for --md)
+    gate: GateReport | None = None          # regressions by params.yaml gate rules (for --md)
     # side ("old" | "new") -> why its metrics do not describe the checkpoint (or eval set) its
     # revision tracks: measured on another md5, then committed without re-evaluating
     stale: dict[str, str] = field(default_factory=dict)
@@ -193,6 +197,8 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
             if problem:
                 file.stale[side] = problem
         if examples or verdict:
+            from gitmodel import behaviour
+
             file.behaviour = behaviour.behaviour(o.outputs if o else None, n.outputs if n else None,
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[0].label}",
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[1].label}")
@@ -202,6 +208,8 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
             gated.append((file, old_doc, new_doc, file.behaviour["psi"] if o.outputs and n.outputs else None))
         result.files.append(file)
     if policy and gated:
+        from gitmodel import gaterules
+
         policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
         for file, old_doc, new_doc, psi in gated:
             file.gate = gaterules.gate(old_doc, new_doc, policy=policy, output_psi=psi)
