@@ -75,6 +75,9 @@ def test_v3_fails_the_gate_on_accuracy_and_label_distribution(released, runner):
     assert "latency_ms.p50" not in failed and "n" not in failed
     data = json.loads(gate(runner, "--json").stdout)
     assert data["passed"] is False and data["baseline"] == f"sentiment#prod (sentiment@{V2})"
+    # one result type for the command and a promotion: the status and the one line a promotion's tag records
+    assert data["status"] == "failed" and data["candidate"] == "workspace"
+    assert data["summary"] == f"failed against sentiment#prod (sentiment@{V2}): sentiment: {', '.join(failed)}"
     rows = {r["metric"]: r for r in data["results"][0]["rows"]}
     assert rows["accuracy"] == {"metric": "accuracy", "baseline": 0.925, "candidate": 0.84, "change": pytest.approx(-0.085),
                                 "rule": ">= baseline - 0", "verdict": "fail", "direction": "higher",

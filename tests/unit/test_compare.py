@@ -529,3 +529,15 @@ def test_trailer_ties_each_failing_eval_set_to_its_own_metrics():
     assert trailer([gen, accepted], "v1.0.0") == (
         "failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean "
         "(accepted tradeoffs: sem: accuracy)")
+
+
+def test_the_promotion_gate_without_a_prod_holder_has_nothing_to_beat(tmp_path):
+    from gitmodel.gating import promotion_gate
+    from gitmodel.refs import Version
+
+    # decided before any repository is read: tmp_path is no repository at all
+    outcome = promotion_gate(tmp_path, "chat", Version.parse("v1.0.0"), None, required=True)
+    assert (outcome.status, outcome.passed, outcome.reports) == (gaterules.NO_BASELINE, False, [])
+    assert outcome.to_dict() == {"model": "chat", "baseline": None, "candidate": None, "passed": False,
+                                 "status": "none", "results": [],
+                                 "summary": "none: no version holds prod yet, so there is no holder to beat"}
