@@ -225,7 +225,7 @@ def _reason(errors: list[str], fallback: str) -> str:
 def _last_words(stderr: str) -> str:
     """The assertion (or uncaught exception) llama.cpp printed as it died, if any."""
     for line in reversed(stderr.splitlines()):
-        if "GGML_ASSERT" in line or "GGML_ABORT" in line or "terminate called" in line or "what():" in line:
+        if re.search(r"\.(cpp|c|h):\d+: |terminate called|what\(\):", line):
             # the build's source path says nothing to the user: keep the file name
             return ": " + re.sub(r"\S*/([^/\s]+:\d+:)", r"\1", line.strip())
     return ""
