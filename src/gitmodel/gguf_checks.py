@@ -202,12 +202,9 @@ class _Checker:
         known = supported_architectures()
         arch = self.meta[key]
         if known is not None and arch not in known:
-            raise InvalidGGUF(
-                self.info.path,
-                f"unknown model architecture {arch!r}: the installed llama.cpp supports "
-                f"{len(known)} architectures ({', '.join(sorted(known)[:8])}, ...)",
-                self.value_offset(key),
-            )
+            raise self.fail(key, f"unknown model architecture {arch!r}: the installed llama.cpp supports "
+                                 f"{len(known)} architectures ({', '.join(sorted(known)[:8])}, ...)",
+                            self.value_offset(key))
 
     # -- vocabulary -------------------------------------------------------
 

@@ -128,7 +128,7 @@ def test_add_refuses_an_unknown_architecture_naming_it(runner, gm_repo, demo_v1)
     data = demo_v1.read_bytes()
     (gm_repo / MODEL).write_bytes(data.replace(b"\x05\x00\x00\x00\x00\x00\x00\x00llama", b"\x05\x00\x00\x00\x00\x00\x00\x00zzzzz", 1))
     with nothing_changes(gm_repo):
-        assert_refused(add(runner, MODEL), "unknown model architecture 'zzzzz': the installed llama.cpp supports")
+        assert_refused(add(runner, MODEL), "key 'general.architecture': unknown model architecture 'zzzzz': the installed llama.cpp supports")
 
 
 # -- a crash in the first load is reported as the checkpoint's fault, and remembered ------------

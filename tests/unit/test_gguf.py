@@ -822,7 +822,7 @@ def test_an_unknown_architecture_is_refused_before_llama_cpp_loads_it(write):
     assert known is not None and {"llama", "gpt2", "bert", "t5", "rwkv6"} <= known   # asked of libllama
     data = gguf_bytes([kv("general.architecture", STRING, gstr("zzzzz"))])
     message, offset = problem(write(data))
-    assert message.startswith(f"unknown model architecture 'zzzzz': the installed llama.cpp supports {len(known)} "
+    assert message.startswith(f"key 'general.architecture': unknown model architecture 'zzzzz': the installed llama.cpp supports {len(known)} "
                               "architectures (")
     assert offset == data.index(gstr("zzzzz"))
 
