@@ -345,7 +345,8 @@ class _Checker:
     def byte_fallback(self, tokens: list[bytes]) -> None:
         present = set(tokens)
         for byte in range(256):
-            if b"<0x%02X>" % byte not in present and bytes([byte]) not in present:
+            # The fallback's one-byte string is a C string: for byte 0 it is empty, never a token.
+            if b"<0x%02X>" % byte not in present and (byte == 0 or bytes([byte]) not in present):
                 raise self.fail(TOKENS, f"no token for byte 0x{byte:02X} (neither '<0x{byte:02X}>' nor the "
                                         "byte itself): llama.cpp's SentencePiece tokenizer aborts when it "
                                         "falls back to that byte", self.value_offset(TOKENS))

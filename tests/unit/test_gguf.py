@@ -776,10 +776,18 @@ def test_a_special_token_id_beyond_the_vocabulary_is_refused(write, key):
         f"(ids 0 to {n - 1})", offset)
 
 
-def test_a_spm_vocabulary_without_its_byte_tokens_is_refused(write):
-    tokens = [t for t in SPM_TOKENS if t != "<0xC3>"]
-    message, _ = problem(write(gguf_bytes(vocab_kvs(tokens))))
-    assert message.startswith("key 'tokenizer.ggml.tokens': no token for byte 0xC3 (neither '<0xC3>' nor the byte")
+@pytest.mark.parametrize("byte, stand_in", [(0xC3, None), (0x41, "A"), (0x00, "\x00")])
+def test_a_spm_vocabulary_without_its_byte_tokens_is_refused(write, byte, stand_in):
+    tokens = [t for t in SPM_TOKENS if t != f"<0x{byte:02X}>"]
+    if stand_in is not None:
+        tokens.append(stand_in)   # llama.cpp falls back to the byte itself, but as a C string
+    path = write(gguf_bytes(vocab_kvs(tokens)))
+    if stand_in == "A":
+        assert read_info(path)
+        return
+    message, _ = problem(path)
+    assert message.startswith(f"key 'tokenizer.ggml.tokens': no token for byte 0x{byte:02X} (neither "
+                              f"'<0x{byte:02X}>' nor the byte")
 
 
 def test_a_tokenizer_that_adds_eos_needs_one(write):
