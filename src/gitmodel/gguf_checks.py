@@ -18,6 +18,8 @@ Covered, as read in llama.cpp's loader (``src/llama-vocab.cpp``,
   ``tokenize``: a vocabulary that adds BOS (SPM, WPM, UGM, BPE unless
   ``add_bos_token`` is false), EOS (``add_eos_token``, UGM by default) or SEP
   (WPM always) must have that token, from its key or llama.cpp's default id.
+- ``GGML_ASSERT(tokenizer && "Tokenizer not initialized")``: a ``no_vocab``
+  (or ``none``) tokenizer model, which every eval would tokenize with.
 - ``GGML_ABORT`` in ``token_to_byte`` for a WPM (BERT) vocabulary: reached
   while the piece cache is built, for any token typed BYTE.
 - ``token_to_id.at()`` in SPM's byte fallback, an uncaught ``out_of_range``
@@ -210,12 +212,16 @@ class _Checker:
 
     def vocabulary(self) -> None:
         model = self.meta.get(MODEL)
-        if model is None or TOKENS not in self.spans:
-            return   # llama.cpp throws "key not found" / "cannot find tokenizer vocab"
+        if model is None:
+            return   # llama.cpp throws "key not found"
         if self.value_type(MODEL) != _STRING:
             raise self.fail(MODEL, "must be a string", self.value_offset(MODEL))
         if model in ("no_vocab", "none"):
-            return
+            # Every eval tokenizes, and llama.cpp asserts a tokenizer exists when it does.
+            raise self.fail(MODEL, f"{model!r} means the checkpoint has no tokenizer: llama.cpp aborts on the "
+                                   "first tokenization", self.value_offset(MODEL))
+        if TOKENS not in self.spans:
+            return   # llama.cpp throws "cannot find tokenizer vocab"
         _, n_tokens = self.typed_array(TOKENS, (_STRING,))
         tokens = self.read_tokens(n_tokens)
         self.unique(tokens)

@@ -4,7 +4,7 @@ A mutant is a real GGUF file with one seeded change aimed where llama.cpp
 trusts the contents: random bytes, 8-byte counts and lengths, one token
 overwritten by another of the same length (a duplicate), array lengths
 (shortened consistently, or the length field alone), special token ids,
-add_*_token flags, token types, truncations. Every mutant our reader accepts
+add_*_token flags, token types, the tokenizer family, truncations. Every mutant our reader accepts
 is loaded by llama.cpp in a forked child (vocabulary only for vocabulary
 files, a full load with a context and a decode for checkpoints): it must
 load or refuse with an error, never die of a signal.
@@ -26,7 +26,9 @@ from gitmodel.gguf import GGUFInfo, read_info
 ARRAY, STRING, BOOL, INT32, UINT32 = 9, 8, 7, 5, 4
 EXTREMES = [0, 1, 2, 7, 255, 256, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1]
 KINDS = ("bytes", "count", "token", "shrink_array", "array_length", "special_id", "flag", "token_type",
-         "truncate")
+         "tokenizer", "truncate")
+# llama.cpp's tokenizer models: a vocabulary read by another family's rules
+TOKENIZER_MODELS = ("llama", "gpt2", "bert", "t5", "rwkv", "plamo2", "gemma4", "whitespace", "no_vocab")
 
 
 @dataclass
@@ -133,6 +135,10 @@ def mutate(seed: Seed, rng: random.Random) -> tuple[str, bytes]:
             for _ in range(rng.randint(1, 4)):
                 index = rng.randrange(length)
                 struct.pack_into("<i", data, span[1] + 12 + 4 * index, rng.choice([0, 1, 2, 3, 4, 5, 6, 7, -1]))
+    elif kind == "tokenizer" and "tokenizer.ggml.model" in seed.info.value_spans:
+        _, start, stop = seed.info.value_spans["tokenizer.ggml.model"]
+        name = rng.choice(TOKENIZER_MODELS).encode()
+        data[start:stop] = struct.pack("<Q", len(name)) + name
     else:
         kind = "truncate"
         del data[rng.randrange(len(data)):]

@@ -863,3 +863,11 @@ def test_a_150k_token_vocabulary_is_checked_well_under_a_second(write):
     assert info.metadata["tokenizer.ggml.tokens"] == ArraySummary("string", n)
     # ~0.1 s on a shared 2-core machine; generous against noise.
     assert elapsed < 0.5, elapsed
+
+
+@pytest.mark.parametrize("model", ["no_vocab", "none"])
+def test_a_checkpoint_without_a_tokenizer_is_refused(write, model):
+    data = gguf_bytes([kv("tokenizer.ggml.model", STRING, gstr(model))])
+    assert problem(write(data)) == (
+        f"key 'tokenizer.ggml.model': {model!r} means the checkpoint has no tokenizer: llama.cpp aborts on the "
+        "first tokenization", data.index(gstr(model)))
