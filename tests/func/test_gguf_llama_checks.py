@@ -8,6 +8,7 @@ the fault, a file our checks would refuse) so that llama.cpp really aborts.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import struct
 import time
 from contextlib import contextmanager
@@ -215,3 +216,27 @@ def test_the_llama_runner_quotes_llama_cpps_reason_not_its_last_log_line(tmp_pat
         make_runner("llama", settings=RunSettings(), model_path=model)
     assert str(caught.value) == (f"{model}: llama.cpp could not load the model: llama_model_load: error loading "
                                  "model: unknown model architecture: 'zzzzz'")
+
+
+# -- eval of a file tracked behind git-model's back ---------------------------------------------
+
+
+@pytest.fixture
+def tracked_crasher(registry, demo_v1) -> Path:
+    """models/crash.gguf, a demo checkpoint with a duplicated token, tracked with plain `dvc add`."""
+    with_duplicate_token(demo_v1, registry / "models/crash.gguf")
+    subprocess.run(["dvc", "add", "models/crash.gguf"], cwd=registry, check=True, capture_output=True)
+    return registry
+
+
+def test_eval_of_a_vocabulary_with_a_duplicated_token_is_an_error_not_a_signal(runner, tracked_crasher):
+    result = runner.invoke(cli, ["eval", "crash", "--evalset", "sentiment"])
+    assert_refused(result, "models/crash.gguf: not a valid GGUF file: key 'tokenizer.ggml.tokens': token 14 repeats "
+                           "token 13 ('<0x0A>')")
+
+
+def test_eval_reports_a_llama_cpp_abort_as_the_checkpoints_fault(runner, tracked_crasher, unchecked):
+    result = runner.invoke(cli, ["eval", "crash", "--evalset", "sentiment"])
+    assert_refused(result, "models/crash.gguf: llama.cpp cannot load this checkpoint safely: a test load in a child "
+                           "process died of signal 6 (SIGABRT)")
+    assert not (tracked_crasher / "metrics/crash").exists()
