@@ -127,9 +127,11 @@ def test_add_refuses_a_bos_or_eos_id_beyond_the_vocabulary(runner, gm_repo, demo
 
 def test_add_refuses_an_unknown_architecture_naming_it(runner, gm_repo, demo_v1):
     data = demo_v1.read_bytes()
-    (gm_repo / MODEL).write_bytes(data.replace(b"\x05\x00\x00\x00\x00\x00\x00\x00llama", b"\x05\x00\x00\x00\x00\x00\x00\x00zzzzz", 1))
+    length = struct.pack("<Q", 5)
+    (gm_repo / MODEL).write_bytes(data.replace(length + b"llama", length + b"zzzzz", 1))
     with nothing_changes(gm_repo):
-        assert_refused(add(runner, MODEL), "key 'general.architecture': unknown model architecture 'zzzzz': the installed llama.cpp supports")
+        assert_refused(add(runner, MODEL), "key 'general.architecture': unknown model architecture 'zzzzz': "
+                                           "the installed llama.cpp supports")
 
 
 # -- a crash in the first load is reported as the checkpoint's fault, and remembered ------------
@@ -210,8 +212,8 @@ def test_the_llama_runner_quotes_llama_cpps_reason_not_its_last_log_line(tmp_pat
     if first_load == "in-process":   # as if the child had loaded it: the runner's own error path
         monkeypatch.setattr(loadcheck, "ensure_loads", lambda *args, **kwargs: None)
     model = tmp_path / "zzzzz.gguf"
-    model.write_bytes(demo_v1.read_bytes().replace(b"\x05\x00\x00\x00\x00\x00\x00\x00llama",
-                                                   b"\x05\x00\x00\x00\x00\x00\x00\x00zzzzz", 1))
+    length = struct.pack("<Q", 5)
+    model.write_bytes(demo_v1.read_bytes().replace(length + b"llama", length + b"zzzzz", 1))
     with pytest.raises(RunnerError) as caught:
         make_runner("llama", settings=RunSettings(), model_path=model)
     assert str(caught.value) == (f"{model}: llama.cpp could not load the model: llama_model_load: error loading "

@@ -97,7 +97,8 @@ def write_ugm(path: Path) -> Path:
     tokens = ["<pad>", "</s>", "<unk>"]
     scores = [0.0, 0.0, 0.0]
     types = [CONTROL, CONTROL, UNKNOWN]
-    pieces = sorted({("\u2581" + w)[:n] for w in WORDS for n in range(1, len(w) + 2)} | set("abcdefghijklmnopqrstuvwxyz"))
+    pieces = {("\u2581" + w)[:n] for w in WORDS for n in range(1, len(w) + 2)}
+    pieces = sorted(pieces | set("abcdefghijklmnopqrstuvwxyz"))
     for piece in pieces:
         tokens.append(piece)
         scores.append(-float(20 - len(piece)))

@@ -715,7 +715,8 @@ def vocab_kvs(tokens: list[str | bytes], *, model: str = "llama", arch: str = "l
         kv("tokenizer.ggml.scores", ARRAY, array(FLOAT32, n_scores, struct.pack(f"<{n_scores}f", *range(n_scores)))),
     ]
     if types is not None:
-        kvs.append(kv("tokenizer.ggml.token_type", ARRAY, array(INT32, len(types), struct.pack(f"<{len(types)}i", *types))))
+        packed = struct.pack(f"<{len(types)}i", *types)
+        kvs.append(kv("tokenizer.ggml.token_type", ARRAY, array(INT32, len(types), packed)))
     return kvs + list(extra)
 
 
@@ -830,8 +831,8 @@ def test_an_unknown_architecture_is_refused_before_llama_cpp_loads_it(write):
     assert known is not None and {"llama", "gpt2", "bert", "t5", "rwkv6"} <= known   # asked of libllama
     data = gguf_bytes([kv("general.architecture", STRING, gstr("zzzzz"))])
     message, offset = problem(write(data))
-    assert message.startswith(f"key 'general.architecture': unknown model architecture 'zzzzz': the installed llama.cpp supports {len(known)} "
-                              "architectures (")
+    assert message.startswith("key 'general.architecture': unknown model architecture 'zzzzz': the installed "
+                              f"llama.cpp supports {len(known)} architectures (")
     assert offset == data.index(gstr("zzzzz"))
 
 
