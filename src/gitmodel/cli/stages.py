@@ -33,13 +33,16 @@ def _on_wait(holder: str) -> None:
               help="Share of traffic the stage serves, 0 < F <= 1: required for canary, refused for prod.")
 @click.option("--accept-risk", metavar="RATIONALE",
               help="Promote to prod although the gate fails; the rationale is recorded in the tag message.")
+@click.option("--accept-unverified", metavar="RATIONALE",
+              help="Promote although the release's metrics are unverified (not tied to the tracked md5); "
+                   "the rationale is recorded in the tag message.")
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
 @_wait_option
 @json_option
 @click.pass_context
-def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_json) -> None:
+def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
     """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
 
     The annotated tag goes on the release's commit and records who, when,
@@ -49,7 +52,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_j
     with the gate's report) when it fails, unless --accept-risk gives a
     rationale. The first promotion to prod has no holder to beat. For other
     stages the gate runs too, when there is a prod version, and its result is
-    recorded without blocking.
+    recorded without blocking. A release whose metrics are unverified (not
+    tied to the tracked md5, nor reproduced by `git model verify`) is refused
+    unless --accept-unverified gives a rationale.
 
     \b
     Examples:
@@ -60,7 +65,7 @@ def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_j
     from gitmodel import stages
 
     result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
-                            wait=wait, on_wait=_on_wait)
+                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified)
     if as_json:
         emit_json(result.to_dict())
         if result.refused:
@@ -114,8 +119,11 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
     "Roll back MODEL to vX (was vY)" (only those paths), and prod is assigned
     to vX with a new stage tag. Repeated rollbacks walk the prod history like
     `git checkout -`. A workspace model with changes that are not in the DVC
-    cache is refused (--force discards them). Running it again after it was
-    interrupted completes it.
+    cache is refused (--force discards them); so are files it would overwrite
+    or remove whose content git does not hold (untracked files in
+    metrics/MODEL/, edits of the .dvc file or metrics, staged or not), named
+    in the error, and a detached HEAD unless --no-commit. Running it again
+    after it was interrupted completes it.
 
     \b
     Examples:
@@ -145,6 +153,8 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  {result.path}: md5 {result.md5} (already in the workspace)")
     if result.restored:
         click.echo(f"  restored: {', '.join(result.restored)}")
+    if result.removed:
+        click.echo(f"  removed:  {', '.join(result.removed)} (committed at HEAD, not part of {result.target})")
     if no_commit:
         click.echo("Not committed and prod not reassigned (--no-commit). To record it: "
                    f"git model rollback {model} --to {result.target}")
@@ -174,7 +184,8 @@ def _render_status(st) -> list[str]:
         lines.append("  stages:     none")
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
-        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date"))
+        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date")
+                     + (f", UNVERIFIED ({m.unverified})" if m.unverified else ""))
     if not st.metrics:
         lines.append("  metrics:    none")
     return lines
