@@ -15,6 +15,7 @@ is written to ``metrics/`` or anywhere else in the workspace (:func:`evaluate.re
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -200,13 +201,11 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = reg
     policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
     reports = []
     for cand, base_doc, psi, why in compared:
-        report = gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi)
-        report.model, report.evalset, report.baseline, report.candidate = model, cand.evalset, base_rev.label, \
-            cand_rev.label
-        report.baseline_doc, report.candidate_doc = base_doc, cand.doc
-        report.rerun, report.rerun_reason = bool(why), why
-        report.policy = f"{params.PARAMS_FILE} (workspace)"
-        reports.append(report)
+        # the pure rules give the rows; whose results they compared is known here
+        reports.append(dataclasses.replace(
+            gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi), model=model, evalset=cand.evalset,
+            baseline=base_rev.label, candidate=cand_rev.label, baseline_doc=base_doc, candidate_doc=cand.doc,
+            rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
     passed = bool(reports) and all(r.passed for r in reports)
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
                        gaterules.summary_line(reports, base_rev.label), base_rev.label, cand_rev.label, reports)
