@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gating, history, project, registry, rollback, stages
+from gitmodel import gating, history, project, registry, rollback, status
 from gitmodel.errors import GitModelError
 from tests.conftest import git
 from tests.func.stagekit import gm, tool
@@ -169,7 +169,7 @@ def test_gto_agreement_on_the_zoo(zoo):
         [model_log] = history.log(zoo, model)
         assert {s: str(e.release.version) for e in model_log.entries for s in e.stages} == \
             {s: v for s, v in expected.items() if v.startswith("v")}, model   # log lists releases only
-        [st] = stages.status(model, start=zoo)
+        [st] = status.status(model, start=zoo)
         assert {h.stage: h.version or git(zoo, "rev-parse", f"{h.tag}^{{commit}}").strip() for h in st.stages} \
             == expected, model
         for stage_name, holder in expected.items():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gitmodel.refs import Version
 from gitmodel.registry import Release, StageEvent, stage_holders
-from gitmodel.rollback import Planned, uncommitted
+from gitmodel.rollback_plan import Planned, uncommitted
 
 V1, V2 = Version.parse("v1.0.0"), Version.parse("v2.0.0")
 RELEASES = [Release("m", V1, "m@v1.0.0", "c1", 10, order=0), Release("m", V2, "m@v2.0.0", "c2", 11, order=1)]
