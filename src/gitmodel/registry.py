@@ -263,7 +263,7 @@ class Registry:
     def _check_writable(self) -> None:
         if not self._writable:
             raise RegistryConflict("internal error: the registry is written only under the repository lock "
-                                   "(registry.writing)")  # pragma: no cover
+                                   "(registry.writing)")
 
     def _reload(self) -> None:
         fresh = load(self.root)
