@@ -39,7 +39,7 @@ from gitmodel import registry as registry_mod
 from gitmodel.errors import GitError, GitModelError
 from gitmodel.placement import place, prove, put_back, record_proof, remove_if_exists, save_to_cache, workspace_md5
 from gitmodel.registry import PROD, Registry, Release
-from gitmodel.rollback_plan import (  # noqa: F401  (RollbackRefused, default_target: part of this command's API)
+from gitmodel.rollback_plan import (
     Facts,
     FileState,
     RollbackPlan,

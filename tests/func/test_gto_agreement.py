@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gating, history, project, registry, rollback, status
+from gitmodel import gating, history, project, registry, rollback_plan, status
 from gitmodel.errors import GitModelError
 from tests.conftest import git
 from tests.func.stagekit import gm, tool
@@ -190,7 +190,7 @@ def test_the_default_rollback_target_is_what_gto_shows_once_the_holder_leaves_pr
         if holder is None or holder.version is None:
             continue
         try:
-            targets[model] = str(rollback.default_target(reg, model).version)
+            targets[model] = str(rollback_plan.default_target(reg, model).version)
         except GitModelError:
             targets[model] = None
         # the holder leaves prod, as `gto unassign` would write it
