@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, fsutil, gitrepo, locking, project, refs, stages, store
+from gitmodel import dvcyaml, fsutil, gitrepo, locking, project, refs, revisions, stages, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import DvcError, GitError, GitModelError, ModelNotFound
 from gitmodel.registry import Registry, Release
@@ -293,8 +293,8 @@ def _label(reg: Registry, model: str, root: Path, rel: str) -> str:
     if head is None:
         return "nothing"
     releases = reg.active_releases(model)
-    with gitrepo.ObjectReader(root) as reader:
-        md5s = stages.tracked_md5_at(reader, list(dict.fromkeys([head] + [r.commit for r in releases])), rel)
+    md5s = {c: found[rel] for c, found in store.tracked_md5s(
+        root, [head] + [r.commit for r in releases], [rel], lenient=True).items()}
     match = [r for r in releases if md5s.get(r.commit) and md5s.get(r.commit) == md5s.get(head)]
     if match:
         return str(match[-1].version)
@@ -370,11 +370,8 @@ def rollback(model: str, to: str | None = None, *, no_commit: bool = False, forc
 
 def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force: bool) -> RollbackResult:
     reg = registry_mod.load(root)
-    if to is not None:
-        release = stages.find_release(reg, model, to)
-    else:
-        release = default_target(reg, model)
-        stages.check_stageable(reg, release)
+    release = default_target(reg, model) if to is None else revisions.release_of(root, model, to, reg)
+    stages.check_stageable(reg, release)
     holder = reg.holder(model, stages.PROD)
     rel = dvcyaml.model_path(model)      # the layout is a contract: models/<name>.gguf
     path = root / rel

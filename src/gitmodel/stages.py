@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, locking, project, provenance, refs, store
+from gitmodel import dvcyaml, gitrepo, locking, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, InvalidName
 from gitmodel.refs import Version
@@ -327,31 +327,13 @@ class ModelStatus:
         }
 
 
-def tracked_md5_at(reader: gitrepo.ObjectReader, commits: list[str], rel: str) -> dict[str, str | None]:
-    """md5 of the model at ``rel`` in each commit, from its .dvc file or dvc.lock (two batched reads)."""
-    if not commits:
-        return {}
-    specs = [f"{c}:{rel}.dvc" for c in commits] + [f"{c}:{store.LOCK_FILE}" for c in commits]
-    blobs = reader.read_many(specs)
-    found: dict[str, str | None] = {}
-    for i, commit in enumerate(commits):
-        dvc_blob, lock_blob = blobs[i], blobs[len(commits) + i]
-        try:
-            out = store.entry_from(Path(), rel, None if dvc_blob is None else dvc_blob[1].decode("utf-8"),
-                                   None if lock_blob is None else lock_blob[1].decode("utf-8"))
-        except (GitModelError, UnicodeDecodeError):
-            out = None
-        found[commit] = out.md5 if out else None
-    return found
-
-
 def _model_rel(artifacts: dict, model: str) -> str:
     entry = artifacts.get(model)
     path = entry.get("path") if isinstance(entry, dict) else None
     return str(path) if path else dvcyaml.model_path(model)
 
 
-def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[MetricsStatus]:
+def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
     folder = root / dvcyaml.METRICS_DIR / model
     found = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -363,8 +345,8 @@ def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[Met
         except (ValueError, KeyError, TypeError, OSError):
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
-        reasons = provenance.workspace_staleness(root, doc, tracked_md5)
-        reason = "; ".join(reasons) or None
+        reasons = provenance.stale_at(root, revisions.Revision(gitrepo.WORKSPACE, None), doc, with_params=True)
+        reason = "; ".join(map(str, reasons)) or None
         unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
         found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
     return found
@@ -397,7 +379,8 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
             st = ModelStatus(name, rel, workspace_md5, tracked.md5 if tracked else None,
                              tracked.source.relative_to(root).as_posix() if tracked else None)
             releases = reg.active_releases(name)
-            md5s = tracked_md5_at(reader, list(dict.fromkeys(r.commit for r in releases)), rel)
+            md5s = {c: found[rel] for c, found in store.tracked_md5s(
+                root, [r.commit for r in releases], [rel], reader, lenient=True).items()}
             st.releases = [str(r.version) for r in releases if workspace_md5 and md5s.get(r.commit) == workspace_md5]
             for stage, event in sorted(reg.holders(name).items()):
                 trailers = parse_trailers(event.message)
@@ -407,6 +390,6 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                 st.stages.append(HolderStatus(
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     fraction_of(event), when, trailers.get("Assigned-By") or event.tagger, trailers))
-            st.metrics = _metrics_status(root, name, st.tracked_md5)
+            st.metrics = _metrics_status(root, name)
             statuses.append(st)
     return statuses
