@@ -223,15 +223,10 @@ def tracked_md5s(root: Path, commits: list[str | None], rels: list[str], reader=
 
 
 def tracked(root: Path, path: Path) -> TrackedOut | None:
-    """How DVC tracks ``path`` in the workspace: its ``.dvc`` file, else a ``dvc.lock`` out."""
+    """How DVC tracks ``path`` (absolute, in the workspace) now: :func:`tracked_at` of the workspace."""
     root = Path(root)
-    dvc_file = Path(str(path) + ".dvc")
-    if dvc_file.is_file():
-        return parse_dvc_file(dvc_file.read_text("utf-8"), dvc_file)
-    lock = root / LOCK_FILE
-    if lock.is_file():
-        return parse_lock(lock.read_text("utf-8"), lock, Path(path).relative_to(root).as_posix())
-    return None
+    rel = Path(path).relative_to(root).as_posix() if Path(path).is_absolute() else Path(path).as_posix()
+    return tracked_at(root, None, [rel])[rel]
 
 
 def set_meta(dvc_file: Path, meta: dict) -> None:
