@@ -174,8 +174,9 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     old_by_path = {r.path: r for r in old_results}
     new_by_path = {r.path: r for r in new_results}
     result = DiffResult(root, revs[0], revs[1])
-    tracked = {side: store.tracked_md5s(root, [rev.commit], [p for r in results for p in provenance.tracked_paths(r.doc)])
-               [rev.commit] for side, rev, results in (("old", revs[0], old_results), ("new", revs[1], new_results))}
+    # commit -> path -> the md5 that revision tracks, both sides through one `git cat-file --batch`
+    tracked = store.tracked_md5s(root, [r.commit for r in revs],
+                                 [p for r in old_results + new_results for p in provenance.tracked_paths(r.doc)])
     gated = []
     for path in compare.merged_keys(list(old_by_path), list(new_by_path)):
         o, n = old_by_path.get(path), new_by_path.get(path)
@@ -185,7 +186,7 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         file = FileDiff(path, either.model, either.evalset, old_doc, new_doc, same, reason,
                         compare.diff_docs(old_doc, new_doc, all), compare.metric_rows(old_doc, new_doc))
         for side, rev, res in (("old", revs[0], o), ("new", revs[1], n)):
-            reasons = provenance.stale_at(root, rev, res.doc, tracked=tracked[side]) if res else []
+            reasons = provenance.stale_at(root, rev, res.doc, tracked=tracked[rev.commit]) if res else []
             if reasons:
                 file.stale[side] = provenance.describe(res.path, rev.label, reasons)
         if examples or verdict:

@@ -302,3 +302,33 @@ def test_a_branch_whose_name_looks_like_a_glob_is_not_ambiguous(released):
     assert revisions.resolve(released, "cand").commit == commit_of(released, "HEAD")
     assert gitrepo.ref_kinds(released, "cand") == ["branch"]
     assert gitrepo.ref_kinds(released, "can*") == []
+
+
+def test_show_marks_a_stale_result_with_its_typed_reason(released, demo_dir):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gitmodel.cli import cli
+
+    def gm(*args):
+        result = CliRunner().invoke(cli, list(args), prog_name="git model")
+        assert result.exit_code == 0, result.output + result.stderr
+        return result.stdout
+
+    measured = stored(released, "HEAD")["model"]["md5"]
+    shutil.copy(demo_dir / "sentiment-v1.gguf", released / "models/sentiment.gguf")
+    gm("add", "models/sentiment.gguf")
+    git(released, "commit", "-q", "-am", "new weights, not evaluated")
+    tracked = history.show(released, "HEAD").models[0].md5
+    assert tracked != measured
+    reason = f"it measured model md5 {measured}, but models/sentiment.gguf at HEAD is md5 {tracked}"
+    assert any(line.endswith(f"  STALE: {reason}") for line in gm("show", "HEAD").splitlines())
+    [state] = json.loads(gm("show", "HEAD", "--json"))["models"]
+    assert state["results"]["sentiment"]["stale"] == [
+        {"kind": "model", "path": "models/sentiment.gguf", "recorded": measured, "current": tracked, "changes": [],
+         "text": reason}]
+    # the release it came from is fresh
+    [state] = json.loads(gm("show", f"sentiment@{RELEASES[-1]}", "--json"))["models"]
+    assert state["results"]["sentiment"]["stale"] == []
+    assert "STALE" not in gm("show", f"sentiment@{RELEASES[-1]}")
