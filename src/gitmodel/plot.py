@@ -16,6 +16,7 @@ from pathlib import Path
 from gitmodel import gitrepo, history, refs, registry as registry_mod
 from gitmodel.errors import GitModelError
 from gitmodel.fsutil import atomic_write
+from gitmodel.revisions import Revision
 
 DEFAULT_METRICS = ("accuracy",)
 FORMATS = (".html", ".png", ".svg", ".json")
@@ -73,7 +74,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
     for stage, event in reg.holders(model).items():
         if event.version is not None:
             holders.setdefault(event.version, []).append(stage)
-    revs = [registry_mod.Revision(r.tag, r.commit, model, r) for r in releases]
+    revs = [Revision.of(r) for r in releases]
     with gitrepo.ObjectReader(root) as reader:
         results = registry_mod.results_at_many(root, revs, model=model, reader=reader)
     seen_evalsets = sorted({res.evalset for found in results for res in found})

@@ -15,7 +15,7 @@ from gitmodel import dvcyaml, gitrepo
 from gitmodel.errors import InvalidMetrics
 
 if TYPE_CHECKING:
-    from gitmodel.registry import Revision
+    from gitmodel.revisions import Revision
 
 
 @dataclass

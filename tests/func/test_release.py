@@ -273,8 +273,8 @@ def test_refused_when_metrics_are_stale(released, runner, demo_dir):
     before = tags(released)
     result = release(runner, "sentiment", "v2.0.0")
     assert_refused(result, released, before,
-                   f"metrics/sentiment/sentiment.json is stale: it measured model md5 {old}, "
-                   f"but the committed models/sentiment.gguf is md5 {new}",
+                   f"metrics/sentiment/sentiment.json at HEAD is stale: it measured model md5 {old}, "
+                   f"but models/sentiment.gguf at HEAD is md5 {new}",
                    "re-evaluate (`git model eval sentiment --evalset sentiment`, or `dvc repro`) and commit")
     # the way out works
     assert runner.invoke(cli, ["eval", "sentiment", "--evalset", "sentiment"]).exit_code == 0
@@ -290,7 +290,7 @@ def test_refused_when_metrics_used_another_eval_set(released, runner):
     before = tags(released)
     result = release(runner, "sentiment", "v2.0.0")
     assert result.exit_code == 3
-    assert result.stderr.startswith("Error: metrics/sentiment/sentiment.json is stale: it used eval set md5 ")
+    assert result.stderr.startswith("Error: metrics/sentiment/sentiment.json at HEAD is stale: it measured eval set md5 ")
     assert tags(released) == before
 
 

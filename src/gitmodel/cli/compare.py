@@ -516,7 +516,8 @@ def _render_gate_md(results) -> None:
 @click.argument("model")
 @click.option("--baseline", metavar="REF", help="What the candidate must meet or beat (default: MODEL#prod).")
 @click.option("--candidate", metavar="REF", default="workspace", show_default=True,
-              help="The results to gate: a revision, MODEL@vX.Y.Z, or the workspace.")
+              help="The results to gate: MODEL@vX.Y.Z, MODEL@latest, MODEL#stage, any git revision, or the "
+                   "workspace.")
 @click.option("--evalset", "-e", help="Gate on this eval set only (default: every eval set the candidate has).")
 @json_option
 @click.option("--md", "as_md", is_flag=True, help="Print a GitHub-flavoured Markdown report.")

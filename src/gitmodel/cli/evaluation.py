@@ -115,7 +115,9 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 @cli.command()
 @click.argument("model")
 @click.option("--evalset", "-e", help="Verify this eval set only (default: every stored result of the model).")
-@click.option("--rev", help="Verify the result stored at this git revision (default: the workspace).")
+@click.option("--rev", metavar="REV",
+              help="Verify the result stored at this revision: MODEL@vX.Y.Z, MODEL@latest, MODEL#stage or any git "
+                   "revision (default: the workspace).")
 @json_option
 @click.pass_context
 def verify(ctx, model, evalset, rev, as_json) -> None:
@@ -135,6 +137,7 @@ def verify(ctx, model, evalset, rev, as_json) -> None:
     Examples:
       git model verify chat
       git model verify chat --evalset support --rev chat@v1.2.0
+      git model verify chat --rev chat#prod
     """
     from gitmodel import verify as verify_core
 

@@ -188,11 +188,10 @@ def _render_model(state) -> list[str]:
     for result in state.results:
         doc = result.doc
         evalset_md5 = (doc.get("evalset") or {}).get("md5")
-        model_md5 = (doc.get("model") or {}).get("md5")
-        stale = model_md5 and state.md5 and model_md5 != state.md5
+        stale = state.stale.get(result.evalset)
         runner = (doc.get("runner") or {}).get("name", "?")
         lines.append(f"  metrics on {result.evalset} ({result.path}; eval set md5 {evalset_md5}, runner {runner})"
-                     + (f"  STALE: measured model md5 {model_md5}" if stale else ""))
+                     + (f"  STALE: {'; '.join(map(str, stale))}" if stale else ""))
         for key, value in history.leaves(doc["metrics"]):
             lines.append(f"    {key:<40} {_number(value)}")
     return lines

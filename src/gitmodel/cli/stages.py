@@ -98,8 +98,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
 
 @cli.command()
 @click.argument("model")
-@click.option("--to", "to", metavar="VERSION",
-              help="The release to roll back to (default: the version that held prod before the current one).")
+@click.option("--to", "to", metavar="REV",
+              help="The release to roll back to: a version (v1.2.0), MODEL@vX.Y.Z, MODEL@latest, MODEL#stage, or a "
+                   "git revision that holds a release (default: the version that held prod before the current one).")
 @click.option("--no-commit", is_flag=True,
               help="Restore the workspace, the .dvc / dvc.lock entry and metrics only: no commit, no prod tag.")
 @click.option("--force", is_flag=True,
@@ -129,6 +130,7 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
     Examples:
       git model rollback chat
       git model rollback chat --to v1.2.0
+      git model rollback chat --to chat#staging
       git model rollback chat --to v1.2.0 --no-commit
     """
     from gitmodel import rollback as rollback_core
