@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+from gitmodel import jsonio
 from gitmodel.errors import InvalidMetrics, InvalidParams
 
 # Floats in metrics files are rounded to 6 decimals; this slack only absorbs
@@ -229,7 +230,7 @@ def parse_outputs(data: bytes | None, source: str = "outputs.jsonl") -> dict[str
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsonio.loads(line)
         except ValueError as e:
             raise InvalidMetrics(f"{source}:{number}: not valid JSON: {e}") from None
         if not isinstance(record, dict) or not isinstance(record.get("id"), str):

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitmodel import jsonio
 from gitmodel import dvcyaml, gitrepo, refs
 from gitmodel.errors import GitModelError, InvalidMetrics
 from gitmodel.refs import Version
@@ -243,7 +244,7 @@ class Result:
 
 def _parse(data: bytes, source: str, validate: bool) -> dict:
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidMetrics(f"{source}: not valid JSON: {e}") from None
     if validate:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gitmodel import jsonio
 from gitmodel import dvcyaml, gitrepo, locking, project, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, InvalidName
@@ -342,7 +343,7 @@ def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[Met
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         rel = p.relative_to(root).as_posix()
         try:
-            doc = json.loads(p.read_bytes())
+            doc = jsonio.loads(p.read_bytes())
             md5 = doc["model"]["md5"]
             evalset = doc.get("evalset") or {}
         except (ValueError, KeyError, TypeError, OSError):

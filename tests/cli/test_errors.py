@@ -11,7 +11,8 @@ import pytest
 from gitmodel.cli import cli
 from gitmodel.errors import GitModelError, InvalidName
 
-BAD_NAME = ["add", "models/x.gguf", "--name", "Bad_Name"]
+# A name taken from the file stem is not an option value: the core refuses it (exit 3).
+BAD_NAME = ["add", "models/Bad_Name.gguf"]
 BAD_NAME_MESSAGE = (
     "Error: invalid model name 'Bad_Name': use lowercase letters, digits and '-', "
     "starting and ending with a letter or digit (e.g. 'chat' or 'fraud-v2')\n"
@@ -21,7 +22,8 @@ BAD_NAME_MESSAGE = (
 
 @pytest.fixture
 def model_repo(gm_repo, demo_dir):
-    (gm_repo / "models" / "x.gguf").write_bytes((demo_dir / "sentiment-v1.gguf").read_bytes())
+    for name in ("x", "Bad_Name"):
+        (gm_repo / "models" / f"{name}.gguf").write_bytes((demo_dir / "sentiment-v1.gguf").read_bytes())
     return gm_repo
 
 

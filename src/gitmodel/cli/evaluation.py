@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural, wait_option
 
 def _progress_factory():
     """A tqdm bar on stderr when it is a terminal; nothing in CI or when piped."""
@@ -53,12 +53,11 @@ def runner_options(f):
 
 
 @cli.command("eval")
-@click.argument("model")
-@click.option("--evalset", "-e", required=True, help="Eval set name (evalsets/<name>.jsonl).")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--evalset", "-e", type=EVALSET_NAME, required=True, help="Eval set name (evalsets/<name>.jsonl).")
 @runner_options
 @click.option("--force", is_flag=True, help="Re-run even when the stored result is for the same inputs.")
-@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for another git-model command holding the repository lock.")
+@wait_option
 @json_option
 def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
     """Evaluate a model on an eval set into metrics/<model>/<evalset>.json.
@@ -84,10 +83,12 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 
     result = evaluate.run_eval(model, evalset, runner=runner, url=url, entry=entry, force=force, wait=wait,
                                progress_factory=_progress_factory(), on_wait=on_wait)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         emit_json({"model": result.model, "evalset": result.evalset, "cached": result.cached,
                     "metrics_path": result.metrics_path, "outputs_path": result.outputs_path,
-                    "seconds": round(result.seconds, 3), **result.doc})
+                    "seconds": round(result.seconds, 3), "warnings": result.warnings, **result.doc})
         return
     if result.cached:
         click.echo(f"Up to date: {result.metrics_path} already holds this model, eval set, params and runner "
@@ -99,8 +100,8 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 
 
 @cli.command()
-@click.argument("model")
-@click.option("--evalset", "-e", help="Verify this eval set only (default: every stored result of the model).")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--evalset", "-e", type=EVALSET_NAME, help="Verify this eval set only (default: every stored result of the model).")
 @click.option("--rev", help="Verify the result stored at this git revision (default: the workspace).")
 @json_option
 @click.pass_context
@@ -129,11 +130,13 @@ def verify(ctx, model, evalset, rev, as_json) -> None:
         for r in reports:
             where = f"{r.model} on {r.evalset} at {r.rev}"
             if r.identical:
-                click.echo(f"Reproduced: {where}: all {r.n} outputs identical, byte for byte")
+                click.echo(f"Reproduced: {where}: {'the output' if r.n == 1 else f'all {r.n} outputs'} identical, "
+                           "byte for byte")
             elif r.problem:
                 click.echo(f"NOT reproducible: {where}: {r.problem}")
             else:
-                click.echo(f"MISMATCH: {where}: {len(r.differences)} of {r.n} outputs differ")
+                click.echo(f"MISMATCH: {where}: {len(r.differences)} of {plural(r.n, 'output')} "
+                           f"{'differs' if len(r.differences) == 1 else 'differ'}")
                 for d in r.differences[:verify_core.SHOWN_DIFFERENCES]:
                     click.echo(f"  {d.id}")
                     click.echo(f"    - stored:     {d.stored}")

@@ -1,0 +1,81 @@
+"""Ctrl-C that takes effect at a safe point instead of anywhere.
+
+Python raises ``KeyboardInterrupt`` at whatever bytecode the main thread runs
+next. Inside a ctypes callback (llama.cpp's log callback, called during a
+model load) that exception cannot propagate: ctypes prints "Exception ignored
+on calling ctypes callback function" and drops it, and the run carries on as
+if Ctrl-C had never been pressed. And between two renames that must happen
+together, it would leave one file new and the other old.
+
+Inside :func:`deferred`, SIGINT only records that it arrived; the code polls
+:attr:`Deferral.pending` at points where stopping is safe (between examples,
+before a commit) and raises ``KeyboardInterrupt`` there. On leaving the block
+a pending interrupt is raised, so it is never lost.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class Deferral:
+    """What a :func:`deferred` block saw: ``pending`` once SIGINT arrived."""
+
+    def __init__(self, parent: "Deferral | None" = None):
+        self.parent = parent
+        self._pending = False
+
+    @property
+    def pending(self) -> bool:
+        return self._pending or (self.parent is not None and self.parent.pending)
+
+    def set(self) -> None:
+        self._pending = True
+        if self.parent is not None:
+            self.parent.set()
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` now if SIGINT arrived."""
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+_active: list[Deferral] = []
+
+
+@contextmanager
+def deferred(raise_on_exit: bool = True) -> Iterator[Deferral]:
+    """Hold SIGINT back for the block; raise it on leaving (unless ``raise_on_exit`` is False).
+
+    Signals reach the main thread only: elsewhere, and when SIGINT is ignored
+    (a background job), the block runs as it is.
+    """
+    state = Deferral(_active[-1] if _active else None)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):
+        yield state
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: state.set())
+    _active.append(state)
+    failed = False
+    try:
+        yield state
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        _active.remove(state)
+        signal.signal(signal.SIGINT, previous)
+        if raise_on_exit and state.pending and not failed:
+            raise KeyboardInterrupt
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if SIGINT arrived during the innermost :func:`deferred` block."""
+    if _active:
+        _active[-1].check()
