@@ -316,3 +316,109 @@ def test_generation_examples(registry, runner):
     outputs = [json.loads(x) for x in (registry / "metrics/sentiment-v2/gen.outputs.jsonl").read_text().splitlines()]
     assert [o["output"].strip() for o in outputs] == ["positive", "negative", "negative"]
     assert all(o["label"] is None and o["scores"] is None for o in outputs)
+
+
+# ---------------------------------------------------------------- a model that misbehaves, a file edited twice
+
+
+def _corrupt_weights(path: Path, tensor: str = "output.weight") -> None:
+    """Overwrite one tensor's data with NaN float32s: still a well-formed GGUF file, broken weights."""
+    import numpy as np
+
+    from gitmodel import gguf
+
+    info = gguf.read_info(path)
+    t = next(t for t in info.tensors if t.name == tensor)
+    assert t.type_name == "F32"
+    with open(path, "r+b") as f:
+        f.seek(info.data_offset + t.offset)
+        f.write(np.full(t.n_elements, np.nan, dtype=np.float32).tobytes())
+
+
+def test_corrupted_weights_name_the_example_that_got_nan(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    _corrupt_weights(registry / "models/sentiment-v2.gguf")
+    assert runner.invoke(cli, ["add", "models/sentiment-v2.gguf"]).exit_code == 0
+    before = snapshot_tree(registry)
+    first = json.loads((registry / "evalsets/sentiment.jsonl").read_text().splitlines()[0])["id"]
+    result = runner.invoke(cli, [*EVAL, "--force"])
+    assert_refused(result, "the model produced NaN or infinite label scores", registry, before)
+    assert f"for example {first!r} (line 1)" in result.stderr
+    assert "edited by hand" not in result.stderr and "--force" not in result.stderr
+    assert "hint: the checkpoint is likely corrupted" in result.stderr
+
+
+def test_corrupted_weights_in_generation_name_the_example(registry, runner):
+    (registry / "evalsets/gen.jsonl").write_text('{"id": "g1", "input": "the food was"}\n')
+    assert runner.invoke(cli, ["evalset", "add", "evalsets/gen.jsonl"]).exit_code == 0
+    _corrupt_weights(registry / "models/sentiment-v2.gguf")
+    assert runner.invoke(cli, ["add", "models/sentiment-v2.gguf"]).exit_code == 0
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "gen"])
+    assert_refused(result, "the model produced NaN logits for example 'g1' (line 1)", registry, before)
+
+
+def test_an_input_longer_than_the_training_context_is_evaluated_with_a_warning(registry, runner):
+    from gitmodel import gguf
+
+    trained = gguf.read_info(registry / "models/sentiment-v2.gguf").context_length
+    n_ctx = yaml_eval_n_ctx(registry)
+    assert trained < n_ctx                       # the demo: 512 trained, 2048 loaded
+    lines = ['{"id": "short", "input": "good food", "expected": "positive", "labels": ["positive", "negative"]}',
+             json.dumps({"id": "long", "input": " ".join(["good"] * (trained + 100)), "expected": "positive",
+                         "labels": ["positive", "negative"]}),
+             json.dumps({"id": "fits", "input": " ".join(["bad"] * (trained // 2)), "expected": "negative",
+                         "labels": ["positive", "negative"]})]
+    (registry / "evalsets/long.jsonl").write_text("\n".join(lines) + "\n")
+    assert runner.invoke(cli, ["evalset", "add", "evalsets/long.jsonl"]).exit_code == 0
+    result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "long"])
+    assert result.exit_code == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warning) == 1, result.stderr
+    assert warning[0].startswith(f"Warning: 1 example is longer than the context sentiment-v2.gguf was trained on "
+                                 f"({trained} tokens, its context_length), though within eval.n_ctx ({n_ctx}): "
+                                 f"'long' (line 2, ")
+    assert "'short'" not in warning[0] and "'fits'" not in warning[0]
+    as_json = json.loads(runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "long", "--force", "--json"]).stdout)
+    assert len(as_json["warnings"]) == 1 and "'long' (line 2, " in as_json["warnings"][0]
+    # within the training context: no warning
+    result = runner.invoke(cli, EVAL)
+    assert result.exit_code == 0 and "Warning" not in result.stderr
+
+
+def yaml_eval_n_ctx(repo: Path) -> int:
+    from gitmodel import params
+
+    return params.eval_params(repo)["n_ctx"]
+
+
+def test_a_metrics_file_with_a_duplicate_key_is_refused_naming_line_and_key(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    path = registry / "metrics/sentiment-v2/sentiment.json"
+    text = path.read_text()
+    accuracy = next(line for line in text.splitlines() if line.strip().startswith('"accuracy"'))
+    edited = text.replace(accuracy, f'{accuracy}\n{accuracy.split(":")[0]}: 0.99,', 1)
+    path.write_text(edited)
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "metrics with accuracy twice")
+    line = edited.splitlines().index(f'{accuracy.split(":")[0]}: 0.99,') + 1
+    result = runner.invoke(cli, ["show", "HEAD"])
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert result.stderr.startswith("Error: metrics/sentiment-v2/sentiment.json at HEAD: not valid JSON: "
+                                     f"duplicate key 'accuracy': line {line} column 5")
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["eval", "Sentiment", "--evalset", "sentiment"], "Invalid value for 'MODEL': invalid model name 'Sentiment'"),
+    (["eval", "sentiment-v2", "--evalset", "bad set"], "Invalid value for '--evalset' / '-e': invalid eval set name"),
+    (["eval", "sentiment-v2", "--evalset", "sentiment", "--wait", "-5"],
+     "Invalid value for '--wait': -5 is not a number of seconds >= 0"),
+    (["eval", "sentiment-v2", "--evalset", "sentiment", "--wait", "nan"], "Invalid value for '--wait'"),
+])
+def test_eval_usage_errors_exit_2(registry, runner, argv, phrase):
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, argv, prog_name="git model")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert phrase in result.stderr
+    assert "Try 'git model eval -h' for help." in result.stderr
+    assert snapshot_tree(registry) == before

@@ -606,6 +606,17 @@ BAD_EVALSETS = {
     "repeated-labels": (b'{"id": "a", "input": "x", "labels": ["yes", "yes"]}\n', 1,
                         "field 'labels': labels must be unique"),
     "non-utf8": (OK + b'{"id": "b", "input": "caf\xe9"}\n', 2, "not valid UTF-8 (byte 0xe9 at column 26)"),
+    "duplicate-key": (OK + b'{"id": "b", "input": "x", "expected": "yes", "expected": "no"}\n', 2,
+                      "duplicate key 'expected' at column 46 (first at column 27)"),
+    "duplicate-key-with-labels": (b'{"id": "b", "input": "x", "labels": ["yes", "no"], "input": "y"}\n', 1,
+                                  "duplicate key 'input' at column 52 (first at column 13)"),
+    "lone-surrogate-in-input": (OK + b'{"id": "b", "input": "x \\ud800"}\n', 2,
+                                "field 'input': a lone surrogate \\ud800 is not a character"),
+    "lone-surrogate-in-id": (b'{"id": "\\udc00", "input": "x"}\n', 1,
+                             "field 'id': a lone surrogate \\udc00 is not a character"),
+    "lone-surrogate-in-a-label": (b'{"id": "a", "input": "x", "labels": ["yes", "\\ud800"]}\n', 1,
+                                  "field 'labels[1]': a lone surrogate \\ud800 is not a character"),
+    "unterminated-string": (b'{"id": "a", "input": "x\n', 1, "malformed JSON: Unterminated string starting at column 22"),
     "empty-file": (b"", None, "the eval set is empty (no examples)"),
     "only-blank-lines": (b"\n  \n\n", None, "the eval set is empty (no examples)"),
 }
@@ -619,6 +630,24 @@ def test_evalset_add_refuses_a_bad_line(runner, gm_repo, case):
     where = f"{path}:{line}" if line else f"{path}"
     with nothing_changes(gm_repo):
         assert_refused(add_evalset(runner, "evalsets/bad.jsonl"), f"Error: {where}: {problem}")
+
+
+def test_a_duplicate_key_or_lone_surrogate_names_the_way_out(runner, gm_repo):
+    (gm_repo / "evalsets" / "bad.jsonl").write_bytes(b'{"id": "a", "input": "x", "id": "b"}\n')
+    result = add_evalset(runner, "evalsets/bad.jsonl")
+    assert result.exit_code == 3
+    assert "hint: keep one of the two" in result.stderr
+    (gm_repo / "evalsets" / "bad.jsonl").write_bytes(b'{"id": "a", "input": "\\ud800"}\n')
+    result = add_evalset(runner, "evalsets/bad.jsonl")
+    assert result.exit_code == 3
+    assert "hint: write the character itself, or a complete surrogate pair" in result.stderr
+
+
+def test_evalset_add_of_one_example_says_1_example(runner, gm_repo):
+    (gm_repo / "evalsets" / "one.jsonl").write_bytes(b'{"id": "a", "input": "x", "labels": ["p", "n"]}\n')
+    result = add_evalset(runner, "evalsets/one.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert "  1 example (1 classification, 0 generation)\n" in result.stdout
 
 
 def test_evalset_add_refuses_a_path_outside_evalsets(runner, gm_repo):
