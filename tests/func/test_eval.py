@@ -422,3 +422,175 @@ def test_eval_usage_errors_exit_2(registry, runner, argv, phrase):
     assert phrase in result.stderr
     assert "Try 'git model eval -h' for help." in result.stderr
     assert snapshot_tree(registry) == before
+
+
+# ---------------------------------------------------------------- Ctrl-C at any moment of a real `git model eval`
+
+# Runs `git model eval` in a child process, after patching in the fault to inject: a pause (and a
+# line "PHASE <name>" on stderr) at the moment the test wants SIGINT to land. Nothing else changes.
+INTERRUPT_PRELUDE = r"""
+import os, sys, time
+phase = sys.argv.pop(1)
+# llama-cpp-python points fd 2 at /dev/null while it loads a model: the marks go to a copy of it
+marks = os.dup(2)
+
+def mark(name, pause):
+    os.write(marks, f"PHASE {name}\n".encode())
+    time.sleep(pause)
+
+if phase == "load":
+    # inside llama.cpp's log callback, while the model loads: where a KeyboardInterrupt used to be
+    # printed as "Exception ignored on calling ctypes callback function" and lost
+    import llama_cpp
+    make_callback = llama_cpp.llama_log_callback
+    calls = [0]
+    def patched(function):
+        def callback(level, text, user_data):
+            calls[0] += 1
+            if calls[0] == 3:
+                mark("load", 0.5)
+            return function(level, text, user_data)
+        return make_callback(callback)
+    llama_cpp.llama_log_callback = patched
+elif phase == "predict":
+    from gitmodel.runners import llama
+    classify = llama.LlamaRunner._classify
+    seen = [0]
+    def patched(self, example):
+        seen[0] += 1
+        if seen[0] == 200:
+            mark("predict", 0.0)
+        return classify(self, example)
+    llama.LlamaRunner._classify = patched
+elif phase == "write":
+    from gitmodel import evaluate
+    commit = evaluate._commit
+    def patched(files, interrupt):
+        mark("write", 0.5)
+        return commit(files, interrupt)
+    evaluate._commit = patched
+elif phase == "rename":
+    # between the rename of outputs.jsonl and that of the summary
+    replace = os.replace
+    def patched(src, dst, *args, **kwargs):
+        replace(src, dst, *args, **kwargs)
+        if str(dst).endswith(".outputs.jsonl"):
+            mark("rename", 0.5)
+    os.replace = patched
+
+from gitmodel.cli import main
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def big_repo_template(tmp_path_factory, demo_dir):
+    """The demo v2 checkpoint as `sentiment`, the demo eval set ten times over (4,000 examples) as `big`,
+    evaluated and committed."""
+    from click.testing import CliRunner
+
+    repo = tmp_path_factory.mktemp("interrupt") / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    lines = (demo_dir / "sentiment.jsonl").read_text().splitlines()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(repo)
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init"]).exit_code == 0
+        shutil.copy(demo_dir / "sentiment-v2.gguf", repo / "models/sentiment.gguf")
+        examples = []
+        for copy in range(10):
+            for line in lines:
+                example = json.loads(line)
+                example["id"] = f"{example['id']}-{copy}"
+                examples.append(json.dumps(example))
+        (repo / "evalsets/big.jsonl").write_text("\n".join(examples) + "\n")
+        for argv in (["add", "models/sentiment.gguf"], ["evalset", "add", "evalsets/big.jsonl"],
+                     ["eval", "sentiment", "--evalset", "big"]):
+            result = runner.invoke(cli, argv)
+            assert result.exit_code == 0, (argv, result.stderr)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "sentiment evaluated on 4,000 examples")
+    return repo
+
+
+@pytest.fixture
+def big_repo(big_repo_template, tmp_path):
+    repo = tmp_path / "big"
+    shutil.copytree(big_repo_template, repo, symlinks=True)
+    return repo
+
+
+def _start_eval(repo: Path, phase: str | None) -> subprocess.Popen:
+    argv = ["eval", "sentiment", "--evalset", "big", "--force"]
+    cmd = ([sys.executable, "-c", INTERRUPT_PRELUDE, phase, *argv] if phase
+           else [str(Path(sys.executable).parent / "git-model"), *argv])
+    # SIGINT back to its default before exec, so that Python installs its handler even when this
+    # test runs in a background job (where SIGINT is ignored and children inherit that)
+    return subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _assert_interrupted(proc: subprocess.Popen, repo: Path, before: dict, stderr_so_far: str = "") -> None:
+    out, err = proc.communicate(timeout=120)
+    err = stderr_so_far + err
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert err.endswith("Interrupted: nothing was written.\n"), err
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+    assert out == ""
+    assert snapshot_tree(repo) == before          # the previous metrics and outputs, byte for byte
+    assert not list(repo.rglob(".gitmodel-tmp-*"))
+    assert status_porcelain(repo) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["load", "predict", "write", "rename"])
+def test_ctrl_c_at_a_chosen_moment_leaves_the_previous_metrics(big_repo, phase):
+    before = snapshot_tree(big_repo)
+    for _ in range(3):
+        proc = _start_eval(big_repo, phase)
+        seen = ""
+        while f"PHASE {phase}" not in seen:
+            line = proc.stderr.readline()
+            assert line, (phase, seen, proc.wait())
+            seen += line
+        proc.send_signal(signal.SIGINT)
+        _assert_interrupted(proc, big_repo, before, seen)
+        # the run is not finished when SIGINT lands: the message may not lie
+        assert "Evaluated" not in seen
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_many_moments_of_a_real_eval(big_repo):
+    """SIGINT at moments spread over a real run, from start-up through the model load (~0.3 s in)
+    to the middle of the evaluation: every time, the previous files stay and the message says so."""
+    before = snapshot_tree(big_repo)
+    started = time.perf_counter()
+    proc = _start_eval(big_repo, None)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    full = time.perf_counter() - started
+    git(big_repo, "checkout", "-q", "--", "metrics")
+    assert snapshot_tree(big_repo) == before
+    for i in range(16):
+        proc = _start_eval(big_repo, None)
+        time.sleep(0.02 + i * (0.6 * full) / 16)
+        proc.send_signal(signal.SIGINT)
+        _assert_interrupted(proc, big_repo, before)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_through_git(big_repo):
+    """As a terminal sends it: SIGINT to the whole process group of `git model eval` (git and git-model)."""
+    before = snapshot_tree(big_repo)
+    for delay in (0.2, 0.35, 0.5, 0.9):
+        proc = subprocess.Popen(["git", "model", "eval", "sentiment", "--evalset", "big", "--force"], cwd=big_repo,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)    # git dies of the signal
+        assert err == "Interrupted: nothing was written.\n", err
+        assert snapshot_tree(big_repo) == before
+        assert not list(big_repo.rglob(".gitmodel-tmp-*"))

@@ -8,6 +8,7 @@ import sys
 import click
 
 from gitmodel import __version__
+from gitmodel.__main__ import INTERRUPTED
 from gitmodel.errors import GitModelError
 
 
@@ -39,7 +40,10 @@ class GitModelGroup(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):     # Ctrl-C while click parsed the arguments
+                click.echo(INTERRUPTED, err=True)
+                sys.exit(130)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -55,7 +59,7 @@ class GitModelGroup(click.Group):
                 click.echo(f"  hint: {e.hint}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted: nothing was written.", err=True)
+            click.echo(INTERRUPTED, err=True)
             ctx.exit(130)
 
 
