@@ -227,8 +227,9 @@ def predict(inputs: Inputs, examples: list[Example], progress_factory: ProgressF
     finally:
         runner.close()
     if len(predictions) != len(examples):
-        raise RunnerError(f"runner {inputs.runner_kind} returned {len(predictions)} predictions "
-                          f"for {len(examples)} examples",
+        got, want = len(predictions), len(examples)
+        raise RunnerError(f"runner {inputs.runner_kind} returned {got} prediction{'s' if got != 1 else ''} "
+                          f"for {want} example{'s' if want != 1 else ''}",
                           hint="a runner returns exactly one prediction per example, in order")
     _check_finite(examples, predictions, inputs.runner_kind)
     return predictions, info

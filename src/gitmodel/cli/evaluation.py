@@ -130,7 +130,7 @@ def verify(ctx, model, evalset, rev, as_json) -> None:
         for r in reports:
             where = f"{r.model} on {r.evalset} at {r.rev}"
             if r.identical:
-                click.echo(f"Reproduced: {where}: {'the output' if r.n == 1 else f'all {r.n} outputs'} identical, "
+                click.echo(f"Reproduced: {where}: {'' if r.n == 1 else 'all '}{plural(r.n, 'output')} identical, "
                            "byte for byte")
             elif r.problem:
                 click.echo(f"NOT reproducible: {where}: {r.problem}")
