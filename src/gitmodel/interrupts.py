@@ -42,7 +42,21 @@ class Deferral:
             raise KeyboardInterrupt
 
 
+# What the command line prints when Ctrl-C stopped a command: every command
+# writes nothing until its last step, so an interrupted one wrote nothing.
+MESSAGE = "Interrupted: nothing was written."
+
 _active: list[Deferral] = []
+
+
+def raise_once(signum, frame) -> None:
+    """SIGINT handler of a command-line process: the first Ctrl-C stops it, later ones are ignored.
+
+    git passes the terminal's SIGINT on to ``git-model``, so one Ctrl-C can
+    arrive twice; the second must not interrupt the clean-up of the first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 @contextmanager
@@ -70,7 +84,8 @@ def deferred(raise_on_exit: bool = True) -> Iterator[Deferral]:
         raise
     finally:
         _active.remove(state)
-        signal.signal(signal.SIGINT, previous)
+        # the interrupt this block held back counts as the process's one Ctrl-C
+        signal.signal(signal.SIGINT, signal.SIG_IGN if state.pending and previous is raise_once else previous)
         if raise_on_exit and state.pending and not failed:
             raise KeyboardInterrupt
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 from gitmodel import __version__
-from gitmodel.__main__ import INTERRUPTED
+from gitmodel.interrupts import MESSAGE as INTERRUPTED
 from gitmodel.errors import GitModelError
 
 
