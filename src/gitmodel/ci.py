@@ -51,7 +51,17 @@ jobs:
       - name: Diff the base branch against the pull request
         env:
           BASE_REF: ${{ github.base_ref }}
-        run: git model diff "origin/$BASE_REF" HEAD --md > comment.md
+        run: |
+          git model diff "origin/$BASE_REF" HEAD --md > comment.md
+          git model diff "origin/$BASE_REF" HEAD --examples > model-diff.txt
+          git model diff "origin/$BASE_REF" HEAD --examples --json > model-diff.json
+      - name: Keep the full report (the comment is cut to fit GitHub's limit)
+        uses: actions/upload-artifact@v4
+        with:
+          name: model-diff-report
+          path: |
+            model-diff.txt
+            model-diff.json
       - name: Post or update the comment
         uses: actions/github-script@v7
         with:

@@ -8,6 +8,7 @@ history holds. The comparison itself is :mod:`compare` (pure).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class FileDiff:
     rows: list[compare.MetricRow]           # the metrics leaves, with verdicts (all of them)
     behaviour: dict | None = None           # compare.behaviour of the two outputs files
     gate: compare.GateReport | None = None  # regressions by params.yaml gate rules (for --md)
+    # side ("old" | "new") -> why its metrics do not describe the checkpoint (or eval set) its
+    # revision tracks: measured on another md5, then committed without re-evaluating
+    stale: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed_rows(self) -> list[compare.MetricRow]:
@@ -54,6 +58,10 @@ class DiffResult:
     @property
     def not_comparable(self) -> list[FileDiff]:
         return [f for f in self.files if not f.comparable]
+
+    @property
+    def stale(self) -> list[FileDiff]:
+        return [f for f in self.files if f.stale]
 
 
 def _open_root(start: Path | None) -> Path:
@@ -117,17 +125,34 @@ def _add_inputs(root: Path, doc: dict, behaviour: dict) -> None:
         return
 
 
+def _check_names(root: Path, revs: list[Revision], model: str | None, evalset: str | None,
+                 registry) -> None:
+    """A model or eval set that nothing at either revision (or in the workspace) knows is an error
+    with "did you mean", never an empty diff."""
+    from gitmodel import known
+
+    commits = [r.commit for r in revs] + [None]
+    if model is not None:
+        tag_models = registry.models() if registry is not None else ()
+        known.check_model(root, model, known.models(root, commits, tag_models))
+    if evalset is not None:
+        known.check_evalset(root, evalset, known.evalsets(root, commits, model))
+
+
 def diff(a: str | None = None, b: str | None = None, *, model: str | None = None, evalset: str | None = None,
          all: bool = False, examples: bool = False, verdict: bool = False,
          start: Path | None = None) -> DiffResult:
     """The stored results of revision ``a`` (default HEAD) against ``b`` (default the workspace).
 
     ``model`` / ``evalset`` keep only those results; a registry reference
-    (``chat@v1.2.0``, ``chat#prod``) implies its model. ``all`` keeps unchanged
-    keys in the DVC-shaped part (as ``dvc metrics diff --all``); ``examples``
-    adds the behavioural diff of the outputs files; ``verdict`` checks every
-    comparable pair with the gate's rules (params.yaml ``gate:``, old side as
-    the baseline), for the pull-request comment's verdict line.
+    (``chat@v1.2.0``, ``chat#prod``) implies its model; a name known nowhere
+    raises ModelNotFound / EvalSetNotFound with the closest names. ``all`` keeps
+    unchanged keys in the DVC-shaped part (as ``dvc metrics diff --all``);
+    ``examples`` adds the behavioural diff of the outputs files; ``verdict``
+    checks every comparable, fresh pair with the gate's rules (params.yaml
+    ``gate:``, old side as the baseline, output PSI included), for the
+    pull-request comment's verdict line. Each side's result is checked against
+    the model and eval set md5s its revision tracks (``FileDiff.stale``).
     """
     root = _open_root(start)
     if evalset is not None:
@@ -136,22 +161,25 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     registry = registry_mod.load(root) if any("@" in t or "#" in t for t in texts) else None
     revs = [registry_mod.resolve(root, t, registry) for t in texts]
     model = _implied_model(revs, model)
-    old_results, new_results = _read(root, revs, model, evalset, examples)
-    if model is not None and not old_results and not new_results:
-        what = f"model '{model}'" + (f" on eval set '{evalset}'" if evalset else "")
-        raise ModelNotFound(f"no stored results of {what} at {revs[0].label} or {revs[1].label} "
-                            f"(nothing in {dvcyaml.METRICS_DIR}/{model}/)",
-                            hint=f"evaluate it with `git model eval {model} --evalset NAME` and commit the metrics")
+    old_results, new_results = _read(root, revs, model, evalset, examples or verdict)
+    if not old_results and not new_results and (model is not None or evalset is not None):
+        _check_names(root, revs, model, evalset, registry)
+        what = f"model '{model}'" if model else "any model"
+        what += f" on eval set '{evalset}'" if evalset else ""
+        raise ModelNotFound(f"no stored results of {what} at {revs[0].label} or {revs[1].label}",
+                            hint=f"evaluate it with `git model eval {model or 'MODEL'} --evalset "
+                                 f"{evalset or 'NAME'}` and commit the metrics")
     policy = None
     if verdict:
         from gitmodel import params
 
-        gate_params = params.gate_params(root)
-        policy = (compare.parse_tolerances(gate_params["tolerance"]), compare.parse_tradeoffs(gate_params["accept"]),
-                  gate_params["quality_tolerance"], gate_params["timing_tolerance"])
+        policy = params.gate_policy(root)
     old_by_path = {r.path: r for r in old_results}
     new_by_path = {r.path: r for r in new_results}
     result = DiffResult(root, revs[0], revs[1])
+    tracked = {side: tracked_md5s(root, rev, [rel for r in results for _, rel, _ in _tracked_refs(r.doc)])
+               for side, rev, results in (("old", revs[0], old_results), ("new", revs[1], new_results))}
+    gated = []
     for path in compare.merged_keys(list(old_by_path), list(new_by_path)):
         o, n = old_by_path.get(path), new_by_path.get(path)
         either = n or o
@@ -159,15 +187,86 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         same, reason = compare.comparable(old_doc, new_doc) if o and n else (True, "")
         file = FileDiff(path, either.model, either.evalset, old_doc, new_doc, same, reason,
                         compare.diff_docs(old_doc, new_doc, all), compare.metric_rows(old_doc, new_doc))
-        if examples:
+        for side, rev, res in (("old", revs[0], o), ("new", revs[1], n)):
+            problem = stale_reason(root, rev, res, tracked[side]) if res else None
+            if problem:
+                file.stale[side] = problem
+        if examples or verdict:
             file.behaviour = compare.behaviour(o.outputs if o else None, n.outputs if n else None,
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[0].label}",
                                                f"{dvcyaml.outputs_path(file.model, file.evalset)} at {revs[1].label}")
-        if file.behaviour is not None:
+        if file.behaviour is not None and examples:
             _add_inputs(root, new_doc or old_doc, file.behaviour)
-        if policy and o and n and same:
-            tolerances, tradeoffs, quality, timing = policy
-            file.gate = compare.gate(old_doc, new_doc, tolerances, tradeoffs,
-                                     quality_tolerance=quality, timing_tolerance=timing)
+        if policy and o and n and same and not file.stale:
+            gated.append((file, old_doc, new_doc, file.behaviour["psi"] if o.outputs and n.outputs else None))
         result.files.append(file)
+    if policy and gated:
+        policy.check_names(compare.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
+        for file, old_doc, new_doc, psi in gated:
+            file.gate = compare.gate(old_doc, new_doc, policy=policy, output_psi=psi)
     return result
+
+
+# The one out of a .dvc file as DVC writes it: read without a YAML parser (ruamel is too slow an
+# import for diff); anything else goes through store's full parser.
+_SINGLE_OUT_MD5 = re.compile(r"\Aouts:\n- md5: ([0-9a-f]{32})\n(?:  [^\n]*\n)*\Z")
+
+
+def _md5_of(root: Path, rel: str, dvc: bytes | None, read_lock) -> str | None:
+    from gitmodel import store
+
+    if dvc is not None:
+        text = dvc.decode("utf-8", "replace")
+        match = _SINGLE_OUT_MD5.match(text if text.endswith("\n") else text + "\n")
+        if match:
+            return match.group(1)
+    lock = read_lock() if dvc is None else None
+    out = store.entry_from(root, rel, None if dvc is None else dvc.decode("utf-8"),
+                           None if lock is None else lock.decode("utf-8"))
+    return out.md5 if out else None
+
+
+def tracked_md5s(root: Path, rev: Revision, rels: list[str]) -> dict[str, str | None]:
+    """The md5 that ``rev`` (a commit, or the workspace) tracks for each of ``rels``: its .dvc file, else
+    its dvc.lock out. A commit's files are read through one ``git cat-file --batch``."""
+    from gitmodel import store
+
+    rels = list(dict.fromkeys(rels))
+    if not rels:
+        return {}
+    if rev.is_workspace:
+        texts = [gitrepo.read_at(root, None, rel + ".dvc") for rel in rels]
+        lock = gitrepo.read_at(root, None, store.LOCK_FILE) if None in texts else None
+    else:
+        reader = gitrepo.ObjectReader(root)
+        try:
+            found = reader.read_many([f"{rev.commit}:{rel}.dvc" for rel in rels] + [f"{rev.commit}:{store.LOCK_FILE}"])
+        finally:
+            reader.close()
+        texts = [item[1] if item else None for item in found[:-1]]
+        lock = found[-1][1] if found[-1] else None
+    return {rel: _md5_of(root, rel, text, lambda: lock) for rel, text in zip(rels, texts)}
+
+
+def _tracked_refs(doc: dict) -> list[tuple[str, str, str]]:
+    """(what, path, measured md5) of the tracked files a result was measured on."""
+    out = []
+    for what, ref in (("model", doc.get("model") or {}), ("eval set", doc.get("evalset") or {})):
+        if ref.get("path") and ref.get("md5") is not None:   # a served model or code entry point: none
+            out.append((what, ref["path"], ref["md5"]))
+    return out
+
+
+def stale_reason(root: Path, rev: Revision, result: registry_mod.Result,
+                 tracked: dict[str, str | None] | None = None) -> str | None:
+    """Why a stored result does not describe what ``rev`` tracks, or None: the model md5 (or the
+    eval set md5) it was measured on is not the one the revision's .dvc file or dvc.lock names.
+    ``tracked`` is :func:`tracked_md5s` of the revision when the caller read it already."""
+    refs_ = _tracked_refs(result.doc)
+    if tracked is None:
+        tracked = tracked_md5s(root, rev, [rel for _, rel, _ in refs_])
+    problems = [f"it measured {what} md5 {measured}, but {rel} at {rev.label} is md5 {tracked.get(rel)}"
+                for what, rel, measured in refs_ if tracked.get(rel) is not None and tracked[rel] != measured]
+    if not problems:
+        return None
+    return f"{result.path} at {rev.label} is stale: " + "; ".join(problems)

@@ -1,60 +1,86 @@
 """Population stability index (PSI): how far one distribution moved from another.
 
-Pure numpy, shared by the metrics (predicted vs expected labels), diff and the
-drift monitors (eval-time vs production outputs).
+Pure numpy, and the one PSI of the project: the metrics (predicted vs expected
+labels), diff and the gate (baseline vs candidate outputs) and the drift
+monitors (eval-time vs production outputs) all call it.
 
     PSI = sum over bins of (actual_share - expected_share) * ln(actual_share / expected_share)
 
-PSI is 0 for identical distributions and grows with the shift; it is
-symmetric in its two arguments only up to the flooring described below.
+Smoothing. A bin empty on one side would make ln(a / e) infinite, and any
+fixed floor on the share (1e-4, 1e-6...) would decide the value: an
+eval set label that the model never predicts would weigh whatever the floor
+says. Instead every bin's count gets :data:`SMOOTHING` added on both sides
+before shares are taken (additive smoothing with the Jeffreys prior, 0.5 per
+bin), so an empty bin weighs as half an observation, whatever the sample size:
+the bigger the sample, the smaller that half counts. The text
+:data:`SMOOTHING_TEXT` is printed beside every PSI shown to a user.
+
+Too little data. With few samples per bin, PSI measures the sampling noise
+rather than a shift: :func:`measure_counts` / :func:`measure_values` then say
+"insufficient data" (no value, no band) when either side has fewer than
+:data:`MIN_PER_BIN` samples per bin on average.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-# A share of 0 would make ln(a / e) infinite: one label that the eval set never
-# expects but the model predicts once would outweigh every other shift. Zero
-# shares are raised to this floor (shares are not renormalised afterwards).
-DEFAULT_EPSILON = 1e-4
+# Added to every bin's count on both sides (Jeffreys prior).
+SMOOTHING = 0.5
+SMOOTHING_TEXT = f"additive smoothing: +{SMOOTHING:g} per bin"
+
+# A side with fewer samples than this per bin on average gives no PSI: the
+# usual rule of thumb for a binned comparison (as for a chi-square test).
+MIN_PER_BIN = 5
 
 # The bands used across credit-risk and ML monitoring practice.
 PSI_MODERATE = 0.1
 PSI_SIGNIFICANT = 0.2
+INSUFFICIENT = "insufficient data"
 
 Band = Literal["stable", "moderate", "significant"]
 
 
-def _psi_from_counts(expected: np.ndarray, actual: np.ndarray, epsilon: float) -> float:
+def _psi_from_counts(expected: np.ndarray, actual: np.ndarray, smoothing: float) -> float:
     """PSI of two aligned count vectors (same bins, same order)."""
     if np.any(expected < 0) or np.any(actual < 0):
         raise ValueError("PSI needs non-negative counts")
-    e_total, a_total = float(expected.sum()), float(actual.sum())
-    if e_total <= 0 or a_total <= 0:
+    if not smoothing >= 0:
+        raise ValueError(f"smoothing must be >= 0, not {smoothing}")
+    if float(expected.sum()) <= 0 or float(actual.sum()) <= 0:
         raise ValueError("PSI needs two non-empty distributions")
-    e = np.maximum(expected / e_total, epsilon)
-    a = np.maximum(actual / a_total, epsilon)
+    # a bin empty on both sides says nothing about a shift: it is left out, so
+    # that listing a category neither side has cannot move the value
+    keep = (expected > 0) | (actual > 0)
+    e, a = expected[keep] + smoothing, actual[keep] + smoothing
+    e, a = e / e.sum(), a / a.sum()
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _aligned(expected: Mapping[str, int | float], actual: Mapping[str, int | float]) -> tuple[np.ndarray, np.ndarray]:
+    categories = sorted(set(expected) | set(actual), key=str)  # sorted: a stable summation order
+    e = np.array([float(expected.get(c, 0)) for c in categories], dtype=float)
+    a = np.array([float(actual.get(c, 0)) for c in categories], dtype=float)
+    return e, a
 
 
 def psi_counts(
     expected: Mapping[str, int | float],
     actual: Mapping[str, int | float],
-    epsilon: float = DEFAULT_EPSILON,
+    smoothing: float = SMOOTHING,
 ) -> float:
-    """PSI of two categorical distributions given as counts (or weights) per category.
+    """PSI of two categorical distributions given as counts per category.
 
     Categories are the union of both mappings; a category missing from one side
-    counts 0 there. Each side is turned into shares, and a share of 0 is floored
-    at ``epsilon`` (so a brand-new category shows as a large but finite shift).
+    counts 0 there; a category at 0 on both sides is left out. ``smoothing`` is
+    added to every category's count on both sides before shares are taken.
     Raises ValueError when either side is empty (total 0) or holds a negative count.
     """
-    categories = sorted(set(expected) | set(actual))  # sorted: a stable summation order
-    e = np.array([float(expected.get(c, 0)) for c in categories], dtype=float)
-    a = np.array([float(actual.get(c, 0)) for c in categories], dtype=float)
-    return _psi_from_counts(e, a, epsilon)
+    e, a = _aligned(expected, actual)
+    return _psi_from_counts(e, a, smoothing)
 
 
 def _finite_array(values: Sequence[float], side: str) -> np.ndarray:
@@ -101,7 +127,7 @@ def psi_values(
     expected: Sequence[float],
     actual: Sequence[float],
     bins: int = 10,
-    epsilon: float = DEFAULT_EPSILON,
+    smoothing: float = SMOOTHING,
 ) -> float:
     """PSI of a continuous quantity (confidence, output length, latency...).
 
@@ -113,7 +139,7 @@ def psi_values(
     edges = bin_edges(expected, bins)
     e = bin_counts(_finite_array(expected, "expected"), edges)
     a = bin_counts(_finite_array(actual, "actual"), edges)
-    return _psi_from_counts(e, a, epsilon)
+    return _psi_from_counts(e, a, smoothing)
 
 
 def psi_band(psi: float) -> Band:
@@ -125,3 +151,48 @@ def psi_band(psi: float) -> Band:
     if psi < PSI_SIGNIFICANT:
         return "moderate"
     return "significant"
+
+
+@dataclass(frozen=True)
+class PSI:
+    """A PSI as shown to a user: the value and its band, or "insufficient data" (value None)."""
+
+    value: float | None
+    band: str                  # stable | moderate | significant | insufficient data
+    bins: int                  # bins the expected side can fill (categories, or quantile bins)
+    n_expected: int
+    n_actual: int
+    smoothing: str = SMOOTHING_TEXT
+
+    @property
+    def sufficient(self) -> bool:
+        return self.value is not None
+
+    def to_dict(self) -> dict:
+        return {"psi": self.value, "band": self.band, "bins": self.bins, "n_expected": self.n_expected,
+                "n_actual": self.n_actual, "smoothing": self.smoothing}
+
+
+def _measured(e: np.ndarray, a: np.ndarray, bins: int) -> PSI:
+    n_e, n_a = int(round(e.sum())), int(round(a.sum()))
+    if min(n_e, n_a) < MIN_PER_BIN * max(bins, 1):
+        return PSI(None, INSUFFICIENT, bins, n_e, n_a)
+    value = round(_psi_from_counts(e, a, SMOOTHING), 6) + 0.0
+    return PSI(value, psi_band(value), bins, n_e, n_a)
+
+
+def measure_counts(expected: Mapping[str, int | float], actual: Mapping[str, int | float]) -> PSI:
+    """:func:`psi_counts` with the "insufficient data" rule: bins are the categories of either side."""
+    e, a = _aligned(expected, actual)
+    if float(e.sum()) <= 0 or float(a.sum()) <= 0:
+        raise ValueError("PSI needs two non-empty distributions")
+    return _measured(e, a, int(np.count_nonzero((e > 0) | (a > 0))))
+
+
+def measure_values(expected: Sequence[float], actual: Sequence[float], bins: int = 10) -> PSI:
+    """:func:`psi_values` with the "insufficient data" rule: bins are the quantile bins of ``expected``
+    (the outer bins, empty in ``expected`` by construction, do not count)."""
+    edges = bin_edges(expected, bins)
+    e = bin_counts(_finite_array(expected, "expected"), edges)
+    a = bin_counts(_finite_array(actual, "actual"), edges)
+    return _measured(e, a, max(len(edges) - 1, 1))

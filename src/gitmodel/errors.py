@@ -111,3 +111,20 @@ class DvcError(GitModelError):
 
 class GitError(GitModelError):
     pass
+
+
+class UnverifiedResult(GitModelError):
+    """A result whose producer is not tied to the tracked checkpoint, refused by release or promote."""
+
+    def __init__(self, action: str, unverified: list[tuple[str, str]], empty_rationale: bool = False):
+        if empty_rationale:
+            super().__init__("--accept-unverified needs a rationale in plain words (no control characters): "
+                             "why these results can be trusted",
+                             hint='e.g. --accept-unverified "served by our own pinned deployment, checked by hand"')
+        else:
+            listed = "; ".join(f"{path} ({detail})" for path, detail in unverified)
+            super().__init__(f"{action} refused: unverified results: {listed}",
+                             hint="reproduce them in-process with `git model verify MODEL` (it records the "
+                                  "verification in the metrics file: commit it), or pass "
+                                  '--accept-unverified "why" (recorded in the tag message)')
+        self.unverified = unverified

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gitmodel import interrupts, jsonio
-from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, refs, store
+from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, store
 from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
                              StaleArtifact)
 from gitmodel.fsutil import temp_prefix
@@ -76,7 +76,13 @@ def _settings(p: dict) -> RunSettings:
 
 
 def recorded_params(p: dict) -> dict:
-    return {k: p[k] for k in params.RESULT_KEYS}
+    """The params recorded with a result (and compared to call it current): every eval param that can
+    change what a run computes, with the openai runner's own under ``openai`` for its results only."""
+    recorded = {k: p[k] for k in params.RESULT_KEYS}
+    if p["runner"] == "openai":
+        o = dict(params.EVAL_DEFAULTS["openai"], **(p.get("openai") or {}))
+        recorded["openai"] = {k: o[k] for k in params.OPENAI_RESULT_KEYS}
+    return recorded
 
 
 def _checked_tracked_file(root: Path, rel: str, kind: str, name: str, hashes) -> tuple[Path, str]:
@@ -84,10 +90,13 @@ def _checked_tracked_file(root: Path, rel: str, kind: str, name: str, hashes) ->
     path = root / rel
     entry = store.tracked(root, path)
     if entry is None or not entry.md5:
+        from gitmodel import known
+
         add = "git model add" if kind == "model" else "git model evalset add"
         error = ModelNotFound if kind == "model" else EvalSetNotFound
-        raise error(f"{kind} '{name}' is not tracked: no {rel}.dvc and no dvc.lock entry for {rel}",
-                    hint=f"track it with `{add} {rel}`")
+        names = known.models(root) if kind == "model" else known.evalsets(root)
+        raise error(f"{kind} '{name}' is not tracked: no {rel}.dvc and no dvc.lock entry for {rel}"
+                    f"{known.suggestion(name, names)}", hint=f"track it with `{add} {rel}`")
     if not path.is_file():
         error = ModelNotFound if kind == "model" else EvalSetNotFound
         raise error(f"{rel} is tracked (md5 {entry.md5}) but not in the workspace",
@@ -167,14 +176,30 @@ def parse_metrics(data: bytes, source: str) -> dict:
     return doc
 
 
-def _is_current(doc: dict | None, inputs: Inputs, runner_info: dict | None = None) -> bool:
+def _is_current(doc: dict | None, inputs: Inputs, identity: dict | None = None) -> bool:
+    """Whether the stored result was computed from these inputs, so a re-run would give it again.
+
+    A served model is current only when the server proves what it serves (an md5) and it is the same
+    server, model and md5 as recorded: a restart on other weights at the same URL is a new run.
+    """
     if doc is None or inputs.model_ref["md5"] is None:
-        return False  # no identity to compare: a served model without a tracked file is always re-run
-    return (doc["model"]["md5"] == inputs.model_ref["md5"]
-            and doc["evalset"]["md5"] == inputs.evalset_ref["md5"]
-            and doc["params"] == inputs.params
-            and doc["runner"]["name"] == inputs.runner_kind
-            and (inputs.url is None or doc["runner"].get("url") == inputs.url))
+        return False  # no identity to compare: a model without a tracked file is always re-run
+    if provenance.staleness(doc, model_md5=inputs.model_ref["md5"], evalset_md5=inputs.evalset_ref["md5"],
+                            params=inputs.params, concurrency=_concurrency(inputs)):
+        return False
+    runner = doc["runner"]
+    if runner["name"] != inputs.runner_kind:
+        return False
+    if inputs.runner_kind == "openai":
+        identity = identity or {}
+        return (identity.get("served_md5") is not None and runner.get("url") == inputs.url.rstrip("/")
+                and runner.get("served_md5") == identity["served_md5"]
+                and runner.get("served_model") == identity.get("served_model"))
+    return True
+
+
+def _concurrency(inputs: Inputs) -> int | None:
+    return int(inputs.openai.get("concurrency", 4)) if inputs.runner_kind == "openai" else None
 
 
 def outputs_line(example: Example, prediction: Prediction) -> str:
@@ -204,19 +229,21 @@ def _runner_for(inputs: Inputs, model_file: Path | None = None):
         o = inputs.openai
         options = {"concurrency": int(o.get("concurrency", 4)), "timeout": float(o.get("timeout", 30)),
                    "retries": int(o.get("retries", 3)), "api_key_env": str(o.get("api_key_env", "OPENAI_API_KEY")),
-                   "model": o.get("model"), "scoring": o.get("scoring") or "echo"}
+                   "model": o.get("model"), "scoring": o.get("scoring") or "echo",
+                   "top_logprobs": int(o.get("top_logprobs") or params.EVAL_DEFAULTS["openai"]["top_logprobs"])}
         return make_runner("openai", settings=inputs.settings, url=inputs.url, **options)
     return make_runner(inputs.runner_kind, settings=inputs.settings, model_path=model_file or inputs.model_file,
                        entry=inputs.entry, root=inputs.root)
 
 
 def predict(inputs: Inputs, examples: list[Example], progress_factory: ProgressFactory | None = None,
-            model_file: Path | None = None, warnings: list[str] | None = None) -> tuple[list[Prediction], dict]:
+            model_file: Path | None = None, runner=None,
+            warnings: list[str] | None = None) -> tuple[list[Prediction], dict]:
     """The runner's predictions and info; what it warns about is appended to ``warnings``."""
     # A model load runs native code that calls back into Python (llama.cpp's
     # logging): Ctrl-C waits until the load returns, then stops the run.
     with interrupts.deferred(raise_on_exit=False) as interrupt:
-        runner = _runner_for(inputs, model_file)
+        runner = runner or _runner_for(inputs, model_file)
     try:
         interrupt.check()
         update = progress_factory(len(examples), f"{inputs.model} on {inputs.evalset}") if progress_factory else None
@@ -299,6 +326,27 @@ def _commit(files: dict[Path, bytes], interrupt: interrupts.Deferral) -> None:
                 pass
 
 
+def verification_for(inputs: Inputs, runner_info: dict) -> dict:
+    """Whether the producer of a run is tied to the tracked md5 (see :mod:`gitmodel.provenance`)."""
+    if inputs.runner_kind == "openai":
+        return provenance.served_verification(inputs.model_ref["md5"], runner_info.get("served_md5"),
+                                              str(runner_info.get("url")), runner_info.get("served_model"))
+    if inputs.model_ref["md5"] is None:
+        return {"status": provenance.UNVERIFIED,
+                "detail": f"the {inputs.runner_kind} runner ran code that is not a file of the repository"}
+    if inputs.runner_kind == "python":
+        return {"status": provenance.TIED, "detail": f"the python runner imported {inputs.model_ref['path']}"}
+    return {"status": provenance.TIED, "detail": f"llama.cpp loaded {inputs.model_ref['path']} after its md5 "
+                                                 "was checked"}
+
+
+def timing_conditions_for(inputs: Inputs) -> dict:
+    if inputs.runner_kind == "openai":
+        return provenance.timing_conditions("openai", _concurrency(inputs), None, url=inputs.url)
+    n_threads = inputs.settings.n_threads if inputs.runner_kind == "llama" else None
+    return provenance.timing_conditions(inputs.runner_kind, 1, n_threads)
+
+
 def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns) -> dict:
     runner = {"name": inputs.runner_kind, "version": str(runner_info.get("version", "unknown")),
               "llama_cpp_version": runner_info.get("llama_cpp_version")}
@@ -311,9 +359,21 @@ def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_
         "evalset": inputs.evalset_ref,
         "params": inputs.params,
         "runner": runner,
+        "verification": verification_for(inputs, runner_info),
+        "timing_conditions": timing_conditions_for(inputs),
         "metrics": metrics.compute(examples, predictions,
                                    (*metrics.DEFAULT_REFUSAL_PATTERNS, *refusal_patterns)),
     }
+
+
+def _check_served(inputs: Inputs, identity: dict) -> None:
+    """Refuse a server that says it serves other weights than the tracked ones: its numbers are not theirs."""
+    served, tracked = identity.get("served_md5"), inputs.model_ref["md5"]
+    if served is not None and tracked is not None and served != tracked:
+        raise RunnerError(f"{inputs.url} serves md5 {served}, but {inputs.model_ref['path']} tracks md5 {tracked}: "
+                          f"its results would be credited to weights that did not produce them",
+                          hint=f"serve {inputs.model_ref['path']} (md5 {tracked}), or track what the server "
+                               f"serves with `git model add`")
 
 
 def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | None = None,
@@ -331,12 +391,20 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
                 previous = read_metrics(root / metrics_rel, metrics_rel)
             except GitModelError:
                 previous = None  # a damaged result is simply recomputed
-        if not force and _is_current(previous, inputs) and (root / outputs_rel).is_file():
+        served = identity = None
+        if inputs.runner_kind == "openai":
+            # who answers at the URL decides whether the stored result is still its result
+            served = _runner_for(inputs)
+            identity = served.identify()
+            _check_served(inputs, identity)
+        if not force and _is_current(previous, inputs, identity) and (root / outputs_rel).is_file():
             return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
         started = time.perf_counter()
         examples = evalsets.load(inputs.evalset_file, max_line_bytes=inputs.max_line_bytes)
         warnings: list[str] = []
-        predictions, info = predict(inputs, examples, progress_factory, warnings=warnings)
+        predictions, info = predict(inputs, examples, progress_factory, runner=served, warnings=warnings)
+        if identity is not None:
+            _check_served(inputs, info)
         doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
         metrics.validate_metrics(doc, metrics_rel)
         outputs = render_outputs(examples, predictions)

@@ -125,21 +125,19 @@ def _model_rel(model: str, *docs: dict | None) -> str:
 
 
 def _stale(root: Path, rev: registry_mod.Revision, result: registry_mod.Result) -> str | None:
-    """Why a stored result does not describe the checkpoint tracked at its revision, or None."""
-    doc_md5 = result.doc["model"].get("md5")
-    rel = result.doc["model"].get("path")
-    if not rel or doc_md5 is None:
-        return None   # a served model or code entry point: no tracked checkpoint to compare
-    tracked = _tracked_md5(root, rev, rel)
-    if tracked is None or tracked == doc_md5:
-        return None
-    return (f"{result.path} at {rev.label} describes model md5 {doc_md5}, "
-            f"but {rel} at {rev.label} is md5 {tracked}")
+    """Why a stored result does not describe the checkpoint (or eval set) tracked at its revision, or None."""
+    from gitmodel.diffing import stale_reason
+
+    return stale_reason(root, rev, result)
 
 
 def _candidate_results(root: Path, model: str, rev: registry_mod.Revision,
                        evalset: str | None) -> list[registry_mod.Result]:
-    results = registry_mod.results_at(root, rev, model, evalset)
+    results = registry_mod.results_at(root, rev, model, evalset, with_outputs=True)
+    if not results and evalset is not None:
+        from gitmodel import known
+
+        known.check_evalset(root, evalset, known.evalsets(root, [rev.commit, None], model))
     if not results:
         where = dvcyaml.metrics_path(model, evalset) if evalset else f"{dvcyaml.METRICS_DIR}/{model}/"
         raise ModelNotFound(f"no stored result of '{model}' at {rev.label} to gate (nothing at {where})",
@@ -156,11 +154,11 @@ def _candidate_results(root: Path, model: str, rev: registry_mod.Revision,
 
 def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate_doc: dict,
                    baseline_doc: dict | None = None,
-                   progress_factory: Callable | None = None) -> dict:
-    """The metrics document of the baseline checkpoint at ``rev``, evaluated now on the candidate's
-    eval set with the candidate's params. Reads the DVC cache; writes nothing."""
+                   progress_factory: Callable | None = None) -> tuple[dict, bytes]:
+    """The metrics document and outputs.jsonl bytes of the baseline checkpoint at ``rev``, evaluated
+    now on the candidate's eval set with the candidate's params. Reads the DVC cache; writes nothing."""
     from gitmodel import evalsets, gguf, params
-    from gitmodel.evaluate import Inputs, _settings, build_doc, predict
+    from gitmodel.evaluate import Inputs, _settings, build_doc, predict, render_outputs
     from gitmodel.verify import _object_file
 
     recorded = candidate_doc["params"]
@@ -186,7 +184,8 @@ def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate
                     settings=settings)
     examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
     predictions, info = predict(inputs, examples, progress_factory)
-    return build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
+    doc = build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
+    return doc, render_outputs(examples, predictions)
 
 
 def run_gate(model: str, baseline: str | None = None, candidate: str = registry_mod.WORKSPACE,
@@ -202,7 +201,7 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
     tradeoffs come from the workspace's params.yaml ``gate:``: the policy in
     force, versioned and reviewed with the code.
     """
-    from gitmodel import params
+    from gitmodel import known, params
 
     root = project.open_root(start)
     refs.check_name(model, "model name")
@@ -210,13 +209,12 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
         refs.check_name(evalset, "eval set name")
     baseline = baseline or f"{model}#{PROD}"
     registry = registry_mod.load(root)
-    policy = params.gate_params(root)
-    tolerances = compare.parse_tolerances(policy["tolerance"])
-    tradeoffs = compare.parse_tradeoffs(policy["accept"])
+    policy = params.gate_policy(root)
+    known.check_model(root, model, known.models(root, [None], registry.models()))
     base_rev = _resolve_baseline(root, baseline, registry)
     cand_rev = registry_mod.resolve(root, candidate, registry)
     candidates = _candidate_results(root, model, cand_rev, evalset)
-    stored = {r.evalset: r for r in registry_mod.results_at(root, base_rev, model, evalset)}
+    stored = {r.evalset: r for r in registry_mod.results_at(root, base_rev, model, evalset, with_outputs=True)}
 
     plans = []   # (candidate result, baseline result or None, why the baseline must be re-run or None)
     for cand in candidates:
@@ -235,15 +233,43 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
             raise NotComparable(model, cand.evalset, why)
         plans.append((cand, base, "--rerun" if rerun and not why else why))
 
-    results = []
+    compared = []   # (candidate, baseline doc, output PSI or None, why re-run)
     for cand, base, why in plans:
         if why:
-            base_doc = rerun_baseline(root, model, base_rev, cand.doc, base.doc if base else None, progress_factory)
+            base_doc, base_outputs = rerun_baseline(root, model, base_rev, cand.doc, base.doc if base else None,
+                                                    progress_factory)
         else:
-            base_doc = base.doc
-        report = compare.gate(base_doc, cand.doc, tolerances, tradeoffs,
-                              quality_tolerance=policy["quality_tolerance"],
-                              timing_tolerance=policy["timing_tolerance"])
+            base_doc, base_outputs = base.doc, base.outputs
+        psi = None
+        if base_outputs and cand.outputs:
+            psi = compare.output_psi(compare.parse_outputs(base_outputs, f"baseline outputs ({base_rev.label})"),
+                                     compare.parse_outputs(cand.outputs, f"candidate outputs ({cand_rev.label})"))
+        compared.append((cand, base_doc, psi, why))
+    # every tolerance and tradeoff must name a metric of these results: a misspelt one is an error
+    policy.check_names(compare.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
+    results = []
+    for cand, base_doc, psi, why in compared:
+        report = compare.gate(base_doc, cand.doc, policy=policy, output_psi=psi)
         results.append(GateResult(model, cand.evalset, base_rev.label, cand_rev.label, report, base_doc, cand.doc,
                                   rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
     return results
+
+
+def trailer(results: list[GateResult], baseline: str) -> str:
+    """The ``Gate:`` trailer of a promotion tag: the verdict against ``baseline`` and, for each eval set
+    that failed (or passed only through accepted tradeoffs), that eval set's own metrics, e.g.
+    ``failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean; sem: accuracy``.
+    Eval sets that passed outright are named in the passing form only."""
+    if not results:
+        return f"not run against {baseline} (prod): no results to gate"
+    passed = all(r.passed for r in results)
+    if passed:
+        text = f"passed against {baseline} (prod) on {', '.join(r.evalset for r in results)}"
+    else:
+        failing = [f"{r.evalset}: {', '.join(r.failures)}" for r in results if not r.passed]
+        text = f"failed against {baseline} (prod): {'; '.join(failing)}"
+    accepted = [f"{r.evalset}: {', '.join(row.metric for row in r.report.accepted)}"
+                for r in results if r.report.accepted]
+    if accepted:
+        text += f" (accepted tradeoffs: {'; '.join(accepted)})"
+    return text

@@ -68,6 +68,10 @@ class MetricSpec:
     kind: Kind
     description: str
     pattern: str = ""
+    # The gate's default for this metric when params.yaml names none:
+    # (absolute, relative), allowed = absolute + relative * |baseline|.
+    # None: the gate's default for the kind (quality_tolerance / timing_tolerance).
+    tolerance: tuple[float, float] | None = None
 
 
 # pattern -> spec (name == pattern), in declaration order
@@ -77,7 +81,8 @@ _COMPUTERS: dict[str, Callable[["_Run"], Any]] = {}
 _PLACEHOLDER = re.compile(r"^<[a-z_]+>$")
 
 
-def metric(pattern: str, direction: Direction, description: str, kind: Kind = QUALITY):
+def metric(pattern: str, direction: Direction, description: str, kind: Kind = QUALITY,
+           tolerance: tuple[float, float] | None = None):
     """Declare the metric key(s) ``pattern`` computed by the decorated function.
 
     The function takes the run and returns the value of the pattern's top-level
@@ -91,7 +96,7 @@ def metric(pattern: str, direction: Direction, description: str, kind: Kind = QU
         raise ValueError(f"metric {pattern!r} is declared twice")
     # Registered here rather than in register(): stacked decorators are applied
     # bottom-up but called top-down, and declared() should read like the source.
-    _SPECS[pattern] = MetricSpec(pattern, Direction(direction), Kind(kind), description, pattern)
+    _SPECS[pattern] = MetricSpec(pattern, Direction(direction), Kind(kind), description, pattern, tolerance)
 
     def register(fn: Callable[["_Run"], Any]) -> Callable[["_Run"], Any]:
         owner = _COMPUTERS.setdefault(top, fn)
@@ -118,7 +123,8 @@ def spec(dotted_key: str) -> MetricSpec:
     """
     for pattern, declared in _SPECS.items():
         if _pattern_regex(pattern).fullmatch(dotted_key):
-            return MetricSpec(dotted_key, declared.direction, declared.kind, declared.description, pattern)
+            return MetricSpec(dotted_key, declared.direction, declared.kind, declared.description, pattern,
+                              declared.tolerance)
     raise KeyError(dotted_key)
 
 
@@ -236,8 +242,8 @@ class _Run:
             found.update(e.labels or ())
             if e.expected is not None:
                 found.add(e.expected)
-            if p.label is not None:
-                found.add(p.label)
+            if answer(p) is not None:
+                found.add(answer(p))
         return sorted(found)
 
     def label_counts(self, pairs: Sequence[Pair], of: Callable[[Pair], str | None]) -> dict[str, int]:
@@ -249,15 +255,26 @@ class _Run:
         return counts
 
 
+def answer(prediction: Prediction) -> str | None:
+    """The label a classification answered, or None when it did not answer.
+
+    A tie (the best labels scored equal) is no answer: which of the tied labels
+    the runner put first depends on the order of the example's ``labels``, not
+    on the model, so no metric may count it for a label.
+    """
+    return None if prediction.tie else prediction.label
+
+
 def correct(example: Example, prediction: Prediction) -> bool | None:
     """Whether the answer equals ``expected`` (None when the example has none).
 
     The verdict behind accuracy, and the ``correct`` field of outputs.jsonl.
+    A tie is never correct (see :func:`answer`).
     """
     if example.expected is None:
         return None
     if example.is_classification:
-        return prediction.label == example.expected
+        return answer(prediction) == example.expected
     return prediction.output.strip() == example.expected.strip()
 
 
@@ -272,7 +289,8 @@ def _n(run: _Run) -> int:
 
 @metric("accuracy", HIGHER,
         "share of examples with `expected` whose answer equals it: the predicted label for a "
-        "classification, the output (whitespace-stripped) for a generation")
+        "classification (a tie between the best labels is no answer, so never correct), the output "
+        "(whitespace-stripped) for a generation")
 def _accuracy(run: _Run) -> float | None:
     verdicts = [c for c in (correct(e, p) for e, p in run.pairs) if c is not None]
     return _ratio(sum(verdicts), len(verdicts)) if verdicts else None
@@ -302,15 +320,16 @@ _ZERO = "; 0/0 is reported as 0.0"
 @metric("labels.<label>.support", INFO, "number of classifications expecting this label")
 def _labels(run: _Run) -> dict[str, dict[str, float | int]] | None:
     # Over classification examples with `expected`; every label of the run is
-    # listed, so a label that a new checkpoint stops predicting still shows.
+    # listed, so a label that a new checkpoint stops predicting still shows. A
+    # tie answers no label: a missed one for its expected label, nobody's false positive.
     pairs = run.classification_expected
     if not pairs:
         return None
     result = {}
     for label in run.labels:
-        tp = sum(1 for e, p in pairs if p.label == label and e.expected == label)
-        fp = sum(1 for e, p in pairs if p.label == label and e.expected != label)
-        fn = sum(1 for e, p in pairs if p.label != label and e.expected == label)
+        tp = sum(1 for e, p in pairs if answer(p) == label and e.expected == label)
+        fp = sum(1 for e, p in pairs if answer(p) == label and e.expected != label)
+        fn = sum(1 for e, p in pairs if answer(p) != label and e.expected == label)
         tn = len(pairs) - tp - fp - fn
         result[label] = {
             "precision": _ratio(tp, tp + fp),
@@ -322,11 +341,13 @@ def _labels(run: _Run) -> dict[str, dict[str, float | int]] | None:
 
 
 @metric("label_distribution.<label>", INFO,
-        "share of classification examples answered with this label")
+        "share of classification examples answered with this label (ties answer none: the shares "
+        "add up to 1 - ties / classifications)")
 def _label_distribution(run: _Run) -> dict[str, float] | None:
     if not run.classification:
         return None
-    return _shares(run.label_counts(run.classification, lambda pair: pair[1].label))
+    counts = run.label_counts(run.classification, lambda pair: answer(pair[1]))
+    return {k: _ratio(v, len(run.classification)) for k, v in counts.items()}
 
 
 @metric("expected_distribution.<label>", INFO,
@@ -338,32 +359,37 @@ def _expected_distribution(run: _Run) -> dict[str, float] | None:
 
 
 @metric("label_psi", LOWER,
-        "population stability index of the predicted labels against the expected labels, over "
-        "classification examples with `expected` (0: same distribution; 0.1 moderate; 0.2 significant shift)")
+        "population stability index of the answered labels against the expected labels, over "
+        "classification examples with `expected` (ties answer no label), with additive smoothing of "
+        "0.5 per label (0: same distribution; 0.1 moderate; 0.2 significant shift); left out as "
+        "insufficient data with fewer than 5 examples per label")
 def _label_psi(run: _Run) -> float | None:
     pairs = run.classification_expected
     if not pairs:
         return None
     expected = run.label_counts(pairs, lambda pair: pair[0].expected)
-    predicted = run.label_counts(pairs, lambda pair: pair[1].label)
+    predicted = run.label_counts(pairs, lambda pair: answer(pair[1]))
     if not sum(predicted.values()):
         return None  # no answer had a label: no distribution to compare
-    from gitmodel.drift import psi_counts  # numpy
+    from gitmodel.drift import measure_counts  # numpy
 
-    return _r(psi_counts(expected, predicted))
+    return measure_counts(expected, predicted).value
 
 
 @metric("ties", LOWER,
-        "number of classifications whose best labels scored equal (the answer was the first of them)")
+        "number of classifications whose best labels scored equal: no answer, counted wrong by accuracy")
 def _ties(run: _Run) -> int | None:
     if not run.classification:
         return None
     return sum(1 for _, p in run.classification if p.tie)
 
 
-@metric("confidence.mean", HIGHER, "mean softmax probability of the chosen label, over classifications")
-@metric("confidence.p10", HIGHER, "10th percentile (numpy linear) of the chosen label's probability")
-@metric("confidence.p50", HIGHER, "median (numpy linear) of the chosen label's probability")
+# Confidence says how sure the model is, not whether it is right: a better
+# checkpoint may well be less sure. It is monitored (diffed, never gated);
+# calibration below is what the gate holds.
+@metric("confidence.mean", INFO, "mean softmax probability of the chosen label, over classifications")
+@metric("confidence.p10", INFO, "10th percentile (numpy linear) of the chosen label's probability")
+@metric("confidence.p50", INFO, "median (numpy linear) of the chosen label's probability")
 def _confidence(run: _Run) -> dict[str, float] | None:
     values = [p.confidence for _, p in run.classification if p.confidence is not None]
     if not values:
@@ -371,13 +397,59 @@ def _confidence(run: _Run) -> dict[str, float] | None:
     return {"mean": _mean(values), "p10": _percentile(values, 10), "p50": _percentile(values, 50)}
 
 
+CALIBRATION_BINS = 10
+
+
+@metric("calibration.ece", LOWER,
+        "expected calibration error over classifications with `expected` and a confidence: the "
+        f"confidences cut into {CALIBRATION_BINS} equal-width bins over [0, 1], the mean over bins, weighted "
+        "by their share of examples, of |accuracy in the bin - mean confidence in the bin| (0: as often "
+        "right as it is sure); gated with an absolute slack of 0.02 by default",
+        tolerance=(0.02, 0.0))
+@metric("calibration.brier", INFO,
+        "multi-class Brier score over classifications with `expected` and label scores: the mean over "
+        "examples of the sum over labels of (softmax probability - 1 if expected else 0)^2 "
+        "(0 best, 2 worst)")
+def _calibration(run: _Run) -> dict[str, float] | None:
+    pairs = [(e, p) for e, p in run.classification_expected if p.confidence is not None]
+    if not pairs:
+        return None
+    bins: list[list[tuple[float, bool]]] = [[] for _ in range(CALIBRATION_BINS)]
+    for e, p in pairs:
+        index = min(int(p.confidence * CALIBRATION_BINS), CALIBRATION_BINS - 1)
+        bins[index].append((p.confidence, correct(e, p)))
+    ece = sum(abs(sum(c for _, c in b) - sum(conf for conf, _ in b)) for b in bins if b) / len(pairs)
+    result = {"ece": _r(ece)}
+    scored = [(e, p) for e, p in pairs if p.scores]
+    if scored:
+        result["brier"] = _r(sum(_brier(e, p.scores) for e, p in scored) / len(scored))
+    return result
+
+
+def _brier(example: Example, scores: Mapping[str, float]) -> float:
+    best = max(scores.values())
+    weights = {label: math.exp(lp - best) for label, lp in scores.items()}
+    total = math.fsum(weights.values())
+    return math.fsum((w / total - (1.0 if label == example.expected else 0.0)) ** 2
+                     for label, w in weights.items())
+
+
 # Output length is measured on generations only: a classification's "output" is
 # its label, whose token count moves with the answer and would make a better
 # classifier look unstable.
-@metric("output_tokens.mean", STABLE, "mean number of tokens generated, over generation examples")
-@metric("output_tokens.p50", STABLE, "median (numpy linear) of tokens generated, over generation examples")
+# Stable, not lower or higher: a summariser whose answers shrink from 340 to
+# 210 words regressed. A relative slack of 10 % by default, not 0: a better
+# checkpoint that answers a few more examples in full must not fail on length.
+LENGTH_TOLERANCE = (0.0, 0.1)
+
+
+@metric("output_tokens.mean", STABLE, "mean number of tokens generated, over generation examples; "
+        "gated within ±10 % of the baseline by default", tolerance=LENGTH_TOLERANCE)
+@metric("output_tokens.p50", STABLE, "median (numpy linear) of tokens generated, over generation examples; "
+        "gated within ±10 % of the baseline by default", tolerance=LENGTH_TOLERANCE)
 @metric("output_tokens.p95", STABLE,
-        "95th percentile (numpy linear) of tokens generated, over generation examples")
+        "95th percentile (numpy linear) of tokens generated, over generation examples; "
+        "gated within ±10 % of the baseline by default", tolerance=LENGTH_TOLERANCE)
 def _output_tokens(run: _Run) -> dict[str, float] | None:
     values = [p.output_tokens for _, p in run.generation]
     if not values:
@@ -385,7 +457,8 @@ def _output_tokens(run: _Run) -> dict[str, float] | None:
     return {"mean": _mean(values), "p50": _percentile(values, 50), "p95": _percentile(values, 95)}
 
 
-@metric("output_chars.mean", STABLE, "mean number of characters generated, over generation examples")
+@metric("output_chars.mean", STABLE, "mean number of characters generated, over generation examples; "
+        "gated within ±10 % of the baseline by default", tolerance=LENGTH_TOLERANCE)
 def _output_chars(run: _Run) -> dict[str, float] | None:
     if not run.generation:
         return None
@@ -412,12 +485,18 @@ def _latency(run: _Run) -> dict[str, float] | None:
 
 
 @metric("tokens_per_second", HIGHER,
-        "generated tokens per second of generation wall time, over generation examples "
-        "(total output tokens / total latency); left out when the runner counts no tokens",
+        "generated tokens per second of generation time, over generation examples (total output tokens / "
+        "total time). The time is the CPU time the runner spent generating when it computes in-process "
+        "(llama): a busy machine stretches wall time, not the work a checkpoint needs, so a checkpoint gated "
+        "against itself passes idle or busy; wall time for a remote or code runner (openai, python). Left "
+        "out when the runner counts no tokens",
         TIMING)
 def _tokens_per_second(run: _Run) -> float | None:
     tokens = sum(p.output_tokens for _, p in run.generation)
-    seconds = sum(p.latency_ms for _, p in run.generation) / 1000.0
+    if all(p.cpu_ms is not None for _, p in run.generation):
+        seconds = sum(p.cpu_ms for _, p in run.generation) / 1000.0
+    else:
+        seconds = sum(p.latency_ms for _, p in run.generation) / 1000.0
     if tokens <= 0 or seconds <= 0:
         return None
     return _r(tokens / seconds)

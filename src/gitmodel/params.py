@@ -32,13 +32,18 @@ eval:
     api_key_env: OPENAI_API_KEY   # the key is read from this environment variable, never from a file
     model: null          # model name sent to the server (null: the one it serves, asked at /models)
     scoring: echo        # echo (score the label inside the echoed prompt) | top_logprobs (single-token labels)
+    top_logprobs: 20     # k of top_logprobs scoring: a label outside the top k has no score
 gate:
   # `git model gate` compares every metric with the baseline (MODEL#prod) by its declared direction.
   # A tolerance is how much worse than the baseline a metric may get and still pass: a number
   # (absolute for quality metrics; relative for timing metrics: 0.5 = 50 % slower), or
-  # {absolute: a, relative: r} (allowed = a + r * |baseline|). Keys are metric keys or glob patterns.
+  # {absolute: a, relative: r} (allowed = a + r * |baseline|). Keys are metric keys or glob patterns
+  # that must match a metric of the results (a misspelt one is an error, never ignored).
+  # Defaults declared with the metrics: calibration.ece 0.02 worse, output length within 10 %;
+  # confidence.* is monitored, not gated.
   quality_tolerance: 0   # default for quality metrics: deterministic, so meet or beat the baseline exactly
-  timing_tolerance: 0.5  # default for timing metrics (relative): a busy machine must not flip the gate
+  timing_tolerance: 0.5  # default for timing metrics (relative); tokens_per_second is CPU time, latency wall time
+  psi_alert: 0.2         # output_psi.*: the candidate's outputs against the baseline's fail from this PSI
   tolerance:             # per metric, e.g. accuracy: 0.01, latency_ms.p95: 0.3, "labels.*.fpr": 0.005
     "latency_ms.*": {relative: 0.5, absolute: 25}  # latency moves under 25 ms are scheduler noise
   # Accepted tradeoffs, reviewed like code: a regression up to max_regression (in the metric's units)
@@ -59,13 +64,16 @@ EVAL_DEFAULTS = {
     "max_line_bytes": 1048576,
     "refusal_patterns": [],
     "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY",
-               "model": None, "scoring": "echo"},
+               "model": None, "scoring": "echo", "top_logprobs": 20},
 }
 
 # The keys that change what a run computes; they are recorded in the metrics
-# file, and a cached result is reused only when they are equal.
-RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "label_prefix",
-               "refusal_patterns")
+# file, and a cached result is reused (or called current) only when they are equal.
+RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "n_gpu_layers",
+               "label_prefix", "refusal_patterns")
+# The same for the openai runner's own settings, recorded as `openai:` with its results only.
+# Concurrency changes timings, not outputs: it is recorded in the timing conditions.
+OPENAI_RESULT_KEYS = ("model", "scoring", "top_logprobs")
 
 
 def read(root: Path) -> dict:
@@ -116,45 +124,30 @@ def eval_params(root: Path) -> dict:
         if merged[key] < 1:
             raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
                                 hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
+    k = merged["openai"]["top_logprobs"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.openai.top_logprobs must be an integer of at least 1, "
+                            f"got {k!r}", hint=f"fix eval.openai.top_logprobs in {PARAMS_FILE} (default: 20)")
     return merged
 
 
 # ----------------------------------------------------------------------------- gate:
 
-GATE_DEFAULTS = {
-    "quality_tolerance": 0.0,   # absolute
-    "timing_tolerance": 0.5,    # relative
+# Tolerances every policy starts from; the user's keys in gate.tolerance override them.
+BUILTIN_TOLERANCES = {
     # Sub-millisecond timings of a small model jump 10x when another process takes the
     # core (p95 0.3 ms -> 12 ms measured on a busy 2-core machine): a floor of 25 ms
     # keeps such noise from failing a gate, and is nothing next to a real model's latency.
-    "tolerance": {"latency_ms.*": {"relative": 0.5, "absolute": 25}},
-    "accept": [],
+    "latency_ms.*": {"relative": 0.5, "absolute": 25},
 }
 
 
-def gate_params(root: Path) -> dict:
-    """The ``gate:`` section over its defaults: ``quality_tolerance``, ``timing_tolerance``,
-    ``tolerance`` (the user's keys over the default ones) and ``accept`` (raw; compare.py checks
-    the entries and names a bad one)."""
-    path = Path(root) / PARAMS_FILE
-    section = read(root).get("gate") or {}
-    if not isinstance(section, dict):
-        raise InvalidParams(f"{path}: gate must be a mapping")
-    unknown = sorted(set(section) - set(GATE_DEFAULTS))
-    if unknown:
-        raise InvalidParams(f"{path}: gate.{unknown[0]} is not a gate setting "
-                            f"(known: {', '.join(GATE_DEFAULTS)})")
-    out = {}
-    for key in ("quality_tolerance", "timing_tolerance"):
-        value = section.get(key, GATE_DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise InvalidParams(f"{path}: gate.{key} must be a number >= 0, got {value!r}",
-                                hint=f"fix gate.{key} in {PARAMS_FILE} (default: {GATE_DEFAULTS[key]!r})")
-        out[key] = float(value)
-    tolerance = section.get("tolerance") or {}
-    if not isinstance(tolerance, dict):
-        raise InvalidParams(f"{path}: gate.tolerance must be a mapping of metric (or pattern) to tolerance")
-    out["tolerance"] = {**GATE_DEFAULTS["tolerance"], **tolerance}
-    accept = section.get("accept")
-    out["accept"] = [] if accept is None else accept
-    return out
+def gate_policy(root: Path):
+    """params.yaml ``gate:`` parsed once into a :class:`compare.GatePolicy` (the built-in
+    tolerances under the user's). Raises InvalidParams naming an unknown setting or key and
+    the closest valid one; :meth:`GatePolicy.check_names` then checks the metric names
+    against the results being gated."""
+    from gitmodel.compare import GatePolicy
+
+    section = read(root).get("gate")
+    return GatePolicy.parse(section, BUILTIN_TOLERANCES, where=f"{Path(root) / PARAMS_FILE}: gate")

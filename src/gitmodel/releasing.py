@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, project, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 
 
@@ -118,7 +118,7 @@ def _evalset_md5s(root: Path, rev: registry_mod.Revision, names: list[str],
 
 
 def release(model: str, version: str, message: str | None = None, allow_lower: bool = False,
-            start: Path | None = None) -> ReleaseResult:
+            start: Path | None = None, accept_unverified: str | None = None) -> ReleaseResult:
     """Tag HEAD as ``<model>@v<semver>`` after checking that HEAD holds that model, committed,
     with current metrics, and that the version goes above every earlier one."""
     refs.check_name(model)
@@ -174,6 +174,9 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
                 f"{r.path} is stale: it used eval set md5 {measured_set}, but the committed "
                 f"{dvcyaml.evalset_path(r.evalset)} is md5 {tracked_set}",
                 hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
+
+    if provenance.check_verified(results, accept_unverified, f"release {tag}"):
+        message = provenance.with_accepted_unverified(message, accept_unverified)
 
     record = {
         "schema_version": history.RECORD_SCHEMA,

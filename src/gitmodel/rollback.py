@@ -90,7 +90,9 @@ def default_target(reg: Registry, model: str) -> Release:
     if holder is None:
         known = reg.active_releases(model)
         if not known:
-            raise RollbackRefused(f"model '{model}' has no releases to roll back to")
+            from gitmodel.known import suggestion
+
+            raise RollbackRefused(f"model '{model}' has no releases to roll back to{suggestion(model, reg.models())}")
         raise RollbackRefused(f"no version of '{model}' holds prod, so there is no previous one to go back to",
                               hint=f"name the version: git model rollback {model} --to VERSION")
     history = [e for e in reg.stage_history(model, stages.PROD) if not e.unassign]

@@ -10,7 +10,7 @@ with GTO's own first line and ends with git trailers, so both people and
     Assigned-By: Jane Doe <jane@example.com>
     Assigned-At: 2025-03-01T12:00:00.123456+00:00
     Fraction: 0.1
-    Gate: failed against v1.3.0 (prod) on support: accuracy, labels.positive.fpr
+    Gate: failed against v1.3.0 (prod): support: accuracy, labels.positive.fpr
     Accepted-Risk: the fraud team signed off on the fpr change (JIRA-12)
 
 Tag times are made strictly increasing per model (one second past the model's
@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gitmodel import jsonio
-from gitmodel import dvcyaml, gitrepo, locking, project, refs, store
+from gitmodel import dvcyaml, gitrepo, locking, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError, InvalidName
 from gitmodel.refs import Version
@@ -192,19 +192,13 @@ def run_gate(root: Path, model: str, version: Version, holder: StageEvent | None
             raise
         return GateOutcome("not run", f"not run: {e.message}", baseline=baseline)
     passed = bool(results) and all(r.passed for r in results)
-    on = f" on {', '.join(r.evalset for r in results)}" if results else ""
-    failing = list(dict.fromkeys(m for r in results for m in r.failures))
-    accepted = list(dict.fromkeys(row.metric for r in results for row in r.report.accepted))
-    detail = f": {', '.join(failing)}" if failing else ""
-    if accepted:
-        detail += f" (accepted tradeoffs: {', '.join(accepted)})"
-    summary = f"{'passed' if passed else 'failed'} against {baseline} (prod){on}{detail}"
-    return GateOutcome("passed" if passed else "failed", summary, baseline=baseline, results=results)
+    return GateOutcome("passed" if passed else "failed", gating.trailer(results, baseline), baseline=baseline,
+                       results=results)
 
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,
             accept_risk: str | None = None, rerun: bool = False, wait: float = 0.0, on_wait=None,
-            start: Path | None = None) -> PromoteResult:
+            start: Path | None = None, accept_unverified: str | None = None) -> PromoteResult:
     """Assign ``stage`` to ``model@version``; for prod, only through the gate (or an accepted risk)."""
     root = project.open_root(start)
     refs.check_name(model, "model name")
@@ -221,6 +215,7 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
     release = find_release(reg, model, version)
     result = PromoteResult(model, str(release.version), stage, fraction=fraction, commit=release.commit,
                            accepted_risk=accept_risk.strip() if accept_risk else None)
+    accepted_unverified = provenance.check_release_verified(root, model, release, stage, accept_unverified)
     current = reg.holder(model, stage)
     if current is not None and current.version == release.version and fraction_of(current) == fraction:
         result.unchanged, result.tag, result.counter = True, current.tag, current.counter
@@ -238,6 +233,7 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         "Fraction": f"{fraction:g}" if fraction is not None else None,
         "Gate": gate.summary,
         "Accepted-Risk": result.accepted_risk,
+        "Accepted-Unverified": accepted_unverified,
     }
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
         reg = registry_mod.load(root)
@@ -273,6 +269,7 @@ class MetricsStatus:
     model_md5: str | None
     stale: bool
     reason: str | None = None
+    unverified: str | None = None      # why the producer is not tied to the model md5 (None: it is)
 
 
 @dataclass
@@ -309,7 +306,7 @@ class ModelStatus:
             "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
                                  "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
-                         "reason": m.reason} for m in self.metrics],
+                         "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
         }
 
 
@@ -349,16 +346,10 @@ def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[Met
         except (ValueError, KeyError, TypeError, OSError):
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
-        reason = None
-        if md5 != tracked_md5:
-            reason = f"they describe model md5 {md5}, the workspace tracks {tracked_md5}"
-        else:
-            ev_rel = evalset.get("path") if isinstance(evalset, dict) else None
-            if ev_rel:
-                ev = store.tracked(root, root / ev_rel)
-                if ev is not None and ev.md5 and ev.md5 != evalset.get("md5"):
-                    reason = f"they describe eval set md5 {evalset.get('md5')}, {ev_rel} is now {ev.md5}"
-        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason))
+        reasons = provenance.workspace_staleness(root, doc, tracked_md5)
+        reason = "; ".join(reasons) or None
+        unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
+        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
     return found
 
 

@@ -1,20 +1,37 @@
-"""``git model verify``: re-run a stored eval and prove its outputs are reproduced byte for byte.
+"""``git model verify``: re-run a stored eval and prove its outputs and summary are reproduced.
 
 The checkpoint and eval set are taken by md5 from the local DVC cache (or
 from the workspace when its bytes are the same), never by checking anything
-out: the workspace is not touched. The run uses the params recorded in the
-stored metrics file, so a later params.yaml change does not matter.
+out. The run uses the params recorded in the stored metrics file, so a later
+params.yaml change does not matter. The outputs must be reproduced byte for
+byte, and the summary's metrics recomputed from the reproduced outputs must
+equal the stored ones (timings aside: they are measurements, not results).
+
+A result of the openai runner is reproduced in-process with llama.cpp on the
+tracked checkpoint: answers must be equal, and scores and confidences within
+:data:`CROSS_RUNNER_TOLERANCE` (a server computes them in another order).
+When that reproduces a workspace result that was unverified, the verification
+is recorded in its metrics file, for release and promote to read once committed.
+The workspace is not touched otherwise.
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, params, project, refs, store
+from gitmodel import dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, provenance, refs, store
 from gitmodel.errors import GitModelError, ModelNotFound
-from gitmodel.evaluate import Inputs, _settings, parse_metrics, predict, render_outputs
+from gitmodel.evaluate import Inputs, _settings, build_doc, parse_metrics, predict, render_outputs
+from gitmodel.fsutil import atomic_write
 
 SHOWN_DIFFERENCES = 10
+# A server sums log-probabilities in another order than llama.cpp in-process: 1e-3 is far above
+# that noise (under 1e-4 on the demo checkpoints) and far below a changed answer.
+CROSS_RUNNER_TOLERANCE = 1e-3
+REPRODUCIBLE_RUNNERS = ("llama", "openai")
 
 
 @dataclass
@@ -22,6 +39,13 @@ class Difference:
     id: str
     stored: str | None
     reproduced: str | None
+
+
+@dataclass
+class MetricDifference:
+    key: str
+    stored: float | None           # None: the key is missing on that side
+    reproduced: float | None
 
 
 @dataclass
@@ -33,6 +57,18 @@ class VerifyReport:
     identical: bool = False
     problem: str | None = None                     # why the result cannot be reproduced at all (stale...)
     differences: list[Difference] = field(default_factory=list)
+    metric_differences: list[MetricDifference] = field(default_factory=list)
+    params: dict = field(default_factory=dict)     # the recorded params the run used
+    runner: str = "llama"                          # the runner that produced the stored result
+    tolerance: float = 0.0                         # on scores and confidences (a result of another runner)
+    recorded: str | None = None                    # the metrics file the verification was written into
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "evalset": self.evalset, "rev": self.rev, "n": self.n,
+                "identical": self.identical, "problem": self.problem, "params": self.params,
+                "runner": self.runner, "tolerance": self.tolerance, "recorded": self.recorded,
+                "differences": [vars(d) for d in self.differences],
+                "metric_differences": [vars(d) for d in self.metric_differences]}
 
 
 def _object_file(root: Path, md5: str, rel: str, what: str, hashes) -> Path:
@@ -55,9 +91,17 @@ def _tracked_md5_at(root: Path, rev: str | None, rel: str) -> str | None:
     return out.md5 if out else None
 
 
-def _diff(stored: bytes, reproduced: bytes) -> list[Difference]:
-    import json
+def _same(a, b, tolerance: float) -> bool:
+    """Equal, numbers within ``tolerance`` (recursively through dicts)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], tolerance) for k in a)
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(a - b) <= tolerance
+    return a == b
 
+
+def _diff(stored: bytes, reproduced: bytes, tolerance: float = 0.0) -> list[Difference]:
     def by_id(data: bytes) -> dict[str, str]:
         lines = {}
         for line in data.decode("utf-8", "replace").splitlines():
@@ -67,9 +111,44 @@ def _diff(stored: bytes, reproduced: bytes) -> list[Difference]:
                 lines[f"<unreadable line {len(lines) + 1}>"] = line
         return lines
 
+    def differ(a: str | None, b: str | None) -> bool:
+        if a == b:
+            return False
+        if a is None or b is None or not tolerance:
+            return True
+        try:
+            return not _same(json.loads(a), json.loads(b), tolerance)
+        except ValueError:
+            return True
+
     old, new = by_id(stored), by_id(reproduced)
     ids = list(old) + [i for i in new if i not in old]
-    return [Difference(i, old.get(i), new.get(i)) for i in ids if old.get(i) != new.get(i)]
+    return [Difference(i, old.get(i), new.get(i)) for i in ids if differ(old.get(i), new.get(i))]
+
+
+def _is_timing(key: str) -> bool:
+    try:
+        return metrics.spec(key).kind == metrics.TIMING
+    except KeyError:
+        return False
+
+
+def metric_differences(stored: dict, recomputed: dict, tolerance: float = 0.0) -> list[MetricDifference]:
+    """Every non-timing metric whose stored value is not the one recomputed from the outputs.
+
+    ``tolerance`` applies to the confidence metrics only: the answers behind every other metric
+    must be equal whatever the runner.
+    """
+    old, new = dict(metrics.iter_leaves(stored)), dict(metrics.iter_leaves(recomputed))
+    found = []
+    for key in dict.fromkeys([*old, *new]):
+        if _is_timing(key):
+            continue
+        a, b = old.get(key), new.get(key)
+        allowed = tolerance if key.startswith("confidence.") else 0.0
+        if a is None or b is None or not math.isclose(a, b, rel_tol=0.0, abs_tol=allowed):
+            found.append(MetricDifference(key, a, b))
+    return found
 
 
 def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyReport:
@@ -84,14 +163,18 @@ def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyR
         raise ModelNotFound(f"no stored result to verify: {missing} does not exist at {shown_rev}",
                             hint=f"run `git model eval {model} --evalset {evalset}` first")
     doc = parse_metrics(raw, f"{metrics_rel} at {shown_rev}")
-    if doc["runner"]["name"] != "llama":
-        raise GitModelError(f"{metrics_rel} was produced by the {doc['runner']['name']} runner; verify re-runs "
-                            "checkpoints in-process with llama.cpp only")
+    report.params = dict(doc["params"])
+    report.runner = doc["runner"]["name"]
+    if report.runner not in REPRODUCIBLE_RUNNERS:
+        raise GitModelError(f"{metrics_rel} was produced by the {report.runner} runner; verify re-runs "
+                            "checkpoints in-process with llama.cpp only",
+                            hint="verify results of the llama or openai runner")
     model_rel = doc["model"]["path"] or dvcyaml.model_path(model)
     tracked = _tracked_md5_at(root, rev, model_rel)
-    if tracked != doc["model"]["md5"]:
-        report.problem = (f"stale result: {metrics_rel} describes model md5 {doc['model']['md5']}, "
-                          f"but {model_rel} at {shown_rev} is md5 {tracked}")
+    stale = provenance.staleness(doc, model_md5=tracked, evalset_md5=None,
+                                 tracked_as=f"but {model_rel} at {shown_rev} is md5")
+    if stale:
+        report.problem = f"stale result: {metrics_rel} at {shown_rev}: {'; '.join(stale)}"
         return report
     hashes = project.hash_cache(root)
     model_file = _object_file(root, doc["model"]["md5"], model_rel, "model", hashes)
@@ -102,13 +185,37 @@ def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyR
                     model_ref=doc["model"], evalset_file=evalset_file, evalset_ref=doc["evalset"],
                     params=doc["params"], settings=_settings(recorded))
     examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
-    predictions, _ = predict(inputs, examples)
+    predictions, info = predict(inputs, examples)
     reproduced = render_outputs(examples, predictions)
     report.n = len(examples)
-    report.identical = reproduced == stored
-    if not report.identical:
-        report.differences = _diff(stored, reproduced)
+    report.tolerance = 0.0 if report.runner == "llama" else CROSS_RUNNER_TOLERANCE
+    if reproduced != stored:
+        report.differences = _diff(stored, reproduced, report.tolerance)
+    recomputed = build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
+    report.metric_differences = metric_differences(doc["metrics"], recomputed["metrics"], report.tolerance)
+    report.identical = not report.differences and not report.metric_differences
+    if report.identical and rev in (None, gitrepo.WORKSPACE) and provenance.is_unverified(doc):
+        report.recorded = _record_reproduced(root, metrics_rel, raw, doc, info)
     return report
+
+
+def _record_reproduced(root: Path, metrics_rel: str, raw: bytes, doc: dict, info: dict) -> str:
+    """Write into the workspace metrics file that verify reproduced it (only if it did not change meanwhile)."""
+    when = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    doc = dict(doc, verification={
+        "status": provenance.REPRODUCED,
+        "detail": (f"git model verify reproduced the outputs and summary in-process with llama.cpp "
+                   f"{info.get('llama_cpp_version')} from the DVC cache object of md5 {doc['model']['md5']} "
+                   f"at {when}"),
+    })
+    metrics.validate_metrics(doc, metrics_rel)
+    with locking.repository_lock(root / project.STATE_DIR):
+        path = root / metrics_rel
+        if not path.is_file() or path.read_bytes() != raw:
+            raise GitModelError(f"{metrics_rel} changed while it was verified; the verification was not recorded",
+                                hint="run `git model verify` again")
+        atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return metrics_rel
 
 
 def verify(model: str, evalset: str | None = None, rev: str | None = None,
@@ -118,8 +225,13 @@ def verify(model: str, evalset: str | None = None, rev: str | None = None,
     refs.check_name(model, "model name")
     if rev not in (None, gitrepo.WORKSPACE) and gitrepo.resolve_commit(root, rev) is None:
         raise GitModelError(f"unknown revision {rev!r}", hint="pass a commit, branch or tag, e.g. --rev HEAD~1")
+    from gitmodel import known
+
+    revs = [None] if rev in (None, gitrepo.WORKSPACE) else [rev, None]
+    known.check_model(root, model, known.models(root, revs))
     if evalset is not None:
         names = [refs.check_name(evalset, "eval set name")]
+        known.check_evalset(root, evalset, known.evalsets(root, revs, model))
     else:
         folder = f"{dvcyaml.METRICS_DIR}/{model}"
         names = [n[: -len(".outputs.jsonl")] for n in gitrepo.list_dir_at(root, rev, folder)

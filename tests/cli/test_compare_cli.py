@@ -57,8 +57,8 @@ def test_gate_names_a_bad_model_and_a_bad_gate_setting(runner, gm_repo):
     (gm_repo / "params.yaml").write_text("gate:\n  tolerances: {accuracy: 0.1}\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.exit_code == 3
-    assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.tolerances is not a gate setting "
-                             "(known: quality_tolerance, timing_tolerance, tolerance, accept)\n")
+    assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.tolerances is not a gate setting; did you mean "
+                             "'tolerance'? (known: quality_tolerance, timing_tolerance, psi_alert, tolerance, accept)\n")
     (gm_repo / "params.yaml").write_text("gate:\n  timing_tolerance: fast\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.timing_tolerance must be a number >= 0, "
@@ -100,3 +100,81 @@ def test_diff_between_two_revisions_imports_nothing_heavy(released):
         proc = subprocess.run([sys.executable, "-c", LEAN], cwd=released, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_gate_prints_enough_digits_to_show_why_a_row_fails():
+    from gitmodel.cli.compare import _gate_rows
+    from gitmodel.compare import Tolerance, gate
+
+    # 10 % of 11.7 is 1.17; the candidate is worse by 1.1700001: six decimals would print both as 1.17
+    report = gate({"output_tokens": {"mean": 11.7}}, {"output_tokens": {"mean": 12.8700001}},
+                  {"output_tokens.mean": Tolerance(relative=0.1)})
+    row = _gate_rows(report)[0]
+    assert row == ["output_tokens.mean", "11.7", "12.87", "+1.1700001",
+                   "within ±10 % (worse by 1.1700001 > 1.17 allowed)", "fail"]
+    md = _gate_rows(report, md=True)[0]
+    assert md[3:] == ["+1.1700001", "within ±10 % (worse by 1.1700001 &gt; 1.17 allowed)", "❌ fail"]
+
+
+def test_eval_prints_the_stored_values():
+    from gitmodel.cli.evaluation import _headline
+
+    line = _headline({"metrics": {"n": 100, "accuracy": 0.84, "output_tokens": {"mean": 0.87},
+                                  "calibration": {"ece": 0.012345}, "latency_ms": {"p50": 0.209807}}})
+    assert line == ("n=100  accuracy=0.84  calibration.ece=0.012345  output_tokens.mean=0.87  "
+                    "latency p50=0.209807 ms")
+
+
+def test_gate_a_misspelt_model_or_evalset_says_did_you_mean(runner, released):
+    git(released, "tag", "-a", "sentiment#prod#1", "-m", "Assigning stage prod to artifact sentiment version v1.0.0",
+        "sentiment@v1.0.0^{commit}")
+    result = runner.invoke(cli, ["gate", "sentimnt"])
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == ("Error: unknown model 'sentimnt': did you mean 'sentiment'?\n"
+                             "  hint: check the spelling (`git model status` lists the models)\n")
+    result = runner.invoke(cli, ["gate", "sentiment", "--evalset", "sentimen"])
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == ("Error: unknown eval set 'sentimen': did you mean 'sentiment'?\n"
+                             "  hint: check the spelling (the eval sets are evalsets/<name>.jsonl)\n")
+
+
+@pytest.mark.parametrize("section, error", [
+    ("gate:\n  tolerance: {acuracy: 0.5}\n",
+     "gate.tolerance.acuracy: no metric of the results is 'acuracy'; did you mean 'accuracy'?"),
+    ("gate:\n  accept: [{metric: acuracy, max_regression: 0.1, rationale: why}]\n",
+     "gate.accept[0]: metric 'acuracy' is not a metric of the results; did you mean 'accuracy'?"),
+    ("gate:\n  tolerance: {accuracy: {absolute: 0.1, relativ: 0.2}}\n",
+     "gate.tolerance.accuracy: unknown key 'relativ' (a tolerance has absolute, relative; did you mean 'relative'?)"),
+])
+def test_gate_and_diff_refuse_a_misspelt_policy_key(runner, released, section, error):
+    git(released, "tag", "-a", "sentiment#prod#1", "-m", "Assigning stage prod to artifact sentiment version v1.0.0",
+        "sentiment@v1.0.0^{commit}")
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    data = yaml.load((released / "params.yaml").read_text())
+    data["gate"] = yaml.load(section)["gate"]
+    with open(released / "params.yaml", "w") as f:
+        yaml.dump(data, f)
+    for argv in (["gate", "sentiment"], ["diff", "sentiment@v1.0.0", "sentiment@v1.2.0", "--md"]):
+        result = runner.invoke(cli, argv)
+        assert (result.exit_code, result.stdout) == (3, ""), argv
+        assert result.stderr.startswith(f"Error: {released / 'params.yaml'}: {error}\n"), argv
+
+
+@pytest.mark.parametrize("argv", [
+    ["diff", "HEAD~1", "HEAD", "--model", "sentimnt"], ["diff", "HEAD~1", "HEAD", "--evalset", "sentimen"],
+    ["gate", "sentimnt"], ["gate", "sentiment", "--evalset", "sentimen"],
+    ["eval", "sentimnt", "--evalset", "sentiment"], ["eval", "sentiment", "--evalset", "sentimen"],
+    ["verify", "sentimnt"], ["verify", "sentiment", "--evalset", "sentimen"],
+    ["show", "sentimnt@v1.0.0"], ["log", "sentimnt"], ["status", "sentimnt"],
+    ["plot", "sentimnt", "-o", "history.json"], ["plot", "sentiment", "--evalset", "sentimen", "-o", "history.json"],
+    ["release", "sentimnt", "v9.0.0"], ["promote", "sentimnt", "v1.0.0", "--stage", "prod"],
+    ["rollback", "sentimnt", "--no-commit"],
+])
+def test_every_command_names_the_closest_model_or_eval_set(runner, released, argv):
+    git(released, "tag", "-a", "sentiment#prod#1", "-m", "Assigning stage prod to artifact sentiment version v1.0.0",
+        "sentiment@v1.0.0^{commit}")
+    result = runner.invoke(cli, argv, prog_name="git model")
+    assert (result.exit_code, result.stdout) == (3, ""), result.stderr
+    assert "did you mean" in result.stderr and "sentiment" in result.stderr.split("did you mean", 1)[1]

@@ -626,3 +626,94 @@ def test_ctrl_c_in_a_terminal_through_git(big_repo):
         assert err.strip() == "Interrupted: nothing was written.", err
         assert snapshot_tree(big_repo) == before
         assert not list(big_repo.rglob(".gitmodel-tmp-*"))
+
+
+# ---------------------------------------------------------------- provenance: what produced a result
+
+
+def test_a_llama_result_is_tied_and_records_its_timing_conditions(registry, runner):
+    import os
+    import socket
+
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    doc = load(registry, "sentiment-v2")
+    assert doc["verification"] == {"status": "tied",
+                                   "detail": "llama.cpp loaded models/sentiment-v2.gguf after its md5 was checked"}
+    conditions = doc["timing_conditions"]
+    assert conditions["runner"] == "llama" and conditions["concurrency"] == 1 and conditions["n_threads"] == 1
+    assert conditions["machine"].startswith(f"{socket.gethostname()} ({os.cpu_count()} CPUs")
+
+
+@pytest.mark.slow
+def test_status_agrees_with_dvc_status_after_an_eval_param_changes(registry, runner):
+    def dvc_status() -> str:
+        proc = subprocess.run(["dvc", "status", "eval@sentiment-v2-sentiment"], cwd=registry,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def ours() -> dict:
+        result = runner.invoke(cli, ["status", "sentiment-v2", "--json"])
+        assert result.exit_code == 0, result.output + result.stderr
+        (entry,) = json.loads(result.output)["models"]
+        return entry["metrics"][0]
+
+    proc = subprocess.run(["dvc", "repro", "eval@sentiment-v2-sentiment"], cwd=registry, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed" not in dvc_status()
+    assert ours()["stale"] is False
+    params = registry / "params.yaml"
+    params.write_text(params.read_text().replace("n_threads: 1 ", "n_threads: 2 "))
+    assert "changed" in dvc_status()
+    mine = ours()
+    assert mine["stale"] is True
+    assert mine["reason"] == "eval params changed since: eval.n_threads: recorded 1, now 2"
+    # eval agrees: not a cache hit
+    assert runner.invoke(cli, EVAL).output.startswith("Evaluated ")
+    assert ours()["stale"] is False
+
+
+def test_a_share_above_one_is_refused_when_read_naming_file_and_field(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    summary = registry / "metrics/sentiment-v2/sentiment.json"
+    doc = json.loads(summary.read_text())
+    doc["metrics"]["accuracy"] = 1.5
+    summary.write_text(json.dumps(doc, indent=2))
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: metrics/sentiment-v2/sentiment.json at workspace: field metrics.accuracy: "
+                                    "1.5 is greater than the maximum of 1")
+
+
+def test_a_share_above_one_is_refused_when_written(registry, runner, monkeypatch):
+    real = metrics.compute
+
+    def broken(*args, **kwargs):   # a metric computed wrong must not reach the file
+        result = real(*args, **kwargs)
+        result["labels"]["positive"]["recall"] = 1.25
+        return result
+
+    monkeypatch.setattr(metrics, "compute", broken)
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, EVAL)
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: metrics/sentiment-v2/sentiment.json: field "
+                                    "metrics.labels.positive.recall: 1.25 is greater than the maximum of 1")
+    assert snapshot_tree(registry) == before
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("accuracy", -0.1, "-0.1 is less than the minimum of 0"),
+    ("label_psi", -1, "-1 is less than the minimum of 0"),
+    ("n", -3, "-3 is less than the minimum of 0"),
+])
+def test_metric_bounds(key, value, message):
+    doc = {"schema_version": 1, "model": {"name": "m", "path": None, "md5": None},
+           "evalset": {"name": "e", "path": "evalsets/e.jsonl", "md5": "0" * 32}, "params": {},
+           "runner": {"name": "llama", "version": "1"}, "metrics": {key: value}}
+    from gitmodel.errors import InvalidMetrics
+
+    with pytest.raises(InvalidMetrics) as info:
+        metrics.validate_metrics(doc, "x.json")
+    assert str(info.value) == f"x.json: field metrics.{key}: {message}"

@@ -52,40 +52,59 @@ def demo_examples(demo_dir) -> list[Example]:
     return evalsets.load(demo_dir / "sentiment.jsonl")
 
 
-@pytest.fixture(scope="session")
-def llama_server(demo_model, tmp_path_factory):
-    """``python -m llama_cpp.server`` on a free port over the demo checkpoint; its /v1 URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(demo_model), "--host", "127.0.0.1",
-             "--port", str(port), "--logits_all", "true", "--n_ctx", "512", "--n_threads", "1"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
+class LlamaServer:
+    """``python -m llama_cpp.server`` over one checkpoint on loopback; stop() and start() again at the same port."""
+
+    def __init__(self, model: Path, log: Path, port: int | None = None):
+        self.model, self.log, self.port = model, log, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, model: Path | None = None) -> "LlamaServer":
+        self.model = model or self.model
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
+                 "--port", str(self.port), "--logits_all", "true", "--n_ctx", "512", "--n_threads", "1"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + SERVER_START_SECONDS
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+            if self.process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {self.process.returncode}:\n"
+                            f"{self.log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{url}/models", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=1) as response:
                     if response.status == 200:
-                        break
+                        return self
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server not ready after {SERVER_START_SECONDS} s:\n{log.read_text()[-2000:]}")
+                self.stop()
+                pytest.fail(f"llama_cpp.server not ready after {SERVER_START_SECONDS} s:\n"
+                            f"{self.log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def llama_server(demo_model, tmp_path_factory):
+    """``python -m llama_cpp.server`` on a free port over the demo checkpoint; its /v1 URL."""
+    server = LlamaServer(demo_model, tmp_path_factory.mktemp("llama-server") / "server.log")
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +136,8 @@ def test_matches_the_in_process_runner_on_the_demo_eval_set(llama_server, demo_e
         assert mine.output_tokens == 1  # " positive" and " negative" are one token each in the demo vocabulary
     info = runner.info()
     assert info == {"name": "openai", "version": str(Path(info["version"])), "url": llama_server,
-                    "llama_cpp_version": None, "scoring": "echo"}
+                    "llama_cpp_version": None, "scoring": "echo", "served_model": info["version"],
+                    "served_md5": None}   # llama_cpp.server does not say the md5 of what it serves
     assert info["version"].endswith("sentiment-v2.gguf")  # llama_cpp.server reports the model path as its id
 
 
@@ -395,3 +415,223 @@ def test_order_is_kept_under_concurrency_on_a_slow_server(fake):
     # The script is consumed in arrival order, which concurrency scrambles: map answers by request.
     by_prompt = {r["body"]["prompt"]: i for i, r in enumerate(fake.posts)}
     assert [p.output for p in predictions] == [f"answer {by_prompt[e.input]}" for e in examples]
+
+
+# -- provenance: a result records what produced it ----------------------------------------------
+
+from gitmodel import compare  # noqa: E402
+from gitmodel.cli import cli  # noqa: E402
+from tests.conftest import git  # noqa: E402
+
+EVAL_V2 = ["eval", "sentiment-v2", "--evalset", "sentiment", "--runner", "openai"]
+SUMMARY_V2 = "metrics/sentiment-v2/sentiment.json"
+
+
+def md5_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+class IdentityProxy:
+    """In front of a llama_cpp.server, adds what our own server will give: the md5 of the weights it
+    serves, in an ``X-Model-Md5`` header of every answer (``claim`` overrides it, to make it lie)."""
+
+    def __init__(self, server: LlamaServer):
+        self.backend, self.claim = server, None
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.forward(None)
+
+            def do_POST(self):
+                self.forward(self.rfile.read(int(self.headers["Content-Length"])))
+
+            def forward(self, data):
+                backend = proxy.backend.url.removesuffix("/v1") + self.path
+                request = urllib.request.Request(backend, data=data, headers={"Content-Type": "application/json"},
+                                                 method=self.command)
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    body, status = answer.read(), answer.status
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Model-Md5", proxy.claim or md5_of(proxy.backend.model))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server_v3(demo_dir, tmp_path):
+    """llama_cpp.server over demo v3, stopped after the test (also when it fails)."""
+    server = LlamaServer(demo_dir / "sentiment-v3.gguf", tmp_path / "server.log")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def proxied_v2(demo_dir, tmp_path):
+    server = LlamaServer(demo_dir / "sentiment-v2.gguf", tmp_path / "server.log").start()
+    proxy = IdentityProxy(server)
+    yield proxy
+    proxy.close()
+    server.stop()
+
+
+def summary(repo: Path) -> dict:
+    return json.loads((repo / SUMMARY_V2).read_text())
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_a_server_on_other_weights_is_unverified_and_release_refuses_it(registry, runner, server_v3):
+    # v2 is tracked, the server serves v3 and says nothing of its md5
+    result = ok(runner.invoke(cli, [*EVAL_V2, "--url", server_v3.url]))
+    assert "UNVERIFIED:" in result.output
+    doc = summary(registry)
+    assert doc["verification"]["status"] == "unverified"
+    assert doc["runner"]["url"] == server_v3.url
+    assert doc["runner"]["served_model"].endswith("sentiment-v3.gguf") and doc["runner"]["served_md5"] is None
+    assert doc["params"]["openai"] == {"model": None, "scoring": "echo", "top_logprobs": 20}
+    status = ok(runner.invoke(cli, ["status", "sentiment-v2"])).output
+    assert (f"  metrics:    sentiment: up to date, UNVERIFIED ({server_v3.url} served model "
+            f"{doc['runner']['served_model']!r} without saying its md5, so nothing ties it to md5 "
+            f"{doc['model']['md5']})") in status
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "openai eval")
+    refused = runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0"])
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith(f"Error: release sentiment-v2@v1.0.0 refused: unverified results: {SUMMARY_V2} (")
+    assert "git model verify" in refused.stderr and "--accept-unverified" in refused.stderr
+    assert git(registry, "tag", "--list") == ""
+    # verify re-runs the tracked v2 in-process: v3's answers are not v2's
+    verified = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert verified.exit_code == 1 and verified.output.startswith("MISMATCH: sentiment-v2 on sentiment")
+    assert "accuracy: stored" in verified.output
+    assert summary(registry)["verification"]["status"] == "unverified"    # nothing recorded
+    # an explicit, recorded acceptance
+    ok(runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0", "--accept-unverified", "load test only"]))
+    message = git(registry, "tag", "-l", "--format=%(contents)", "sentiment-v2@v1.0.0")
+    assert "Accepted-Unverified: load test only" in message
+    refused = runner.invoke(cli, ["promote", "sentiment-v2", "v1.0.0", "--stage", "prod"])
+    assert refused.exit_code == 3 and "promote sentiment-v2@v1.0.0 to prod refused: unverified" in refused.stderr
+    ok(runner.invoke(cli, ["promote", "sentiment-v2", "v1.0.0", "--stage", "prod", "--accept-unverified", "drill"]))
+    assert "Accepted-Unverified: drill" in git(registry, "tag", "-l", "--format=%(contents)", "sentiment-v2#prod#1")
+
+
+@pytest.mark.slow
+def test_restarting_the_server_on_other_weights_at_the_same_url_is_not_a_cache_hit(registry, runner, server_v3,
+                                                                                     demo_dir):
+    ok(runner.invoke(cli, [*EVAL_V2, "--url", server_v3.url]))
+    first = summary(registry)
+    server_v3.stop()
+    server_v3.start(demo_dir / "sentiment-v1.gguf")
+    result = ok(runner.invoke(cli, [*EVAL_V2, "--url", server_v3.url]))
+    assert result.output.startswith("Evaluated ")
+    second = summary(registry)
+    assert second["runner"]["served_model"].endswith("sentiment-v1.gguf")
+    assert second["metrics"]["accuracy"] != first["metrics"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_a_server_proving_the_tracked_md5_ties_the_result(registry, runner, proxied_v2, demo_dir):
+    ok(runner.invoke(cli, [*EVAL_V2, "--url", proxied_v2.url]))
+    doc = summary(registry)
+    tracked = doc["model"]["md5"]
+    assert doc["runner"]["served_md5"] == tracked
+    assert doc["verification"] == {"status": "tied", "detail": f"{proxied_v2.url} reported serving md5 {tracked}"}
+    assert doc["timing_conditions"]["runner"] == "openai" and doc["timing_conditions"]["concurrency"] == 4
+    assert doc["timing_conditions"]["n_threads"] is None and proxied_v2.url in doc["timing_conditions"]["machine"]
+    # the same server, weights and settings: a cache hit
+    assert ok(runner.invoke(cli, [*EVAL_V2, "--url", proxied_v2.url])).output.startswith("Up to date: ")
+    # a setting that changes outputs is part of the key and of comparability
+    params = registry / "params.yaml"
+    params.write_text(params.read_text().replace("scoring: echo ", "scoring: top_logprobs "))
+    assert ok(runner.invoke(cli, [*EVAL_V2, "--url", proxied_v2.url])).output.startswith("Evaluated ")
+    same, reason = compare.comparable(doc, summary(registry))
+    assert not same and "openai" in reason
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "tied openai eval")
+    ok(runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0"]))
+    # the same URL now serving other weights says so: refused, nothing written
+    before = (registry / SUMMARY_V2).read_bytes()
+    proxied_v2.backend.stop()
+    proxied_v2.backend.start(demo_dir / "sentiment-v3.gguf")
+    refused = runner.invoke(cli, [*EVAL_V2, "--url", proxied_v2.url, "--force"])
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith(f"Error: {proxied_v2.url} serves md5 {md5_of(demo_dir / 'sentiment-v3.gguf')}, "
+                                     f"but models/sentiment-v2.gguf tracks md5 {tracked}")
+    assert (registry / SUMMARY_V2).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_verify_reproducing_an_unverified_result_records_it_and_release_accepts_it(registry, runner, demo_dir,
+                                                                                   tmp_path):
+    server = LlamaServer(demo_dir / "sentiment-v2.gguf", tmp_path / "server.log").start()
+    try:
+        ok(runner.invoke(cli, [*EVAL_V2, "--url", server.url]))
+    finally:
+        server.stop()
+    assert summary(registry)["verification"]["status"] == "unverified"
+    result = ok(runner.invoke(cli, ["verify", "sentiment-v2"]))
+    assert result.output.startswith("Reproduced: sentiment-v2 on sentiment at workspace: all 400 outputs identical, "
+                                    "answers equal, scores within 0.001 of the openai runner's")
+    assert f"  recorded the verification in {SUMMARY_V2}: commit it" in result.output
+    verification = summary(registry)["verification"]
+    assert verification["status"] == "reproduced" and "from the DVC cache object of md5" in verification["detail"]
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "verified openai eval")
+    ok(runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0"]))
+
+
+def write_evalset(repo: Path, runner, lines: list[dict]) -> None:
+    (repo / "evalsets/mixed.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ok(runner.invoke(cli, ["evalset", "add", "evalsets/mixed.jsonl"]))
+
+
+@pytest.mark.slow
+def test_top_logprobs_end_of_sequence_is_a_counted_miss_not_an_abort(registry, runner, proxied_v2):
+    # inputs without sentiment: the demo model's greedy next token is </s>, so the server lists no position
+    neutral = [{"id": f"n{i}", "input": text, "expected": "positive", "labels": ["positive", "negative"]}
+               for i, text in enumerate(["the", "the the", "a the"])]
+    scored = [{"id": "p1", "input": "the food was great", "expected": "positive", "labels": ["positive", "negative"]},
+              {"id": "p2", "input": "the service was awful", "expected": "negative",
+               "labels": ["positive", "negative"]}]
+    write_evalset(registry, runner, neutral + scored)
+    params = registry / "params.yaml"
+    params.write_text(params.read_text().replace("scoring: echo ", "scoring: top_logprobs "))
+    command = ["eval", "sentiment-v2", "--evalset", "mixed", "--runner", "openai", "--url", proxied_v2.url]
+    result = ok(runner.invoke(cli, command))
+    # the two with sentiment have their answer within the top 20 and the other label outside it
+    assert ("  top_logprobs: 5 examples with a label outside the top 20, 3 of them with none within "
+            "(no answer: counted wrong)") in result.output
+    doc = json.loads((registry / "metrics/sentiment-v2/mixed.json").read_text())
+    assert doc["params"]["openai"]["top_logprobs"] == 20
+    assert (doc["runner"]["outside_top_k"], doc["runner"]["unanswered"]) == (5, 3)
+    assert doc["metrics"]["accuracy"] == 0.4          # the two scored ones right, the three misses wrong
+    outputs = [json.loads(line) for line in (registry / "metrics/sentiment-v2/mixed.outputs.jsonl").open()]
+    assert [o["label"] for o in outputs[:3]] == [None, None, None]
+    assert [o["correct"] for o in outputs] == [False, False, False, True, True]
+    assert [list(o["scores"]) for o in outputs[3:]] == [["positive"], ["negative"]]
+    # k is a recorded setting: changing it is a new run
+    params.write_text(params.read_text().replace("top_logprobs: 20 ", "top_logprobs: 2 "))
+    again = ok(runner.invoke(cli, command))
+    assert again.output.startswith("Evaluated ")
+    assert json.loads((registry / "metrics/sentiment-v2/mixed.json").read_text())["params"]["openai"]["top_logprobs"] == 2

@@ -119,9 +119,9 @@ def test_missing_vl_convert_names_the_extra(released, tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, message, hint", [
     ({"metric_keys": ["acuracy"]}, "metric 'acuracy' is in no release of sentiment; did you mean accuracy?",
      "metrics of sentiment: accuracy, accuracy_by_category.delivery, accuracy_by_category.food, "
-     "accuracy_by_category.price, accuracy_by_category.service, confidence.mean, confidence.p10, confidence.p50, "
-     "expected_distribution.negative, expected_distribution.positive, label_distribution.negative, "
-     "label_distribution.positive ..."),
+     "accuracy_by_category.price, accuracy_by_category.service, calibration.brier, calibration.ece, "
+     "confidence.mean, confidence.p10, confidence.p50, expected_distribution.negative, "
+     "expected_distribution.positive ..."),
     ({"metric_keys": ["labels..fpr"]}, "invalid metric key 'labels..fpr': use a dotted key like accuracy or "
      "labels.positive.fpr", None),
     ({"evalsets": ["sentiments"]}, "no release of sentiment has results on eval set 'sentiments'; "

@@ -74,10 +74,11 @@ def test_prod_promotion_that_fails_the_gate_is_refused_with_the_report(released)
     out = result.stdout.splitlines()
     # the report `git model gate` prints, every metric with baseline, candidate, change, rule, verdict
     assert out[0] == f"Gate: {MODEL} on sentiment: candidate {MODEL}@{V3} vs baseline {MODEL}#prod ({MODEL}@{V2})"
-    assert any(re.match(r"accuracy +0\.925 +0\.84 +-0\.085 +>= baseline - 0 +fail$", line) for line in out), out
+    assert any(re.match(r"accuracy +0\.925 +0\.84 +-0\.085 +>= baseline - 0 \(worse by 0\.085 > 0 allowed\) +fail$", line)
+               for line in out), out
     assert any(re.match(r"label_psi .* fail$", line) for line in out)
     assert any(re.match(r"labels\.positive\.fpr .* fail$", line) for line in out)
-    assert out[-1].startswith(f"FAIL: {MODEL} on sentiment: 11 regressions: accuracy, ")
+    assert out[-1].startswith(f"FAIL: {MODEL} on sentiment: 10 regressions: accuracy, ")
     gate = run(released, "git", "model", "gate", MODEL, "--candidate", f"{MODEL}@{V3}", check=False)
     assert gate.returncode == 1 and gate.stdout.splitlines() == out
     assert result.stderr.splitlines() == [
@@ -96,7 +97,7 @@ def test_accept_risk_lets_a_failing_version_through_and_records_the_rationale(re
     t = trailers(tag_message(released, "sentiment#prod#2"))
     assert t["Accepted-Risk"] == ("v3 fixes the outage on long inputs; the fpr regression is accepted until v3.1 "
                                   "(JIRA-42)")
-    assert t["Gate"].startswith("failed against v1.2.0 (prod) on sentiment: accuracy, ")
+    assert t["Gate"].startswith("failed against v1.2.0 (prod): sentiment: accuracy, ")
     assert "label_psi" in t["Gate"] and "labels.positive.fpr" in t["Gate"]
     assert "  accepted risk: v3 fixes the outage" in result.stdout
     assert gto_stages(released) == {"prod": V3}
@@ -111,13 +112,13 @@ def test_gate_accepted_tradeoff_from_params_lets_the_chosen_regression_through(r
     params = released / "params.yaml"
     yaml = YAML()
     data = yaml.load(params.read_text())
-    data.setdefault("gate", {})["accept"] = [{"metric": "*", "max_regression": 1.0,
+    data.setdefault("gate", {})["accept"] = [{"metric": "*", "max_regression": 4.0,
                                               "rationale": "demo: v3 is a deliberate experiment"}]
     with params.open("w") as f:
         yaml.dump(data, f)
     result = gm_ok("promote", MODEL, V3, "--stage", "prod")
     gate = trailers(tag_message(released, "sentiment#prod#2"))["Gate"]
-    assert gate.startswith("passed against v1.2.0 (prod) on sentiment (accepted tradeoffs: accuracy")
+    assert gate.startswith("passed against v1.2.0 (prod) on sentiment (accepted tradeoffs: sentiment: accuracy")
     assert "gate:     passed" in result.stdout
 
 
@@ -127,7 +128,7 @@ def test_canary_records_the_fraction_and_a_gate_result_that_does_not_block(relea
     assert "  fraction: 0.1" in result.stdout.splitlines()
     t = trailers(tag_message(released, "sentiment#canary#2"))
     assert t["Fraction"] == "0.1"
-    assert t["Gate"].startswith("failed against v1.2.0 (prod) on sentiment: ")
+    assert t["Gate"].startswith("failed against v1.2.0 (prod): sentiment: ")
     assert gto_stages(released) == {"prod": V2, "canary": V3}
     # a new fraction is a new assignment; the same one is nothing to do
     gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.5")

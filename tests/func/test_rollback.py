@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -394,7 +395,10 @@ def test_a_stale_git_index_lock_is_reported_with_what_to_do(in_prod):
 
 
 def _hold_lock_in_eval(repo: Path) -> subprocess.Popen:
-    """A real `git model eval` process, once it holds the repository lock."""
+    """A real `git model eval` process, once it holds the repository lock, stopped (SIGSTOP) there.
+
+    Stopped, so that on a busy machine it cannot finish before the command under test asks for the
+    lock; the caller resumes it (SIGCONT)."""
     proc = subprocess.Popen([tool("git-model"), "eval", MODEL, "--evalset", "sentiment", "--force"], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = repo / ".dvc/tmp/gitmodel/lock"
@@ -402,6 +406,7 @@ def _hold_lock_in_eval(repo: Path) -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             if json.loads(lock.read_text() or "{}").get("pid") == proc.pid:
+                os.kill(proc.pid, signal.SIGSTOP)
                 return proc
         except (OSError, ValueError):
             pass
@@ -417,6 +422,7 @@ def test_a_rollback_during_an_eval_fails_naming_it(in_prod):
     try:
         result = gm("rollback", MODEL)
     finally:
+        os.kill(proc.pid, signal.SIGCONT)
         proc.communicate()
     assert result.exit_code == 3
     lines = result.stderr.splitlines()
@@ -429,11 +435,13 @@ def test_a_rollback_during_an_eval_fails_naming_it(in_prod):
 def test_a_rollback_during_an_eval_waits_for_it_with_wait(in_prod):
     repo = in_prod
     proc = _hold_lock_in_eval(repo)
-    rollback = subprocess.run([tool("git-model"), "rollback", MODEL, "--wait", "120"], cwd=repo,
-                              capture_output=True, text=True, check=False)
-    proc.communicate()
-    assert proc.returncode == 0 and rollback.returncode == 0, rollback.stderr
-    assert rollback.stderr.startswith(f"Waiting for the repository lock held by pid {proc.pid} on ")
+    rollback = subprocess.Popen([tool("git-model"), "rollback", MODEL, "--wait", "120"], cwd=repo,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_line = rollback.stderr.readline()        # said once the rollback is waiting for the lock
+    os.kill(proc.pid, signal.SIGCONT)
+    rest, proc_out = rollback.communicate(), proc.communicate()
+    assert proc.returncode == 0 and rollback.returncode == 0, (first_line, rest, proc_out)
+    assert first_line.startswith(f"Waiting for the repository lock held by pid {proc.pid} on ")
     assert consistent(repo) == V2      # the eval's metrics (of v1.10.0) were replaced by v1.2.0's
 
 

@@ -16,7 +16,8 @@ def test_verify_reproduces_stored_outputs(registry, runner):
     before = snapshot_tree(registry)
     result = runner.invoke(cli, ["verify", "sentiment-v2"])
     assert result.exit_code == 0, result.output + result.stderr
-    assert result.output == "Reproduced: sentiment-v2 on sentiment at workspace: all 400 outputs identical, byte for byte\n"
+    assert result.output.splitlines()[0] == ("Reproduced: sentiment-v2 on sentiment at workspace: all 400 outputs "
+                                             "identical, byte for byte; summary metrics recomputed equal")
     assert snapshot_tree(registry) == before
 
 
@@ -83,3 +84,58 @@ def test_verify_unknown_revision(registry, runner):
     result = runner.invoke(cli, ["verify", "sentiment-v2", "--rev", "nope"])
     assert result.exit_code == 3
     assert "unknown revision 'nope'" in result.stderr
+
+
+def test_an_edited_summary_metric_is_a_mismatch_naming_it(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    summary = registry / "metrics/sentiment-v2/sentiment.json"
+    text = summary.read_text()
+    accuracy = json.loads(text)["metrics"]["accuracy"]
+    assert f'"accuracy": {accuracy},' in text
+    summary.write_text(text.replace(f'"accuracy": {accuracy},', '"accuracy": 0.99,', 1))
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 1, result.output + result.stderr
+    lines = result.output.splitlines()
+    assert lines[0] == ("MISMATCH: sentiment-v2 on sentiment at workspace: stored summary differs from the one "
+                        "recomputed from the outputs on accuracy")
+    assert lines[1] == f"  accuracy: stored 0.99, recomputed {accuracy!r}"
+    data = json.loads(runner.invoke(cli, ["verify", "sentiment-v2", "--json"]).output)
+    assert data[0]["identical"] is False and data[0]["differences"] == []
+    assert data[0]["metric_differences"] == [{"key": "accuracy", "stored": 0.99, "reproduced": accuracy}]
+
+
+def test_timing_metrics_are_not_compared(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    summary = registry / "metrics/sentiment-v2/sentiment.json"
+    doc = json.loads(summary.read_text())
+    doc["metrics"]["latency_ms"]["p50"] = doc["metrics"]["latency_ms"]["p50"] * 10 + 1
+    summary.write_text(json.dumps(doc, indent=2))
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_a_missing_output_line_is_shown_as_missing_not_none(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    path = registry / OUTPUTS
+    lines = path.read_text().splitlines(keepends=True)
+    dropped = json.loads(lines[5])["id"]
+    path.write_text("".join(lines[:5] + lines[6:]))
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 1
+    assert f"  {dropped}\n    - stored:     (no line for this id)\n    + reproduced: {lines[5]}" in result.output
+    assert "None" not in result.output
+
+
+def test_verify_says_which_params_it_ran_with(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    stored = json.loads((registry / "metrics/sentiment-v2/sentiment.json").read_text())["params"]
+    # params.yaml moves on: verify still runs with (and says) the recorded params
+    params = registry / "params.yaml"
+    params.write_text(params.read_text().replace("n_threads: 1 ", "n_threads: 2 "))
+    result = runner.invoke(cli, ["verify", "sentiment-v2"])
+    assert result.exit_code == 0, result.output + result.stderr
+    shown = "  params: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in stored.items())
+    assert result.output.splitlines()[1] == shown
+    assert "n_threads=1" in shown
+    data = json.loads(runner.invoke(cli, ["verify", "sentiment-v2", "--json"]).output)
+    assert data[0]["params"] == stored

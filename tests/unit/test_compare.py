@@ -74,10 +74,17 @@ def test_comparable_names_every_difference():
     assert not same
     assert reason == (f"eval set evalsets/support.jsonl md5 differs (old {'e' * 32}, new {'f' * 32}); "
                       "eval params differ: n_threads 1 -> 4")
-    same, reason = comparable(doc({}, max_tokens=64), doc({}, runner="openai"), names=("baseline", "candidate"))
-    assert reason == 'eval params differ: runner "llama" -> "openai", max_tokens 64 -> null'
+    same, reason = comparable(doc({}, max_tokens=32), doc({}, runner="openai"), names=("baseline", "candidate"))
+    assert reason == 'eval params differ: runner "llama" -> "openai", max_tokens 32 -> 64'
     # the model may differ: that is what is being compared
     assert comparable(doc({}, model_md5="1" * 32), doc({}, model_md5="2" * 32)) == (True, "")
+
+
+def test_a_param_an_older_file_does_not_record_stands_for_its_default():
+    older = doc({})                                          # written before n_gpu_layers was recorded
+    newer = doc({}, n_gpu_layers=0, max_tokens=64)           # the defaults, recorded
+    assert comparable(older, newer) == (True, "")
+    assert comparable(older, doc({}, n_gpu_layers=8)) == (False, "eval params differ: n_gpu_layers 0 -> 8")
 
 
 # ----------------------------------------------------------------------------- metric rows
@@ -116,7 +123,7 @@ def outputs(*records: dict) -> bytes:
     lines = []
     for r in records:
         full = {"id": r["id"], "output": r.get("output", r.get("label")), "label": r.get("label"),
-                "confidence": r.get("confidence"), "correct": r.get("correct"), "tie": False,
+                "confidence": r.get("confidence"), "correct": r.get("correct"), "tie": r.get("tie", False),
                 "output_tokens": r.get("output_tokens", 1), "scores": None}
         lines.append(json.dumps(full, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode()
@@ -145,29 +152,35 @@ def test_behaviour_lists_flips_changes_and_one_sided_examples():
     assert b["only_old"] == ["gone"] and b["only_new"] == ["new"]
     assert b["counts"] == {"correct_to_wrong": 1, "wrong_to_correct": 1, "label_changed": 3,
                            "generation_changed": 1, "only_old": 1, "only_new": 1}
-    assert b["examples"]["a"] == {"old": {"output": "pos", "label": "pos", "confidence": 0.9, "correct": True},
-                                  "new": {"output": "neg", "label": "neg", "confidence": 0.8, "correct": False}}
+    assert b["examples"]["a"] == {
+        "old": {"output": "pos", "label": "pos", "confidence": 0.9, "correct": True, "tie": False},
+        "new": {"output": "neg", "label": "neg", "confidence": 0.8, "correct": False, "tie": False}}
+    # each example once, with everything that changed for it
+    assert b["changes"] == {"a": ["correct -> wrong", "label pos -> neg"], "b": ["wrong -> correct", "label pos -> neg"],
+                            "c": ["label neg -> pos"], "g": ["generation changed"]}
     assert b["examples"]["gone"]["new"] is None and b["examples"]["new"]["old"] is None
     for key in ("output_tokens", "confidence", "label"):
         entry = b["psi"][key]
-        assert entry["psi"] >= 0 and entry["band"] in ("stable", "moderate", "significant")
+        assert (entry["psi"], entry["band"]) == (None, "insufficient data")   # 4 examples
 
 
 def test_behaviour_psi_bands_and_missing_distributions():
     same = outputs(*({"id": f"x{i}", "label": "pos" if i % 2 else "neg", "confidence": 0.5 + i / 100,
-                      "correct": True} for i in range(40)))
+                      "correct": True} for i in range(60)))
     b = behaviour(same, same)
-    assert b["psi"]["label"] == {"psi": 0.0, "band": "stable"}
-    assert b["psi"]["confidence"] == {"psi": 0.0, "band": "stable"}
+    assert b["psi"]["label"] == {"psi": 0.0, "band": "stable", "bins": 2, "n_expected": 60, "n_actual": 60,
+                                 "smoothing": "additive smoothing: +0.5 per bin"}
+    assert (b["psi"]["confidence"]["psi"], b["psi"]["confidence"]["band"]) == (0.0, "stable")
     assert not any(b[k] for k in ("correct_to_wrong", "wrong_to_correct", "label_changed", "only_old"))
-    shifted = outputs(*({"id": f"x{i}", "label": "pos", "confidence": 0.99, "correct": True} for i in range(40)))
+    shifted = outputs(*({"id": f"x{i}", "label": "pos", "confidence": 0.99, "correct": True} for i in range(60)))
     b = behaviour(same, shifted)
     assert b["psi"]["label"]["band"] == "significant"
     assert b["psi"]["confidence"]["band"] == "significant"
     generations = outputs({"id": "g", "output": "text", "output_tokens": 3})
     b = behaviour(generations, generations)
     assert b["psi"]["confidence"] is None and b["psi"]["label"] is None
-    assert b["psi"]["output_tokens"] == {"psi": 0.0, "band": "stable"}
+    # one generation: too few for a PSI, said as such rather than given a band
+    assert (b["psi"]["output_tokens"]["psi"], b["psi"]["output_tokens"]["band"]) == (None, "insufficient data")
     assert behaviour(None, generations)["only_new"] == ["g"]
 
 
@@ -198,14 +211,14 @@ def test_gate_passes_equal_and_better_and_lists_every_metric():
     assert (r["n"].verdict, r["n"].rule) == ("info", "info: not gated")
     assert (r["accuracy"].verdict, r["accuracy"].rule) == ("pass", ">= baseline - 0")
     assert r["label_psi"].rule == "<= baseline + 0"
-    assert r["output_tokens.mean"].rule == "within ±0"
+    assert r["output_tokens.mean"].rule == "within ±10 %"     # the length metrics' declared default
     assert r["latency_ms.p50"].rule == "<= baseline * 1.5"     # timing: relative 50 % by default
     assert r["tokens_per_second"].rule == ">= baseline * 0.5"
 
 
 def test_gate_quality_regressions_fail_by_direction():
     worse = {**BASE, "accuracy": 0.84, "label_psi": 0.104378, "labels": {"positive": {"fpr": 0.3, "precision": 0.9}},
-             "output_tokens": {"mean": 31.0}}
+             "output_tokens": {"mean": 33.5}}
     report = gate(BASE, worse)
     assert not report.passed
     assert [r.metric for r in report.failures] == ["accuracy", "labels.positive.fpr", "label_psi",
@@ -285,7 +298,11 @@ def test_gate_accepted_tradeoff_lets_a_chosen_regression_through():
      "params.yaml: gate.accept[0] (accuracy): max_regression must be a number >= 0 (how much worse than the "
      "baseline, in the metric's units), got -1"),
     ({"metric": "accuracy", "max_regression": 0.1, "reason": "x"},
-     "params.yaml: gate.accept[0] (accuracy): unknown key 'reason' (an entry has metric, max_regression, rationale)"),
+     "params.yaml: gate.accept[0] (accuracy): unknown key 'reason' (an entry has metric, max_regression, "
+     "rationale; did you mean 'rationale'?)"),
+    ({"metric": "accuracy", "max_regresion": 0.1, "rationale": "x"},
+     "params.yaml: gate.accept[0] (accuracy): unknown key 'max_regresion' (an entry has metric, max_regression, "
+     "rationale; did you mean 'max_regression'?)"),
     ("accuracy", "params.yaml: gate.accept[0] must be a mapping with metric, max_regression and rationale, "
                  "got 'accuracy'"),
 ])
@@ -318,3 +335,181 @@ def test_gate_report_to_dict_is_json():
                                   "applied_to": ["accuracy"], "exceeded": []}]
     row = next(r for r in data["rows"] if r["metric"] == "accuracy")
     assert row["verdict"] == "accepted" and row["accepted_by"] == "accuracy" and row["rule"] == ">= baseline - 0"
+
+
+# ----------------------------------------------------------------------------- the policy, parsed once
+
+from gitmodel.compare import GatePolicy  # noqa: E402
+
+
+def test_policy_parses_once_into_one_object():
+    policy = GatePolicy.parse({"quality_tolerance": 0.01, "psi_alert": 0.3, "tolerance": {"accuracy": 0.02},
+                               "accept": [{"metric": "label_psi", "max_regression": 0.1, "rationale": "why"}]},
+                              {"latency_ms.*": {"relative": 0.5, "absolute": 25}})
+    assert policy.quality_tolerance == 0.01 and policy.timing_tolerance == 0.5 and policy.psi_alert == 0.3
+    assert policy.tolerances == {"latency_ms.*": Tolerance(25, 0.5), "accuracy": 0.02}
+    assert policy.builtin == {"latency_ms.*"}
+    assert [t.metric for t in policy.tradeoffs] == ["label_psi"]
+    r = rows(gate(BASE, {**BASE, "accuracy": 0.91}, policy=policy))
+    assert (r["accuracy"].verdict, r["accuracy"].rule) == ("pass", ">= baseline - 0.02")
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"tolerances": {}}, "params.yaml: gate.tolerances is not a gate setting; did you mean 'tolerance'? "
+                         "(known: quality_tolerance, timing_tolerance, psi_alert, tolerance, accept)"),
+    ({"tolerance": {"accuracy": {"absolute": 0.1, "relativ": 0.2}}},
+     "params.yaml: gate.tolerance.accuracy: unknown key 'relativ' (a tolerance has absolute, relative; "
+     "did you mean 'relative'?)"),
+    ({"tolerance": {"latency_ms": {"p95": {"absolut": 1, "relative": 0.2}}}},
+     "params.yaml: gate.tolerance.latency_ms.p95: unknown key 'absolut' (a tolerance has absolute, relative; "
+     "did you mean 'absolute'?)"),
+    ({"psi_alert": -1}, "params.yaml: gate.psi_alert must be a number >= 0, got -1"),
+    ([1], "params.yaml: gate must be a mapping (settings: quality_tolerance, timing_tolerance, psi_alert, "
+          "tolerance, accept)"),
+])
+def test_policy_refuses_unknown_keys_naming_the_closest(section, message):
+    with pytest.raises(InvalidParams) as e:
+        GatePolicy.parse(section)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"tolerance": {"acuracy": 0.5}},
+     "params.yaml: gate.tolerance.acuracy: no metric of the results is 'acuracy'; did you mean 'accuracy'?"),
+    ({"tolerance": {"labels.*.fnr": 0.5}},
+     "params.yaml: gate.tolerance.labels.*.fnr: no metric of the results is 'labels.*.fnr'; did you mean "
+     "'labels.positive.fpr'?"),
+    ({"accept": [{"metric": "acuracy", "max_regression": 0.1, "rationale": "why"}]},
+     "params.yaml: gate.accept[0]: metric 'acuracy' is not a metric of the results; did you mean 'accuracy'?"),
+])
+def test_policy_names_must_exist_in_the_results(section, message):
+    policy = GatePolicy.parse(section)
+    with pytest.raises(InvalidParams) as e:
+        policy.check_names(compare.policy_keys([(BASE, BASE, None)]))
+    assert str(e.value) == message
+
+
+def test_policy_names_may_be_patterns_declared_patterns_or_output_psi():
+    policy = GatePolicy.parse({"tolerance": {"labels.*.fpr": 0.1, "labels.<label>.precision": 0.1,
+                                             "output_psi.label": 0.3}},
+                              {"nothing.matches.*": 1})   # built-in defaults need not match
+    psi = {"label": {"psi": 0.1, "band": "moderate", "bins": 2, "n_expected": 400, "n_actual": 400,
+                     "smoothing": "s"}, "confidence": None, "output_tokens": None}
+    policy.check_names(compare.policy_keys([(BASE, BASE, psi)]))
+    with pytest.raises(InvalidParams, match="output_psi.label"):
+        policy.check_names(compare.policy_keys([(BASE, BASE, None)]))
+
+
+# ----------------------------------------------------------------------------- defaults by metric
+
+
+def test_confidence_is_monitored_calibration_and_length_are_gated_with_documented_slack():
+    base = {**BASE, "confidence": {"mean": 0.772, "p50": 0.8}, "calibration": {"ece": 0.05, "brier": 0.2},
+            "output_tokens": {"mean": 0.87}, "output_chars": {"mean": 100.0}}
+    # a better model a little less sure of itself, a little longer: passes
+    better = {**base, "accuracy": 0.99, "confidence": {"mean": 0.767, "p50": 0.7},
+              "calibration": {"ece": 0.069, "brier": 0.3}, "output_tokens": {"mean": 0.95},
+              "output_chars": {"mean": 109.0}}
+    r = rows(gate(base, better))
+    assert r["confidence.mean"].verdict == r["confidence.p50"].verdict == r["calibration.brier"].verdict == "info"
+    assert (r["calibration.ece"].verdict, r["calibration.ece"].rule) == ("pass", "<= baseline + 0.02")
+    assert (r["output_tokens.mean"].verdict, r["output_tokens.mean"].rule) == ("pass", "within ±10 %")
+    assert r["output_chars.mean"].verdict == "pass"
+    # a summariser gone from 340 to 210 words, and a model badly calibrated: fail
+    worse = {**base, "calibration": {"ece": 0.08, "brier": 0.2}, "output_chars": {"mean": 62.0}}
+    r = rows(gate(base, worse))
+    assert r["calibration.ece"].verdict == "fail" and r["output_chars.mean"].verdict == "fail"
+    # params.yaml still overrides a declared default
+    r = rows(gate(base, worse, {"output_chars.mean": Tolerance(relative=0.5), "calibration.ece": 0.05}))
+    assert r["calibration.ece"].verdict == r["output_chars.mean"].verdict == "pass"
+
+
+# ----------------------------------------------------------------------------- output PSI and timings
+
+
+def psi_entry(value):
+    return {"psi": value, "band": "x", "bins": 2, "n_expected": 400, "n_actual": 400,
+            "smoothing": "additive smoothing: +0.5 per bin"}
+
+
+def test_output_psi_is_gated_at_the_alert_band():
+    psi = {"label": psi_entry(0.15), "confidence": psi_entry(0.2), "output_tokens": None}
+    report = gate(BASE, BASE, output_psi=psi)
+    r = rows(report)
+    assert (r["output_psi.label"].verdict, r["output_psi.label"].rule) == ("pass", "PSI < 0.2")   # moderate: passes
+    assert r["output_psi.confidence"].verdict == "fail"                                      # significant
+    assert "output_psi.output_tokens" not in r
+    assert [x.metric for x in report.failures] == ["output_psi.confidence"]
+    accepted = gate(BASE, BASE, output_psi=psi, accepted=[{"metric": "output_psi.*", "max_regression": 0.3,
+                                                           "rationale": "new tokenizer"}])
+    assert accepted.passed and rows(accepted)["output_psi.confidence"].verdict == "accepted"
+    policy = GatePolicy.parse({"psi_alert": 0.25})
+    assert gate(BASE, BASE, policy=policy, output_psi=psi).passed
+
+
+def test_output_psi_with_insufficient_data_is_not_gated():
+    few = {"psi": None, "band": "insufficient data", "bins": 10, "n_expected": 12, "n_actual": 12, "smoothing": "s"}
+    r = rows(gate(BASE, BASE, output_psi={"confidence": few}))
+    assert r["output_psi.confidence"].verdict == "info"
+    assert r["output_psi.confidence"].rule == "not gated: insufficient data (12 vs 12 outputs for 10 bins)"
+
+
+def test_timings_measured_under_other_conditions_are_not_gated():
+    slow = {**BASE, "latency_ms": {"p50": 900.0, "p95": 2000.0}, "tokens_per_second": 5.0}
+    base, cand = doc(BASE), doc(slow)
+    base["timing_conditions"] = {"runner": "openai", "concurrency": 1}
+    cand["timing_conditions"] = {"runner": "openai", "concurrency": 8}
+    r = rows(gate(base, cand))
+    assert r["tokens_per_second"].verdict == r["latency_ms.p95"].verdict == "info"
+    assert r["latency_ms.p95"].rule == ("not comparable, not gated: timings measured under other conditions: "
+                                        "concurrency 1 -> 8")
+    assert r["accuracy"].verdict == "pass"
+    # the same conditions, or none recorded: compared as before
+    cand["timing_conditions"] = dict(base["timing_conditions"])
+    assert rows(gate(base, cand))["tokens_per_second"].verdict == "fail"
+    assert rows(gate(doc(BASE), doc(slow)))["tokens_per_second"].verdict == "fail"
+
+
+# ----------------------------------------------------------------------------- ties in the behavioural diff
+
+
+def test_a_tie_answers_no_label_whatever_label_was_written_first():
+    old = outputs({"id": "t", "label": "pos", "confidence": 0.5, "correct": False, "tie": True},
+                  {"id": "u", "label": "neg", "confidence": 0.5, "correct": False, "tie": True})
+    reordered = outputs({"id": "t", "label": "neg", "confidence": 0.5, "correct": False, "tie": True},
+                        {"id": "u", "label": "pos", "confidence": 0.5, "correct": False, "tie": True})
+    b = behaviour(old, reordered)
+    assert b["label_changed"] == [] and b["changes"] == {}
+    answered = outputs({"id": "t", "label": "pos", "confidence": 0.9, "correct": True},
+                       {"id": "u", "label": "neg", "confidence": 0.5, "correct": False, "tie": True})
+    assert behaviour(old, answered)["changes"] == {"t": ["wrong -> correct", "label tie -> pos"]}
+
+
+# ----------------------------------------------------------------------------- the promotion tag's Gate: trailer
+
+
+def gate_result(evalset: str, baseline: dict, candidate: dict, **kwargs):
+    from gitmodel.gating import GateResult
+
+    return GateResult("chat", evalset, "chat#prod (chat@v1.0.0)", "chat@v1.1.0", gate(baseline, candidate, **kwargs),
+                      doc(baseline), doc(candidate))
+
+
+def test_trailer_ties_each_failing_eval_set_to_its_own_metrics():
+    from gitmodel.gating import trailer
+
+    gen_base = {"output_tokens": {"mean": 0.87}, "output_chars": {"mean": 10.0}, "accuracy": 0.84}
+    gen = gate_result("gen", gen_base, {"output_tokens": {"mean": 1.0}, "output_chars": {"mean": 12.0},
+                                        "accuracy": 1.0})
+    psi = gate_result("psi", BASE, BASE)                       # passes: not named among the failures
+    sem = gate_result("sem", BASE, {**BASE, "accuracy": 0.9})
+    assert trailer([gen, psi, sem], "v1.0.0") == (
+        "failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean; sem: accuracy")
+    assert trailer([psi], "v1.0.0") == "passed against v1.0.0 (prod) on psi"
+    accepted = gate_result("sem", BASE, {**BASE, "accuracy": 0.9},
+                           accepted=[{"metric": "accuracy", "max_regression": 0.05, "rationale": "cheaper"}])
+    assert trailer([psi, accepted], "v1.0.0") == (
+        "passed against v1.0.0 (prod) on psi, sem (accepted tradeoffs: sem: accuracy)")
+    assert trailer([gen, accepted], "v1.0.0") == (
+        "failed against v1.0.0 (prod): gen: output_tokens.mean, output_chars.mean "
+        "(accepted tradeoffs: sem: accuracy)")

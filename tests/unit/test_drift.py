@@ -6,41 +6,78 @@ import math
 import numpy as np
 import pytest
 
-from gitmodel.drift import DEFAULT_EPSILON, bin_counts, bin_edges, psi_band, psi_counts, psi_values
+from gitmodel.drift import (INSUFFICIENT, MIN_PER_BIN, SMOOTHING, SMOOTHING_TEXT, bin_counts, bin_edges,
+                            measure_counts, measure_values, psi_band, psi_counts, psi_values)
 
-EPS = DEFAULT_EPSILON
+A = SMOOTHING
 
 
 def term(actual_share: float, expected_share: float) -> float:
     return (actual_share - expected_share) * math.log(actual_share / expected_share)
 
 
+def smoothed(counts: list[float]) -> list[float]:
+    """Shares after additive smoothing: (count + 0.5) / (total + 0.5 * bins)."""
+    total = sum(counts) + A * len(counts)
+    return [(c + A) / total for c in counts]
+
+
+def psi_by_hand(expected: list[float], actual: list[float]) -> float:
+    return sum(term(a, e) for a, e in zip(smoothed(actual), smoothed(expected)))
+
+
 def test_psi_counts_identical_is_zero():
-    assert psi_counts({"a": 3, "b": 7}, {"a": 30, "b": 70}) == pytest.approx(0.0, abs=1e-15)
+    assert psi_counts({"a": 30, "b": 70}, {"a": 30, "b": 70}) == pytest.approx(0.0, abs=1e-15)
+    # the same shares from a sample ten times smaller: the smoothing is half an observation per bin,
+    # so it weighs more in the small sample, and the gap is small
+    assert psi_counts({"a": 3, "b": 7}, {"a": 30, "b": 70}) == pytest.approx(psi_by_hand([3, 7], [30, 70]))
+    assert psi_counts({"a": 3, "b": 7}, {"a": 30, "b": 70}) < 0.002
 
 
 def test_psi_counts_known_value():
-    # 50/50 -> 25/75: 0.25 * ln 2 + 0.25 * ln 1.5
+    # 50/50 -> 25/75, smoothed: 50.5/101 each vs 25.5/101, 75.5/101
     value = psi_counts({"a": 50, "b": 50}, {"a": 25, "b": 75})
-    assert value == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5))
-    assert round(value, 6) == 0.274653
+    assert value == pytest.approx(psi_by_hand([50, 50], [25, 75]))
+    # unsmoothed it is 0.25 ln 2 + 0.25 ln 1.5 = 0.274653: smoothing moves a well-filled PSI very little
+    assert value == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5), abs=0.01)
+    assert psi_counts({"a": 50, "b": 50}, {"a": 25, "b": 75}, smoothing=0) == pytest.approx(
+        0.25 * math.log(2) + 0.25 * math.log(1.5))
 
 
 def test_psi_counts_three_labels():
-    # uniform thirds -> 2/6, 3/6, 1/6: the metrics' label_psi example, ln(3) / 6
     value = psi_counts({"a": 2, "b": 2, "c": 2}, {"a": 2, "b": 3, "c": 1})
-    assert value == pytest.approx(math.log(3) / 6)
+    assert value == pytest.approx(psi_by_hand([2, 2, 2], [2, 3, 1]))
+    assert psi_counts({"a": 2, "b": 2, "c": 2}, {"a": 2, "b": 3, "c": 1}, smoothing=0) == pytest.approx(
+        math.log(3) / 6)
 
 
-def test_psi_counts_zero_share_is_floored_at_epsilon():
+def test_psi_counts_empty_bin_is_smoothed_not_floored():
     value = psi_counts({"a": 10, "b": 0}, {"a": 5, "b": 5})
-    assert value == pytest.approx(term(0.5, 1.0) + term(0.5, EPS))
+    assert value == pytest.approx(term(5.5 / 11, 10.5 / 11) + term(5.5 / 11, 0.5 / 11))
+
+
+def test_never_predicted_label_weighs_half_an_observation():
+    """Three labels, "neutral" expected 10 times out of 100 and never predicted: its term is what
+    half an observation makes it, not what an arbitrary floor on the share decides."""
+    expected = {"positive": 45, "negative": 45, "neutral": 10}
+    predicted = {"positive": 52, "negative": 48, "neutral": 0}
+    value = psi_counts(expected, predicted)
+    e, a = smoothed([45, 45, 10]), smoothed([52, 48, 0])
+    neutral = term(a[2], e[2])
+    assert value == pytest.approx(sum(term(x, y) for x, y in zip(a, e)))
+    assert neutral == pytest.approx(term(0.5 / 101.5, 10.5 / 101.5))
+    # no floor decides it (a share floor of 1e-3 or 1e-6 gives 0.468 or 1.163 on the same data): a label
+    # expected 10 % of the time and never answered is a real shift, and it dominates for that reason
+    assert round(value, 4) == 0.3117 and neutral / value == pytest.approx(0.96, abs=0.01)
+    band = measure_counts(expected, predicted)
+    assert band.value == pytest.approx(round(value, 6)) and band.band == "significant"
+    assert band.smoothing == SMOOTHING_TEXT == "additive smoothing: +0.5 per bin"
 
 
 def test_psi_counts_union_of_categories():
     # a category present on one side only counts 0 on the other
     value = psi_counts({"a": 1}, {"b": 1})
-    assert value == pytest.approx(term(EPS, 1.0) + term(1.0, EPS))
+    assert value == pytest.approx(psi_by_hand([1, 0], [0, 1]))
     assert value == psi_counts({"a": 1, "b": 0}, {"a": 0, "b": 1})
 
 
@@ -49,13 +86,8 @@ def test_psi_counts_category_empty_on_both_sides_adds_nothing():
         psi_counts({"a": 1, "b": 1}, {"a": 1, "b": 3}))
 
 
-def test_psi_counts_custom_epsilon():
-    assert psi_counts({"a": 1}, {"b": 1}, epsilon=0.01) == pytest.approx(term(0.01, 1.0) + term(1.0, 0.01))
-
-
-def test_psi_counts_accepts_weights():
-    assert psi_counts({"a": 0.5, "b": 0.5}, {"a": 0.25, "b": 0.75}) == pytest.approx(
-        psi_counts({"a": 50, "b": 50}, {"a": 25, "b": 75}))
+def test_psi_counts_custom_smoothing():
+    assert psi_counts({"a": 1}, {"b": 1}, smoothing=1) == pytest.approx(term(1 / 3, 2 / 3) + term(2 / 3, 1 / 3))
 
 
 @pytest.mark.parametrize("expected, actual", [({}, {"a": 1}), ({"a": 0}, {"a": 1}), ({"a": 1}, {})])
@@ -93,16 +125,19 @@ def test_psi_values_identical_is_zero():
 
 
 def test_psi_values_known_value():
-    # edges 0, 4.5, 9: expected counts 0, 5, 5, 0; actual 0, 5, 4, 1 (100 is beyond the range)
+    # edges 0, 4.5, 9: expected counts 0, 5, 5, 0; actual 0, 5, 4, 1 (100 is beyond the range);
+    # the bin below is empty on both sides and left out
     value = psi_values(list(range(10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 100], bins=2)
-    assert value == pytest.approx(term(0.4, 0.5) + term(0.1, EPS))
+    assert value == pytest.approx(psi_by_hand([5, 5, 0], [5, 4, 1]))
 
 
 def test_psi_values_constant_reference_detects_shift():
     assert psi_values([1.0] * 10, [1.0] * 5) == pytest.approx(0.0, abs=1e-15)
     # all mass moves from the "== 1" bin to the "above" bin
-    assert psi_values([1.0] * 10, [2.0] * 10) == pytest.approx(2 * (1 - EPS) * math.log(1 / EPS))
-    assert psi_values([1.0] * 10, [0.0] * 10) == pytest.approx(2 * (1 - EPS) * math.log(1 / EPS))
+    shifted = psi_by_hand([10, 0], [0, 10])
+    assert shifted > 2
+    assert psi_values([1.0] * 10, [2.0] * 10) == pytest.approx(shifted)
+    assert psi_values([1.0] * 10, [0.0] * 10) == pytest.approx(shifted)
 
 
 def test_psi_values_heavy_duplicates():
@@ -128,3 +163,21 @@ def test_psi_values_refuses_bad_input():
 ])
 def test_psi_band(psi, band):
     assert psi_band(psi) == band
+
+
+def test_measure_counts_insufficient_data():
+    # 3 labels need 15 examples a side
+    few = measure_counts({"a": 5, "b": 5, "c": 4}, {"a": 14, "b": 0, "c": 0})
+    assert (few.value, few.band, few.bins) == (None, INSUFFICIENT, 3)
+    assert few.to_dict() == {"psi": None, "band": "insufficient data", "bins": 3, "n_expected": 14,
+                             "n_actual": 14, "smoothing": SMOOTHING_TEXT}
+    enough = measure_counts({"a": 5, "b": 5, "c": 5}, {"a": 15, "b": 0, "c": 0})
+    assert enough.sufficient and enough.band == "significant"
+
+
+def test_measure_values_insufficient_data():
+    # ten quantile bins need 50 values a side
+    assert measure_values(list(range(49)), list(range(60))).band == INSUFFICIENT
+    assert measure_values(list(range(60)), list(range(49))).band == INSUFFICIENT
+    assert measure_values(list(range(60)), list(range(60))).value == 0.0
+    assert MIN_PER_BIN == 5

@@ -42,7 +42,7 @@ def run(pairs, **kwargs):
 #   a    1  1  0
 #   b    0  2  0
 #   c    1  0  1
-# c7 has no expected: it counts in label_distribution, ties and confidence only.
+# c7 has no expected and is a tie: it answers no label, so it counts in ties and confidence only.
 CLASSIFICATION = [
     clf("c1", "a", "a", "x", confidence=0.9, latency=10),
     clf("c2", "a", "b", "x", confidence=0.6, latency=20),
@@ -74,13 +74,15 @@ def test_classification_metrics_by_hand():
             # c: TP 1, FP 0, FN 1 (c5), TN 4
             "c": {"precision": 1.0, "recall": 0.5, "fpr": 0.0, "support": 2},
         },
-        "label_distribution": {"a": 0.428571, "b": 0.428571, "c": 0.142857},   # 3, 3, 1 of 7
+        "label_distribution": {"a": 0.285714, "b": 0.428571, "c": 0.142857},   # 2, 3, 1 of 7: c7 tied
         "expected_distribution": {"a": 0.333333, "b": 0.333333, "c": 0.333333},
-        # predicted 2/6, 3/6, 1/6 against thirds: (1/6) ln 1.5 + (1/6) ln 2 = ln(3) / 6
-        "label_psi": 0.183102,
+        # no label_psi: 6 examples for 3 labels is under 5 per label (insufficient data)
         "ties": 1,
         # sorted 0.4 .. 1.0 step 0.1; p10 at position 0.6: 0.4 + 0.6 * 0.1
         "confidence": {"mean": 0.7, "p10": 0.46, "p50": 0.7},
+        # bins 0.5 (c5 wrong), 0.6 (c2 wrong), 0.7 (c4), 0.8 (c3), 0.9-1.0 (c1, c6):
+        # (0.5 + 0.6 + 0.3 + 0.2 + |2 - 1.9|) / 6
+        "calibration": {"ece": 0.283333},
         # 10 .. 70 step 10; p95 at position 5.7: 60 + 0.7 * 10
         "latency_ms": {"p50": 40.0, "p95": 67.0},
     }
@@ -115,18 +117,18 @@ def test_mixed_run_accuracy_spans_both_kinds():
 
 
 def test_zero_count_labels_and_zero_over_zero():
-    pairs = [clf(f"e{i}", "x", "x", labels=("x", "y", "z")) for i in range(4)]
+    pairs = [clf(f"e{i}", "x", "x", labels=("x", "y", "z")) for i in range(5)]
     result = run(pairs)
     assert result["labels"] == {
         # every example expects x: FP + TN = 0, so fpr 0/0 -> 0.0
-        "x": {"precision": 1.0, "recall": 1.0, "fpr": 0.0, "support": 4},
+        "x": {"precision": 1.0, "recall": 1.0, "fpr": 0.0, "support": 5},
         # never predicted nor expected: precision and recall 0/0 -> 0.0
         "y": {"precision": 0.0, "recall": 0.0, "fpr": 0.0, "support": 0},
         "z": {"precision": 0.0, "recall": 0.0, "fpr": 0.0, "support": 0},
     }
     assert result["label_distribution"] == {"x": 1.0, "y": 0.0, "z": 0.0}
     assert result["expected_distribution"] == {"x": 1.0, "y": 0.0, "z": 0.0}
-    assert result["label_psi"] == 0.0
+    assert result["label_psi"] == 0.0     # one label on both sides: 5 examples are enough
     assert result["ties"] == 0
 
 
@@ -147,9 +149,12 @@ def test_label_shift_raises_psi():
     balanced = [clf(f"e{i}", "ab"[i % 2], "ab"[i % 2], labels=("a", "b")) for i in range(10)]
     shifted = [clf(f"e{i}", "ab"[i % 2], "a", labels=("a", "b")) for i in range(10)]
     assert run(balanced)["label_psi"] == 0.0
-    # predicted 100 % a, 0 % b (floored at 1e-4) against 50/50
-    expected = (1 - 0.5) * math.log(1 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+    # predicted 10 a, 0 b against 5/5, each count + 0.5: shares 10.5/11, 0.5/11 against 1/2, 1/2
+    a, b = 10.5 / 11, 0.5 / 11
+    expected = (a - 0.5) * math.log(a / 0.5) + (b - 0.5) * math.log(b / 0.5)
     assert run(shifted)["label_psi"] == round(expected, 6)
+    # under 5 examples per label: insufficient data, left out rather than given a band
+    assert "label_psi" not in run(shifted[:9])
 
 
 def test_metrics_that_do_not_apply_are_absent():
@@ -237,9 +242,22 @@ def test_classification_with_dotted_and_unicode_labels():
 # --------------------------------------------------------------------------- the registry
 
 
+def scored(id, expected, scores: dict):
+    """A classification as a runner scores it: the label, confidence and tie from log-probabilities."""
+    from gitmodel.runners.base import classification
+
+    labels = tuple(scores)
+    return (Example(id=id, input=f"input {id}", expected=expected, labels=labels),
+            classification(labels, [scores[label] for label in labels]))
+
+
 def rich_result() -> dict:
-    """A run that makes every declared metric appear."""
-    return run(CLASSIFICATION + GENERATION)
+    """A run that makes every declared metric appear (label_psi needs 5 examples per label,
+    the Brier score label scores)."""
+    answers = [{"a": -1.0, "b": -1.5, "c": -2.0}, {"a": -2.0, "b": -1.0, "c": -1.5},
+               {"a": -1.5, "b": -2.0, "c": -1.0}, {"a": -1.0, "b": -1.0, "c": -2.0}]
+    more = [scored(f"s{i}", "abc"[i % 3], answers[i % 4]) for i in range(20)]
+    return run(CLASSIFICATION + GENERATION + more)
 
 
 def test_every_key_compute_produces_has_a_spec():
@@ -271,9 +289,11 @@ def test_every_declared_metric_is_produced():
     ("expected_distribution.positive", INFO, QUALITY),
     ("label_psi", LOWER, QUALITY),
     ("ties", LOWER, QUALITY),
-    ("confidence.mean", HIGHER, QUALITY),
-    ("confidence.p10", HIGHER, QUALITY),
-    ("confidence.p50", HIGHER, QUALITY),
+    ("confidence.mean", INFO, QUALITY),
+    ("confidence.p10", INFO, QUALITY),
+    ("confidence.p50", INFO, QUALITY),
+    ("calibration.ece", LOWER, QUALITY),
+    ("calibration.brier", INFO, QUALITY),
     ("output_tokens.mean", STABLE, QUALITY),
     ("output_tokens.p50", STABLE, QUALITY),
     ("output_tokens.p95", STABLE, QUALITY),
@@ -448,3 +468,18 @@ def test_every_schema_field_has_a_description(name):
 def test_load_schema_is_cached():
     assert metrics.load_schema("metrics") is metrics.load_schema("metrics.schema.json")
     assert metrics.load_schema("metrics")["properties"]["schema_version"]["const"] == metrics.SCHEMA_VERSION
+
+
+def test_label_psi_of_a_never_predicted_label_is_smoothed_and_stated():
+    """Three labels, "neutral" expected 10 times and never answered: its term is half an example's
+    weight (additive smoothing, 0.5 per label), not what a floor on the share decides."""
+    labels = ("positive", "negative", "neutral")
+    pairs = [clf(f"p{i}", "positive", "positive", labels=labels) for i in range(45)]
+    pairs += [clf(f"n{i}", "negative", "negative", labels=labels) for i in range(45)]
+    pairs += [clf(f"u{i}", "neutral", "positive" if i % 2 else "negative", labels=labels) for i in range(10)]
+    e = [(c + 0.5) / 101.5 for c in (45, 45, 10)]
+    a = [(c + 0.5) / 101.5 for c in (50, 50, 0)]
+    expected = sum((x - y) * math.log(x / y) for x, y in zip(a, e))
+    assert run(pairs)["label_psi"] == round(expected, 6)
+    assert "additive smoothing of 0.5 per label" in spec("label_psi").description
+    assert "insufficient data" in spec("label_psi").description

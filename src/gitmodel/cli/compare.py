@@ -50,11 +50,11 @@ def table(rows: list[list[str]], headers: list[str], align: tuple[str, ...]) -> 
     return "\n".join([line(headers), "  ".join("-" * w for w in widths).rstrip(), *map(line, rows)])
 
 
-def _md_cell(text) -> str:
+def _md_cell(text, limit: int = MD_MAX_CELL) -> str:
     """Text safe in a GitHub table cell: no HTML, no column break, one line, bounded."""
     text = "" if text is None else str(text)
-    if len(text) > MD_MAX_CELL:
-        text = text[:MD_MAX_CELL - 1] + "…"
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
     for plain, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
         text = text.replace(plain, escaped)
     return text.replace("\r", "").replace("\n", "<br>")
@@ -102,16 +102,30 @@ def _not_comparable_lines(result, explain: bool = True) -> list[str]:
     return lines
 
 
+def _stale_lines(result, explain: bool = True) -> list[str]:
+    lines = [f"STALE: {reason}" for f in result.stale for reason in f.stale.values()]
+    if lines and explain:
+        lines.append("  Those metrics do not describe the checkpoint their revision tracks: re-evaluate "
+                     "(`git model eval MODEL --evalset NAME` or `dvc repro`) and commit before trusting the diff.")
+    return lines
+
+
 _LISTS = (("wrong_to_correct", "wrong -> correct"), ("correct_to_wrong", "correct -> wrong"),
           ("label_changed", "label changed"), ("generation_changed", "generation changed"))
 
 
+def _psi_value(entry: dict | None) -> str:
+    if entry is None:
+        return "n/a"
+    return entry["band"] if entry["psi"] is None else f"{entry['psi']:.4f} ({entry['band']})"
+
+
 def _psi_text(psi: dict) -> str:
-    parts = []
-    for key, name in (("output_tokens", "output length"), ("confidence", "confidence"), ("label", "labels")):
-        entry = psi.get(key)
-        parts.append(f"{name} {entry['psi']:.4f} ({entry['band']})" if entry else f"{name} n/a")
-    return " · ".join(parts)
+    from gitmodel.drift import SMOOTHING_TEXT
+
+    parts = [f"{name} {_psi_value(psi.get(key))}"
+             for key, name in (("output_tokens", "output length"), ("confidence", "confidence"), ("label", "labels"))]
+    return " · ".join(parts) + f" ({SMOOTHING_TEXT})"
 
 
 def _one_sided(result, f, md: bool = False) -> str | None:
@@ -131,19 +145,20 @@ def _behaviour_text(result, f) -> list[str]:
     lines = [f"Behaviour of {_where(f)} ({plural(b['matched'], 'example')} at both revisions):"]
     if not b["matched"]:   # one side only: every id would be listed, and nothing compared
         return lines + [f"  only at {old}: {len(b['only_old'])} · only at {new}: {len(b['only_new'])}"]
-    lists = list(_LISTS) + [("only_old", f"only at {old}"), ("only_new", f"only at {new}")]
-    width = max(len(name) for _, name in lists)
-    for key, name in lists:
-        ids = b[key]
-        head = f"  {name:<{width}}  {len(ids):>4}"
-        if not ids:
-            lines.append(head)
-            continue
-        import textwrap
+    counts = [f"{name} {len(b[key])}" for key, name in _LISTS]
+    counts += [f"only at {old} {len(b['only_old'])}", f"only at {new} {len(b['only_new'])}"]
+    lines.append("  " + " · ".join(counts))
+    # each example once, with everything that changed for it
+    width = max((len(i) for i in b["changes"]), default=0)
+    for id_, changes in b["changes"].items():
+        lines.append(f"  {id_:<{width}}  {', '.join(changes)}")
+    for key, name in (("only_old", f"only at {old}"), ("only_new", f"only at {new}")):
+        if b[key]:
+            import textwrap
 
-        wrapped = textwrap.wrap(" ".join(ids), width=100, break_on_hyphens=False)
-        lines.append(f"{head}  {wrapped[0]}")
-        lines += [" " * (len(head) + 2) + line for line in wrapped[1:]]
+            wrapped = textwrap.wrap(" ".join(b[key]), width=100, break_on_hyphens=False)
+            lines.append(f"  {name}: {wrapped[0]}")
+            lines += ["    " + line for line in wrapped[1:]]
     lines.append(f"  PSI {old} -> {new}: {_psi_text(b['psi'])}")
     return lines
 
@@ -152,7 +167,8 @@ def _render_diff_text(result, show_all: bool, precision: int, examples: bool) ->
     if not result.files:
         click.echo(f"No stored metrics at {result.old.label} or {result.new.label}.")
         return
-    for line in _not_comparable_lines(result) + [x for x in (_one_sided(result, f) for f in result.files) if x]:
+    for line in (_stale_lines(result) + _not_comparable_lines(result)
+                 + [x for x in (_one_sided(result, f) for f in result.files) if x]):
         click.echo(line)
     rows = _metric_rows(result.files, show_all, precision)
     if rows:
@@ -179,7 +195,8 @@ def _shown(side: dict | None, precision: int) -> str:
     return f"{mark}{_md_cell(answer)}{conf}"
 
 
-def _md_examples(result, f, precision: int) -> list[str]:
+def _md_examples(result, f, precision: int, cap: int) -> list[str]:
+    """The flipped examples of one result: at most ``cap`` rows per list, the rest counted."""
     b = f.behaviour
     old, new = result.old.label, result.new.label
     flips = [f"{len(b['wrong_to_correct'])} wrong → correct", f"{len(b['correct_to_wrong'])} correct → wrong",
@@ -199,21 +216,27 @@ def _md_examples(result, f, precision: int) -> list[str]:
         lines.append("")
         rows = [[_code(i), _md_cell(b["examples"][i].get("input", "")),
                  _md_cell(b["examples"][i].get("expected", "")), _shown(b["examples"][i]["old"], precision),
-                 _shown(b["examples"][i]["new"], precision)] for i in ids[:MD_MAX_EXAMPLES]]
-        lines += _md_table(rows, ["id", "input", "expected", _code(old), _code(new)],
-                           ("left", "left", "left", "left", "left"))
-        if len(ids) > MD_MAX_EXAMPLES:
-            lines += ["", f"… and {len(ids) - MD_MAX_EXAMPLES} more: "
-                      + ", ".join(_code(i) for i in ids[MD_MAX_EXAMPLES:])]
+                 _shown(b["examples"][i]["new"], precision)] for i in ids[:cap]]
+        if rows:
+            lines += _md_table(rows, ["id", "input", "expected", _code(old), _code(new)],
+                               ("left", "left", "left", "left", "left"))
+        if len(ids) > cap:
+            lines += ["", f"… and {len(ids) - cap} more ({_FULL_REPORT})"]
         lines.append("")
     for key, name in (("only_old", f"Only at {_code(old)}"), ("only_new", f"Only at {_code(new)}")):
         if b[key]:
-            lines += [f"**{name} ({len(b[key])})**: " + ", ".join(_code(i) for i in b[key]), ""]
+            shown = ", ".join(_code(i) for i in b[key][:cap])
+            more = f" … and {len(b[key]) - cap} more" if len(b[key]) > cap else ""
+            lines += [f"**{name} ({len(b[key])})**: {shown}{more}", ""]
     psi_rows = []
     for key, name in (("output_tokens", "output length"), ("confidence", "confidence"), ("label", "labels")):
         entry = b["psi"].get(key)
-        psi_rows.append([name, f"{entry['psi']:.4f}" if entry else "n/a", entry["band"] if entry else ""])
-    lines += [f"PSI of the distributions, {_code(old)} → {_code(new)} (0.1 moderate, 0.2 significant):", ""]
+        value = "n/a" if entry is None else ("-" if entry["psi"] is None else f"{entry['psi']:.4f}")
+        psi_rows.append([name, value, entry["band"] if entry else ""])
+    from gitmodel.drift import SMOOTHING_TEXT
+
+    lines += [f"PSI of the distributions, {_code(old)} → {_code(new)} (0.1 moderate, 0.2 significant; "
+              f"{SMOOTHING_TEXT}):", ""]
     lines += _md_table(psi_rows, ["distribution", "PSI", "band"], ("left", "right", "left"))
     lines += ["", "</details>"]
     return lines
@@ -222,6 +245,7 @@ def _md_examples(result, f, precision: int) -> list[str]:
 def _md_verdict(result) -> list[str]:
     regressions = [(f, r) for f in result.files if f.gate for r in f.gate.failures]
     accepted = [(f, r) for f in result.files if f.gate for r in f.gate.accepted]
+    within = [(f, r) for f in result.files if f.gate for r in f.gate.within_tolerance]
     several = len(result.files) > 1
 
     def name(f, r) -> str:
@@ -231,25 +255,39 @@ def _md_verdict(result) -> list[str]:
     if regressions:
         lines.append(f"❌ **{len(regressions)} regression{'s' if len(regressions) != 1 else ''}** beyond the gate's "
                      "tolerances: " + ", ".join(name(f, r) for f, r in regressions))
+    for f in result.stale:
+        for reason in f.stale.values():
+            lines.append(f"⚠️ **STALE METRICS** ({_md_cell(_where(f))}): {_md_cell(reason, 1000)}. These numbers do not "
+                         "describe the checkpoint: re-evaluate and commit before trusting this diff.")
     for f in result.not_comparable:
-        lines.append(f"⚠️ **NOT COMPARABLE** ({_md_cell(_where(f))}): {_md_cell(f.reason)}. The numbers below "
+        lines.append(f"⚠️ **NOT COMPARABLE** ({_md_cell(_where(f))}): {_md_cell(f.reason, 1000)}. The numbers below "
                      "come from different inputs: a change is not the checkpoint's doing.")
-    if not regressions and not result.not_comparable:
-        lines.append("✅ **No regressions**: every metric is within the gate's tolerances (params.yaml `gate:`)")
+    if not regressions and not result.not_comparable and not result.stale:
+        if within:
+            lines.append("☑️ **Within tolerance**: no metric is worse than the gate's tolerances allow, but "
+                         f"{len(within)} {'is' if len(within) == 1 else 'are'} worse than before: "
+                         + ", ".join(name(f, r) for f, r in within) + " (params.yaml `gate:`)")
+        else:
+            lines.append("✅ **No regressions**: no gated metric is worse (params.yaml `gate:`)")
     for f, r in accepted:
         lines.append(f"☑️ Accepted tradeoff {name(f, r)}: {_md_cell(r.tradeoff.rationale)}")
     return lines
 
 
-def _render_diff_md(result, show_all: bool, precision: int) -> None:
+# GitHub refuses a comment over 65,536 characters; the budget keeps room for what a workflow adds.
+MD_LIMIT = 65_536
+MD_BUDGET = 60_000
+_FULL_REPORT = ("the full report: `git model diff --examples`; the model-diff workflow uploads it as the "
+                "`model-diff-report` artifact")
+
+
+def _diff_md(result, show_all: bool, precision: int, cap: int) -> list[str]:
     old, new = result.old.label, result.new.label
     from gitmodel.ci import COMMENT_MARKER
 
     lines = [COMMENT_MARKER, f"### git-model diff: {_code(old)} → {_code(new)}", ""]
     if not result.files:
-        lines.append(f"No stored metrics at {_code(old)} or {_code(new)}.")
-        click.echo("\n".join(lines))
-        return
+        return lines + [f"No stored metrics at {_code(old)} or {_code(new)}."]
     lines += _md_verdict(result)
     for f in result.files:
         lines += ["", f"#### {_md_cell(_where(f))} — {_code(f.path)}", ""]
@@ -263,9 +301,34 @@ def _render_diff_md(result, show_all: bool, precision: int) -> None:
         else:
             lines.append("No metric changed.")
         if f.behaviour is not None and f.behaviour["matched"] > 0:
-            lines += _md_examples(result, f, precision)
-    lines += ["", f"<sub>{_code(f'git model diff {result.old.text} {result.new.text} --md')}</sub>"]
-    click.echo("\n".join(lines))
+            lines += _md_examples(result, f, precision, cap)
+    return lines + ["", f"<sub>{_code(f'git model diff {result.old.text} {result.new.text} --md')}</sub>"]
+
+
+def render_diff_md(result, show_all: bool, precision: int) -> str:
+    """The pull-request comment, under :data:`MD_BUDGET` characters whatever the diff: fewer example rows
+    first, then the tail cut at a line with a count of what was left out and where the full report is."""
+    for cap in (MD_MAX_EXAMPLES, 20, 5, 0):
+        text = "\n".join(_diff_md(result, show_all, precision, cap))
+        if len(text) <= MD_BUDGET:
+            return text
+    lines, kept, size = text.split("\n"), [], 0
+    note_room = 600
+    for line in lines:
+        if size + len(line) + 1 > MD_BUDGET - note_room:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    left = len(lines) - len(kept)
+    if sum(x.startswith("<details>") for x in kept) > sum(x == "</details>" for x in kept):
+        kept.append("</details>")
+    kept += ["", f"✂️ **Truncated**: {left} more lines ({len(text) - size} characters) do not fit in a comment; "
+             f"{_FULL_REPORT}."]
+    return "\n".join(kept)
+
+
+def _render_diff_md(result, show_all: bool, precision: int) -> None:
+    click.echo(render_diff_md(result, show_all, precision))
 
 
 def _diff_json(result, examples: bool) -> None:
@@ -273,7 +336,7 @@ def _diff_json(result, examples: bool) -> None:
 
     # stdout keeps dvc's shape; the loud part goes to stderr (the eval set md5 and params that differ
     # are in the shape already, as changed keys)
-    for line in _not_comparable_lines(result, explain=False):
+    for line in _stale_lines(result, explain=False) + _not_comparable_lines(result, explain=False):
         click.echo(f"Warning: {line}", err=True)
     data = result.dvc_json()
     if not examples:
@@ -284,6 +347,7 @@ def _diff_json(result, examples: bool) -> None:
         "metrics": data,
         "comparability": {shown[f.path]: {"comparable": f.comparable, "reason": f.reason or None}
                           for f in result.files},
+        "stale": {shown[f.path]: f.stale for f in result.files if f.stale},
         "behaviour": {shown[f.path]: f.behaviour for f in result.files if f.behaviour is not None},
     })
 
@@ -309,12 +373,15 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
     Everything is read from git objects; nothing is checked out.
 
     When the two results were computed on different eval set md5s or eval
-    params, a NOT COMPARABLE line says so above the numbers. --json prints
+    params, a NOT COMPARABLE line says so above the numbers; when a side's
+    metrics were measured on another model or eval set md5 than its revision
+    tracks, a STALE line does (and --md gives no green verdict). --json prints
     exactly what `dvc metrics diff --json` prints (the eval set md5 and params
     appear in it as changed keys, and the warning goes to stderr); with
     --examples it becomes {"metrics": <that>, "comparability": ..., "behaviour": ...}.
     --md prints a pull-request comment with a verdict line by the gate's
-    tolerances (params.yaml gate:) and the flipped examples.
+    tolerances (params.yaml gate:) and the flipped examples, cut to fit
+    GitHub's 65,536 characters (the full report: --examples).
 
     \b
     Examples:
@@ -340,6 +407,26 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
 # ----------------------------------------------------------------------------- gate
 
 
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with the fewest significant digits (at least 3) that tell them apart."""
+    whole = len(str(int(max(abs(a), abs(b)))))   # never an exponent for the integer part
+    for digits in range(max(3, whole + 1), 18):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y or a == b:
+            return x, y
+    return repr(a), repr(b)
+
+
+def _rule_text(r) -> str:
+    """The rule, and for a row worse than the baseline, by how much against what it allows: enough digits
+    to show why a row fails (``worse by 1.1700012 > 1.17 allowed``)."""
+    if r.regression is None or r.allowed is None or r.verdict not in ("fail", "accepted"):
+        return r.rule
+    worse, allowed = _distinct(r.regression, r.allowed)
+    sign = ">" if r.regression > r.allowed else "<="
+    return f"{r.rule} (worse by {worse} {sign} {allowed} allowed)"
+
+
 def _gate_rows(report, md: bool = False) -> list[list[str]]:
     rows = []
     for r in report.rows:
@@ -347,8 +434,12 @@ def _gate_rows(report, md: bool = False) -> list[list[str]]:
         if md:
             verdict = {"pass": "✅ pass", "fail": "❌ fail", "accepted": "☑️ accepted", "info": "info"}[verdict]
         name = _code(r.metric) if md else r.metric
-        rule = _md_cell(r.rule) if md else r.rule
-        rows.append([name, _value(r.baseline, 6), _value(r.candidate, 6), _signed(r.change, 6), rule, verdict])
+        rule = _md_cell(_rule_text(r)) if md else _rule_text(r)
+        change = _signed(r.change, 6)
+        if r.change is not None and r.regression is not None and r.allowed is not None \
+                and _number(abs(r.change), 6) == _number(float(r.allowed), 6):
+            change = ("-" if r.change < 0 else "+") + _distinct(abs(r.change), r.allowed)[0]
+        rows.append([name, _value(r.baseline, 6), _value(r.candidate, 6), change, rule, verdict])
     return rows
 
 
@@ -381,11 +472,20 @@ def render_gate_text(results) -> None:
             click.echo(f"  baseline re-evaluated on the candidate's eval set ({r.rerun_reason})")
         click.echo(table(_gate_rows(r.report), ["Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"],
                           ("left", "right", "right", "right", "left", "left")))
+        if any(row.metric.startswith("output_psi.") for row in r.report.rows):
+            click.echo(_psi_note())
         if r.report.tradeoffs:
             click.echo(f"Accepted tradeoffs ({r.policy.split(' ')[0]} gate.accept):")
             for line in _tradeoff_lines(r.report):
                 click.echo(line)
         click.echo(_gate_verdict(r))
+
+
+def _psi_note() -> str:
+    from gitmodel.drift import SMOOTHING_TEXT
+
+    return ("output_psi.*: PSI of the candidate's outputs (answered labels, confidences, output lengths) against "
+            f"the baseline's on the same eval set, {SMOOTHING_TEXT}; at or above the alert band it fails")
 
 
 def _render_gate_md(results) -> None:
@@ -401,6 +501,8 @@ def _render_gate_md(results) -> None:
             lines += [f"Baseline re-evaluated on the candidate's eval set ({_md_cell(r.rerun_reason)}).", ""]
         lines += _md_table(_gate_rows(r.report, md=True), ["metric", "baseline", "candidate", "change", "rule", ""],
                            ("left", "right", "right", "right", "left", "left"))
+        if any(row.metric.startswith("output_psi.") for row in r.report.rows):
+            lines += ["", f"<sub>{_md_cell(_psi_note())}</sub>"]
         if r.report.tradeoffs:
             lines += ["", "**Accepted tradeoffs** (params.yaml `gate.accept`):", ""]
             for t in r.report.tradeoffs:
@@ -430,8 +532,11 @@ def gate_cmd(ctx, model, baseline, candidate, evalset, as_json, as_md, rerun) ->
     the candidate's eval set, from the DVC cache (the workspace is not
     touched). Every metric is compared by its declared direction with the
     tolerances of params.yaml gate: (quality metrics exactly by default,
-    timings within 50 %); accepted tradeoffs (gate.accept, with a rationale)
-    let a chosen regression through and are listed. Exit 0 pass, 1 fail.
+    calibration.ece within 0.02, output length within 10 %, timings within
+    50 %; confidence is monitored, not gated), and the PSI of the candidate's
+    outputs against the baseline's must stay under 0.2; accepted tradeoffs
+    (gate.accept, with a rationale) let a chosen regression through and are
+    listed. Exit 0 pass, 1 fail.
 
     \b
     Examples:

@@ -1,6 +1,7 @@
 """Commands that run models: eval, verify."""
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -28,18 +29,21 @@ def _progress_factory():
 
 
 def _headline(doc: dict) -> str:
+    # the stored values, as stored (6 decimals at most): a rounded 0.9 for a stored 0.87 misleads
     m = doc["metrics"]
     parts = [f"n={m.get('n', 0)}"]
     if "accuracy" in m:
-        parts.append(f"accuracy={m['accuracy']:.4f}")
+        parts.append(f"accuracy={m['accuracy']}")
     if "label_psi" in m:
-        parts.append(f"label_psi={m['label_psi']:.4f}")
+        parts.append(f"label_psi={m['label_psi']}")
     if "ties" in m and m["ties"]:
         parts.append(f"ties={m['ties']}")
+    if "calibration" in m and "ece" in m["calibration"]:
+        parts.append(f"calibration.ece={m['calibration']['ece']}")
     if "output_tokens" in m:
-        parts.append(f"output_tokens.mean={m['output_tokens']['mean']:.1f}")
+        parts.append(f"output_tokens.mean={m['output_tokens']['mean']}")
     if "latency_ms" in m:
-        parts.append(f"latency p50={m['latency_ms']['p50']:.2f} ms")
+        parts.append(f"latency p50={m['latency_ms']['p50']} ms")
     return "  ".join(parts)
 
 
@@ -97,6 +101,16 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
         click.echo(f"Evaluated {result.model} on {result.evalset} in {result.seconds:.2f} s "
                    f"-> {result.metrics_path}, {result.outputs_path}")
     click.echo("  " + _headline(result.doc))
+    runner = result.doc["runner"]
+    if runner.get("outside_top_k"):
+        click.echo(f"  top_logprobs: {runner['outside_top_k']} examples with a label outside the top "
+                   f"{runner.get('top_logprobs')}, {runner.get('unanswered', 0)} of them with none within "
+                   "(no answer: counted wrong)")
+    from gitmodel import provenance
+
+    if provenance.is_unverified(result.doc):
+        click.echo(f"  UNVERIFIED: {provenance.verification_of(result.doc)['detail']}; release and promote "
+                   "refuse it until `git model verify` reproduces it (or --accept-unverified)")
 
 
 @cli.command()
@@ -106,12 +120,17 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 @json_option
 @click.pass_context
 def verify(ctx, model, evalset, rev, as_json) -> None:
-    """Re-run a stored eval and prove its outputs are reproduced byte for byte.
+    """Re-run a stored eval and prove its outputs and summary are reproduced.
 
     The checkpoint and eval set of that revision are taken by md5 from the
-    local DVC cache (the workspace is never touched) and run with the params
-    recorded in the stored metrics file. Exit 0 when every outputs file is
-    reproduced exactly, 1 otherwise, listing the differing example ids.
+    local DVC cache and run in-process with llama.cpp with the params
+    recorded in the stored metrics file (printed). The outputs must be
+    reproduced byte for byte (a result of the openai runner: the same
+    answers, scores within 1e-3), and the summary's metrics, recomputed from
+    them, must equal the stored ones (timings aside). Exit 0 when all is
+    reproduced, 1 otherwise, naming the differing example ids and metrics.
+    Reproducing an unverified workspace result records the verification in
+    its metrics file (commit it to release); nothing else is written.
 
     \b
     Examples:
@@ -123,25 +142,46 @@ def verify(ctx, model, evalset, rev, as_json) -> None:
     reports = verify_core.verify(model, evalset, rev)
     ok = all(r.identical for r in reports)
     if as_json:
-        emit_json([{"model": r.model, "evalset": r.evalset, "rev": r.rev, "n": r.n, "identical": r.identical,
-                     "problem": r.problem,
-                     "differences": [vars(d) for d in r.differences]} for r in reports])
+        emit_json([r.to_dict() for r in reports])
     else:
         for r in reports:
-            where = f"{r.model} on {r.evalset} at {r.rev}"
-            if r.identical:
-                click.echo(f"Reproduced: {where}: {'' if r.n == 1 else 'all '}{plural(r.n, 'output')} identical, "
-                           "byte for byte")
-            elif r.problem:
-                click.echo(f"NOT reproducible: {where}: {r.problem}")
-            else:
-                click.echo(f"MISMATCH: {where}: {len(r.differences)} of {plural(r.n, 'output')} "
-                           f"{'differs' if len(r.differences) == 1 else 'differ'}")
-                for d in r.differences[:verify_core.SHOWN_DIFFERENCES]:
-                    click.echo(f"  {d.id}")
-                    click.echo(f"    - stored:     {d.stored}")
-                    click.echo(f"    + reproduced: {d.reproduced}")
-                if len(r.differences) > verify_core.SHOWN_DIFFERENCES:
-                    rest = ", ".join(d.id for d in r.differences[verify_core.SHOWN_DIFFERENCES:])
-                    click.echo(f"  ... and {len(r.differences) - verify_core.SHOWN_DIFFERENCES} more: {rest}")
+            _render_verify(r, verify_core.SHOWN_DIFFERENCES)
     ctx.exit(0 if ok else 1)
+
+
+def _shown_line(line: str | None) -> str:
+    return line if line is not None else "(no line for this id)"
+
+
+def _render_verify(r, shown: int) -> None:
+    where = f"{r.model} on {r.evalset} at {r.rev}"
+    if r.identical:
+        how = "byte for byte" if not r.tolerance else \
+            f"answers equal, scores within {r.tolerance:g} of the {r.runner} runner's"
+        click.echo(f"Reproduced: {where}: {'' if r.n == 1 else 'all '}{plural(r.n, 'output')} identical, {how}; "
+                   "summary metrics recomputed equal")
+    elif r.problem:
+        click.echo(f"NOT reproducible: {where}: {r.problem}")
+    else:
+        parts = []
+        if r.differences:
+            parts.append(f"{len(r.differences)} of {plural(r.n, 'output')} {'differs' if len(r.differences) == 1 else 'differ'}")
+        if r.metric_differences:
+            keys = ", ".join(d.key for d in r.metric_differences)
+            parts.append(f"stored summary differs from the one recomputed from the outputs on {keys}")
+        click.echo(f"MISMATCH: {where}: {'; '.join(parts)}")
+        for d in r.metric_differences:
+            stored = "(missing)" if d.stored is None else repr(d.stored)
+            again = "(missing)" if d.reproduced is None else repr(d.reproduced)
+            click.echo(f"  {d.key}: stored {stored}, recomputed {again}")
+        for d in r.differences[:shown]:
+            click.echo(f"  {d.id}")
+            click.echo(f"    - stored:     {_shown_line(d.stored)}")
+            click.echo(f"    + reproduced: {_shown_line(d.reproduced)}")
+        if len(r.differences) > shown:
+            rest = ", ".join(d.id for d in r.differences[shown:])
+            click.echo(f"  ... and {len(r.differences) - shown} more: {rest}")
+    if r.params:
+        click.echo("  params: " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r.params.items()))
+    if r.recorded:
+        click.echo(f"  recorded the verification in {r.recorded}: commit it, then release or promote")

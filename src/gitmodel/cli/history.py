@@ -33,8 +33,11 @@ def _local_date(timestamp: int) -> str:
 @click.option("--message", "-m", help="What changed in this release; goes into the tag message after GTO's line.")
 @click.option("--allow-lower", is_flag=True,
               help="Release a version below the highest existing one (e.g. a fix on an older line).")
+@click.option("--accept-unverified", metavar="RATIONALE",
+              help="Release although some metrics are unverified (not tied to the tracked md5); "
+                   "the rationale is recorded in the tag message.")
 @json_option
-def release(model, version, message, allow_lower, as_json) -> None:
+def release(model, version, message, allow_lower, accept_unverified, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
 
     VERSION is SemVer (1.2.0 or v1.2.0, pre-releases like v1.3.0-rc.1 too)
@@ -42,8 +45,10 @@ def release(model, version, message, allow_lower, as_json) -> None:
     --allow-lower). Refused, with the reason and no tag, when the model, its
     dvc.lock entry or its metrics have uncommitted changes, when the
     workspace weights differ from the committed ones, when metrics are
-    missing or stale (measured on another model md5 or eval set), or when
-    the tag exists. The tag is GTO's: its message starts with `Registering
+    missing or stale (measured on another model md5 or eval set), when
+    they are unverified (produced by a server that did not prove it served
+    the tracked md5: run `git model verify`, commit, or pass
+    --accept-unverified "why"), or when the tag exists. The tag is GTO's: its message starts with `Registering
     artifact MODEL version vX.Y.Z`, then your message, then a JSON record of
     the model md5, lineage and headline metrics per eval set, so `gto show`
     and `dvc artifacts get` read it. Push it with `git push origin TAG`.
@@ -55,7 +60,8 @@ def release(model, version, message, allow_lower, as_json) -> None:
     """
     from gitmodel import releasing
 
-    result = releasing.release(model, version, message=message, allow_lower=allow_lower)
+    result = releasing.release(model, version, message=message, allow_lower=allow_lower,
+                               accept_unverified=accept_unverified)
     if as_json:
         emit_json({"tag": result.tag, "model": result.model, "version": str(result.version),
                    "commit": result.commit, "record": result.record})

@@ -28,13 +28,16 @@ def _on_wait(holder: str) -> None:
               help="Share of traffic the stage serves, 0 < F <= 1: required for canary, refused for prod.")
 @click.option("--accept-risk", metavar="RATIONALE",
               help="Promote to prod although the gate fails; the rationale is recorded in the tag message.")
+@click.option("--accept-unverified", metavar="RATIONALE",
+              help="Promote although the release's metrics are unverified (not tied to the tracked md5); "
+                   "the rationale is recorded in the tag message.")
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
 @wait_option
 @json_option
 @click.pass_context
-def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_json) -> None:
+def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
     """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
 
     The annotated tag goes on the release's commit and records who, when,
@@ -44,7 +47,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_j
     with the gate's report) when it fails, unless --accept-risk gives a
     rationale. The first promotion to prod has no holder to beat. For other
     stages the gate runs too, when there is a prod version, and its result is
-    recorded without blocking.
+    recorded without blocking. A release whose metrics are unverified (not
+    tied to the tracked md5, nor reproduced by `git model verify`) is refused
+    unless --accept-unverified gives a rationale.
 
     \b
     Examples:
@@ -55,7 +60,7 @@ def promote(ctx, model, version, stage, fraction, accept_risk, rerun, wait, as_j
     from gitmodel import stages
 
     result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
-                            wait=wait, on_wait=_on_wait)
+                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified)
     if as_json:
         emit_json(result.to_dict())
         if result.refused:
@@ -169,7 +174,8 @@ def _render_status(st) -> list[str]:
         lines.append("  stages:     none")
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
-        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date"))
+        lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date")
+                     + (f", UNVERIFIED ({m.unverified})" if m.unverified else ""))
     if not st.metrics:
         lines.append("  metrics:    none")
     return lines

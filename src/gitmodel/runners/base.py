@@ -47,6 +47,9 @@ class Prediction:
     tie: bool = False                 # the best labels scored equal (within TIE_EPSILON)
     output_tokens: int = 0            # tokens produced (classification: tokens of the chosen label)
     latency_ms: float = 0.0           # wall time for this example (timings never reach outputs.jsonl)
+    # CPU time of this process for this example, when the runner computes in-process: unlike wall
+    # time, it does not grow when other processes take the cores (None: the work happens elsewhere)
+    cpu_ms: float | None = None
 
 
 @dataclass
@@ -90,15 +93,17 @@ def classification(labels: Sequence[str], logprobs: Sequence[float], label_token
     """
     # One plain loop: this runs once per example, and generators cost more than the arithmetic.
     best = max(logprobs)
-    top, tied, total = -1, 0, 0.0
+    top, tied, weights = -1, 0, []
     for i, lp in enumerate(logprobs):
-        total += math.exp(lp - best)
+        weights.append(math.exp(lp - best))
         if best - lp <= TIE_EPSILON:
             tied += 1
             if top < 0:
                 top = i
     tie = tied > 1
-    confidence = math.exp(logprobs[top] - best) / total
+    # The best score's probability, summed exactly (fsum): the same whatever the
+    # order of the labels, and whichever tied label was put first.
+    confidence = 1.0 / math.fsum(weights)
     return Prediction(
         output=labels[top],
         label=labels[top],

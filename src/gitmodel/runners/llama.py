@@ -233,7 +233,7 @@ class LlamaRunner:
     # -- generation -------------------------------------------------------
 
     def _generate(self, example: Example) -> Prediction:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         prompt = self._tokenize(example.input.encode("utf-8"), example)
         self._decode_from(0, prompt)
         budget = min(self.settings.max_tokens, self._n_ctx - len(prompt))
@@ -260,7 +260,8 @@ class LlamaRunner:
                 self._lib.llama_sampler_free(sampler)
         output = self._detokenize(generated).decode("utf-8", "replace")
         latency_ms = (time.perf_counter() - start) * 1000.0
-        return Prediction(output=output, output_tokens=len(generated), latency_ms=latency_ms)
+        cpu_ms = (time.process_time() - cpu_start) * 1000.0
+        return Prediction(output=output, output_tokens=len(generated), latency_ms=latency_ms, cpu_ms=cpu_ms)
 
     def _sampler(self):
         """A seeded temperature sampler, fresh per example so its draws do not depend on order."""

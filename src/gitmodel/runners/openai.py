@@ -15,10 +15,18 @@ prompt's characters) while vLLM and OpenAI count the prompt's characters.
 ``max_tokens`` is 1, not 0, because llama_cpp.server reads 0 as "unlimited".
 
 ``scoring="top_logprobs"``: one request per example with ``prompt = input``,
-``"logprobs": k, "max_tokens": 1``, reading each label's score from the
-``top_logprobs`` of the first generated position under the key
-``label_prefix + label``. Only single-token labels, only labels within the top
-``k``; for servers that cannot echo prompt log-probabilities.
+``"logprobs": k, "max_tokens": 1`` (k: ``eval.openai.top_logprobs``), reading
+each label's score from the ``top_logprobs`` of the first generated position
+under the key ``label_prefix + label``. Only single-token labels; for servers
+that cannot echo prompt log-probabilities. A label outside the top k has no
+score: the answer is the best label within it, and an example with no label
+within it (also when the greedy next token ends the text, so the server lists
+no position at all) has no answer and counts as wrong. ``info()`` counts both.
+
+Identity: the served model's id (``/models``) and, when the server gives it,
+the md5 of the weights it serves (an ``X-Model-Md5`` header, or an ``md5``
+field of the model's ``/models`` entry), so a result can be tied to a tracked
+checkpoint. A server that changes model or md5 during a run fails the run.
 
 Generation: ``prompt = input`` at ``temperature`` and ``seed`` with
 ``max_tokens``; the text is ``choices[0].text`` and its length
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -44,6 +53,8 @@ RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 # Server messages can hold a whole traceback (llama_cpp.server puts one in its 500s).
 MAX_MESSAGE_CHARS = 300
 DEFAULT_TOP_LOGPROBS = 20
+MD5_HEADER = "X-Model-Md5"
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
 class _Retryable(Exception):
@@ -78,8 +89,17 @@ class OpenAIRunner:
         if self.scoring not in SCORINGS:
             raise RunnerError(f"openai runner: unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORINGS)}")
         self.top_logprobs = int(top_logprobs or settings.extra.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
+        if self.top_logprobs < 1:
+            raise RunnerError(f"openai runner: top_logprobs must be at least 1, got {self.top_logprobs}",
+                              hint="set eval.openai.top_logprobs in params.yaml (default 20)")
         self._server_model: str | None = None
         self._fingerprint: str | None = None
+        self._listed_model: str | None = None            # the id /models gave
+        self._served_md5s: set[str] = set()              # every md5 the server said it serves
+        self._answer_models: set[str] = set()            # every model id the completions answers named
+        self._identified = False
+        self.outside_top_k = 0                           # examples with a label outside the top k
+        self.unanswered = 0                              # examples with no label within the top k
         self._resolved = False
         self._stop = threading.Event()
 
@@ -96,11 +116,38 @@ class OpenAIRunner:
         version = version or "unknown"
         if self._fingerprint:
             version = f"{version} ({self._fingerprint})"
-        return {"name": self.name, "version": version, "url": self.url, "llama_cpp_version": None,
-                "scoring": self.scoring}
+        identity = self.identify()
+        info = {"name": self.name, "version": version, "url": self.url, "llama_cpp_version": None,
+                "scoring": self.scoring, **identity}
+        if self.scoring == "top_logprobs":
+            info.update(top_logprobs=self.top_logprobs, outside_top_k=self.outside_top_k,
+                        unanswered=self.unanswered)
+        return info
+
+    def identify(self) -> dict:
+        """What the server says it serves: ``{"served_model": id or None, "served_md5": md5 or None}``.
+
+        Asks ``/models`` once; raises RunnerError when the answers of one run name two models or two md5s.
+        """
+        if not self._identified:
+            self._resolve_model(always=True)
+            self._identified = True
+        if len(self._served_md5s) > 1:
+            raise RunnerError(f"{self.url} reported serving several md5s during one run "
+                              f"({', '.join(sorted(self._served_md5s))}): the model changed while it was evaluated",
+                              hint="evaluate again once the server serves one model")
+        # Only the answers are compared with each other: a hosted API may list "gpt-x" and answer "gpt-x-0613".
+        models = self._answer_models
+        if len(models) > 1:
+            raise RunnerError(f"{self.url} answered as several models during one run ({', '.join(sorted(models))}): "
+                              "the model changed while it was evaluated",
+                              hint="evaluate again once the server serves one model")
+        served = self._listed_model or self._server_model or self.model
+        return {"served_model": served, "served_md5": next(iter(self._served_md5s), None)}
 
     def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
         self._stop.clear()
+        self.outside_top_k = self.unanswered = 0
         self._resolve_model()
         tasks: list[tuple[int, int]] = []  # (example index, label index or -1 for one request per example)
         for index, example in enumerate(examples):
@@ -212,6 +259,7 @@ class OpenAIRunner:
                                          method="POST" if data is not None else "GET")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                self._note_md5(response.headers.get(MD5_HEADER))
                 return response.read()
         except urllib.error.HTTPError as exc:
             message = f"{endpoint} answered HTTP {exc.code}: {_server_message(exc)}"
@@ -256,10 +304,17 @@ class OpenAIRunner:
                               hint="is the URL an OpenAI-compatible API (it usually ends in /v1)?")
         return answer
 
-    def _resolve_model(self) -> None:
-        """Ask ``/models`` which model is served when none was named (some servers require the name)."""
-        if self._resolved or self.model:
+    def _note_md5(self, value: Any) -> None:
+        if isinstance(value, str) and _MD5.match(value.strip().lower()):
+            self._served_md5s.add(value.strip().lower())
+
+    def _resolve_model(self, always: bool = False) -> None:
+        """Ask ``/models`` which model is served when none was named (some servers require the name),
+        and (``always``) what identity the server gives."""
+        if (self._resolved or self.model) and not always:
             self._resolved = True
+            return
+        if always and self._identified:
             return
         try:
             listing = self._call("/models", None, None)
@@ -272,17 +327,28 @@ class OpenAIRunner:
         data = listing.get("data")
         ids = [m.get("id") for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] \
             if isinstance(data, list) else []
-        if len(ids) > 1:
+        entries = {m["id"]: m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)} \
+            if isinstance(data, list) else {}
+        if self.model:
+            chosen = entries.get(self.model)
+        elif len(ids) > 1:
             raise RunnerError(f"{self.url} serves {len(ids)} models ({', '.join(ids)}); say which one to evaluate",
-                              hint="pass the model option of the openai runner")
-        if ids:
-            self.model = ids[0]
+                              hint="set eval.openai.model in params.yaml")
+        else:
+            chosen = entries.get(ids[0]) if ids else None
+            if ids:
+                self.model = ids[0]
+        if chosen is not None:
+            self._listed_model = chosen["id"]
+            meta = chosen.get("meta") if isinstance(chosen.get("meta"), dict) else {}
+            self._note_md5(chosen.get("md5", meta.get("md5")))
         self._resolved = True
 
     def _remember(self, answer: dict) -> None:
         # Provenance only: the model id and fingerprint the server reported.
         if isinstance(answer.get("model"), str):
             self._server_model = answer["model"]
+            self._answer_models.add(answer["model"])
         if isinstance(answer.get("system_fingerprint"), str):
             self._fingerprint = answer["system_fingerprint"]
 
@@ -352,21 +418,24 @@ class OpenAIRunner:
         return total, count
 
     def _top_scores(self, answer: dict, example: Example) -> dict[str, float]:
-        """Each label's log-probability from the first generated position's top_logprobs."""
-        top = self._field(answer, "choices.0.logprobs.top_logprobs", example)
-        if not isinstance(top, list) or not top or not isinstance(top[0], dict):
+        """The log-probability of each label within the first generated position's top_logprobs.
+
+        Labels outside the top k are left out. An empty list is what a server returns when the
+        greedy next token ends the text: no position, so no label within the top k.
+        """
+        logprobs = self._field(answer, "choices.0.logprobs", example)
+        top = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+        if top is None or top == []:
+            return {}
+        if not isinstance(top, list) or not isinstance(top[0], dict):
             raise RunnerError(f"{self.url}/completions answer for example {example.id!r}: "
                               f"`top_logprobs` is not a list of dicts")
         scores: dict[str, float] = {}
         for label in example.labels or ():
             key = self.settings.label_prefix + label
-            if key not in top[0]:
-                raise RunnerError(
-                    f"{self.url}/completions answer for example {example.id!r}: label {label!r} "
-                    f"(token {key!r}) is not among the top {self.top_logprobs} log-probabilities",
-                    hint="raise top_logprobs, or use echo scoring (labels of several tokens need it)",
-                )
-            scores[label] = float(top[0][key])
+            value = top[0].get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scores[label] = float(value)
         return scores
 
     def _prediction(self, example: Example, index: int,
@@ -377,7 +446,16 @@ class OpenAIRunner:
         labels = list(example.labels or ())
         if self.scoring == "top_logprobs":
             scores, seconds = answers.pop((index, -1))
-            return classification(labels, [scores[label] for label in labels], label_tokens=1,
+            if len(scores) < len(labels):
+                self.outside_top_k += 1
+            if not scores:
+                # no label within the top k: no answer, which counts as wrong
+                self.unanswered += 1
+                return Prediction(output="", latency_ms=seconds * 1000.0)
+            # every label outside the top k scores below every label within it, so the best
+            # label within it is the answer; the confidence is over the labels within it
+            within = [label for label in labels if label in scores]
+            return classification(within, [scores[label] for label in within], label_tokens=1,
                                   latency_ms=seconds * 1000.0)
         scored = [answers.pop((index, k)) for k in range(len(labels))]
         # The example's cost is the time of its requests, not the time it waited in the queue.

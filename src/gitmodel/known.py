@@ -1,0 +1,104 @@
+"""The model and eval set names a repository knows, and "did you mean" for the others.
+
+A misspelt name must be an error, never an empty result: `diff --evalset
+sentimen` printing "No stored metrics" reads as success. A name is known when
+anything in the workspace or at the revisions a command reads holds it: the
+eval matrix and artifacts of dvc.yaml, a tracked file under models/ or
+evalsets/, a metrics folder or file, a release or stage tag.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Iterable
+
+from gitmodel import dvcyaml, gitrepo
+from gitmodel.errors import EvalSetNotFound, ModelNotFound
+
+
+def _stems(names: Iterable[str], suffixes: tuple[str, ...]) -> set[str]:
+    out = set()
+    for name in names:
+        for suffix in suffixes:
+            if name.endswith(suffix):
+                out.add(name[: -len(suffix)])
+    return out
+
+
+def models(root: Path, revs: Iterable[str | None] = (None,), tag_models: Iterable[str] = ()) -> list[str]:
+    """Every model name known in the workspace or at ``revs`` (git revisions; None: the workspace)."""
+    root = Path(root)
+    found = set(tag_models)
+    try:
+        matrix_models, _ = dvcyaml.matrix(root)
+        found.update(matrix_models)
+        found.update(dvcyaml.artifacts(root))
+    except Exception:   # a broken dvc.yaml is another command's error; names come from elsewhere too
+        pass
+    for rev in revs:
+        found |= _stems(gitrepo.list_dir_at(root, rev, dvcyaml.MODELS_DIR), (".gguf.dvc", ".gguf"))
+        found |= set(_folders_at(root, rev, dvcyaml.METRICS_DIR))
+    return sorted(found)
+
+
+def evalsets(root: Path, revs: Iterable[str | None] = (None,), model: str | None = None) -> list[str]:
+    """Every eval set name known in the workspace or at ``revs``: tracked files and stored results."""
+    root = Path(root)
+    found: set[str] = set()
+    try:
+        found.update(dvcyaml.matrix(root)[1])
+    except Exception:
+        pass
+    for rev in revs:
+        found |= _stems(gitrepo.list_dir_at(root, rev, dvcyaml.EVALSETS_DIR), (".jsonl.dvc", ".jsonl"))
+        folders = [model] if model else _folders_at(root, rev, dvcyaml.METRICS_DIR)
+        for folder in folders:
+            names = gitrepo.list_dir_at(root, rev, f"{dvcyaml.METRICS_DIR}/{folder}")
+            found |= {n[: -len(".json")] for n in names if n.endswith(".json") and not n.endswith(".outputs.json")}
+    return sorted(found)
+
+
+def _folders_at(root: Path, rev: str | None, folder: str) -> list[str]:
+    if rev in (None, gitrepo.WORKSPACE):
+        p = Path(root) / folder
+        return sorted(x.name for x in p.iterdir() if x.is_dir()) if p.is_dir() else []
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(root), "ls-tree", "-d", "--name-only", "-z", f"{rev}:{folder}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        return []
+    return sorted(n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``did you mean 'x'?`` for the closest known names, or the list of known ones."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return f"known: {', '.join(known)}" if known else "there are none yet"
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` when a known name is close to ``name``, else nothing."""
+    close = difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.6)
+    return ("; did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+
+
+def check_model(root: Path, name: str, known: Iterable[str]) -> None:
+    """Raise ModelNotFound (exit 3) when ``name`` is not among ``known``, with the closest names."""
+    known = list(known)
+    if name not in known:
+        raise ModelNotFound(f"unknown model '{name}': {did_you_mean(name, known)}",
+                            hint=f"track a checkpoint with `git model add {dvcyaml.model_path(name)}`"
+                            if not known else "check the spelling (`git model status` lists the models)")
+
+
+def check_evalset(root: Path, name: str, known: Iterable[str]) -> None:
+    """Raise EvalSetNotFound (exit 3) when ``name`` is not among ``known``, with the closest names."""
+    known = list(known)
+    if name not in known:
+        raise EvalSetNotFound(f"unknown eval set '{name}': {did_you_mean(name, known)}",
+                              hint=f"track one with `git model evalset add {dvcyaml.evalset_path(name)}`"
+                              if not known else "check the spelling (the eval sets are evalsets/<name>.jsonl)")
