@@ -717,3 +717,15 @@ def test_metric_bounds(key, value, message):
     with pytest.raises(InvalidMetrics) as info:
         metrics.validate_metrics(doc, "x.json")
     assert str(info.value) == f"x.json: field metrics.{key}: {message}"
+
+
+def test_an_eval_set_with_a_lone_surrogate_tracked_behind_git_models_back_is_refused_at_eval(registry, runner):
+    # `evalset add` refuses it; one tracked with plain `dvc add` must still not crash eval with UnicodeEncodeError
+    (registry / "evalsets/raw.jsonl").write_text(
+        '{"id": "ok", "input": "good food", "labels": ["positive", "negative"]}\n'
+        '{"id": "bad", "input": "x \\ud800", "labels": ["positive", "negative"]}\n')
+    subprocess.run(["dvc", "add", "evalsets/raw.jsonl"], cwd=registry, check=True, capture_output=True)
+    before = snapshot_tree(registry)
+    result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "raw"])
+    assert_refused(result, "evalsets/raw.jsonl:2: field 'input': a lone surrogate \\ud800 is not a character",
+                   registry, before)
