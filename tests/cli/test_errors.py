@@ -150,6 +150,7 @@ INVALID = {
     "rollback-to": (["rollback", "sentiment", "--to", "latest"], "Invalid value for '--to': invalid version 'latest'"),
     "rollback-wait-negative": (["rollback", "sentiment", "--wait", "-5"], "-5 is not a number of seconds >= 0"),
     "eval-wait-negative": (["eval", "sentiment", "-e", "x", "--wait", "-5"], "-5 is not a number of seconds >= 0"),
+    "release-wait-negative": (["release", "sentiment", "v1.0.0", "--wait", "-5"], "-5 is not a number of seconds >= 0"),
     "log-name": (["log", "a_b"], "Invalid value for '[MODEL]': invalid model name 'a_b'"),
     "status-name": (["status", "x-"], "invalid model name 'x-'"),
     "plot-name": (["plot", "UP"], "invalid model name 'UP'"),

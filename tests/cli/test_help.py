@@ -204,3 +204,18 @@ def test_python_dash_m_usage_error_points_at_dash_h(outside):
     proc = run(sys.executable, "-m", "gitmodel", "add", cwd=outside)
     assert proc.returncode == 2
     assert "Try 'git model add -h' for help." in proc.stderr
+
+
+def test_every_name_version_stage_and_wait_parameter_is_checked_by_the_grammar():
+    """A command added later with a plain `--wait` or MODEL argument would let -5 or 'Bad_Name' reach the core."""
+    from gitmodel.cli import app
+
+    expected = {"wait": app.SECONDS, "fraction": app.FRACTION, "model": app.MODEL_NAME, "stage": app.STAGE_NAME,
+                "version": app.VERSION, "to": app.VERSION, "evalset": app.EVALSET_NAME, "evalsets": app.EVALSET_NAME}
+    checked = 0
+    for path, command in ALL:
+        for param in command.params:
+            if param.name in expected and not getattr(param, "is_flag", False):
+                assert param.type is expected[param.name], (path, param.name, param.type)
+                checked += 1
+    assert checked >= 20

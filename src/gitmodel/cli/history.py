@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, wait_option
 
 
 def _number(value) -> str:
@@ -36,8 +36,7 @@ def _local_date(timestamp: int) -> str:
 @click.option("--accept-unverified", metavar="RATIONALE",
               help="Release although some metrics are unverified (not tied to the tracked md5); "
                    "the rationale is recorded in the tag message.")
-@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for another git-model command holding the repository lock.")
+@wait_option
 @json_option
 def release(model, version, message, allow_lower, accept_unverified, wait, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
