@@ -412,7 +412,7 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         # Both files or neither: outputs first, so that a crash (not a Ctrl-C,
         # which _commit undoes) between the renames leaves a summary whose
         # provenance no longer matches, which the next eval recomputes.
-        with interrupts.deferred(raise_on_exit=False) as interrupt:
+        with interrupts.deferred(raise_on_exit=False, last_step=True) as interrupt:
             _commit({root / outputs_rel: outputs, root / metrics_rel: summary.encode("utf-8")}, interrupt)
         seconds = time.perf_counter() - started
     return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=False, doc=doc, seconds=seconds,

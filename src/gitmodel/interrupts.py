@@ -60,8 +60,13 @@ def raise_once(signum, frame) -> None:
 
 
 @contextmanager
-def deferred(raise_on_exit: bool = True) -> Iterator[Deferral]:
+def deferred(raise_on_exit: bool = True, last_step: bool = False) -> Iterator[Deferral]:
     """Hold SIGINT back for the block; raise it on leaving (unless ``raise_on_exit`` is False).
+
+    ``last_step``: the block commits the command's result. In a command-line
+    process (SIGINT handled by :func:`raise_once`) a Ctrl-C after it has
+    nothing left to stop, so it is ignored rather than reported as having
+    stopped a command that did its work.
 
     Signals reach the main thread only: elsewhere, and when SIGINT is ignored
     (a background job), the block runs as it is.
@@ -85,7 +90,8 @@ def deferred(raise_on_exit: bool = True) -> Iterator[Deferral]:
     finally:
         _active.remove(state)
         # the interrupt this block held back counts as the process's one Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_IGN if state.pending and previous is raise_once else previous)
+        done = state.pending or (last_step and not failed)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if done and previous is raise_once else previous)
         if raise_on_exit and state.pending and not failed:
             raise KeyboardInterrupt
 
