@@ -4,69 +4,21 @@ Read-only and fast: tags come from one ``git for-each-ref`` (registry.load),
 every release's metrics from one ``git cat-file --batch`` (registry.results_at_many),
 and nothing here imports dvc, numpy or jsonschema on the way (metrics blobs
 are validated once and remembered by sha). The release record that
-``git model release`` writes into a tag message is parsed here too
-(:func:`parse_release_message`), next to :func:`release_message`, which writes it.
+``git model release`` writes into a tag message is read with
+:func:`gitmodel.refs.parse_release_message`, next to the function that writes it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmodel import dvcyaml, gitrepo, refs, registry as registry_mod
 from gitmodel.errors import GitModelError, ModelNotFound
+from gitmodel.refs import parse_release_message
 from gitmodel.registry import Registry, Release, Result, Revision
 
 # The metrics a release is summed up by, in this order, when its results have them.
 HEADLINE = ("n", "accuracy", "refusal_rate", "output_tokens.mean")
-
-# ----------------------------------------------------------------------------- the tag message
-
-RECORD_FENCE = "```json git-model"   # a fenced block: readable in `git show`, JSON-highlighted on forges
-RECORD_SCHEMA = 1
-
-
-def gto_first_line(model: str, version: refs.Version) -> str:
-    """The first line GTO writes for a registration (``gto register``)."""
-    return f"Registering artifact {model} version {version}"
-
-
-def release_message(model: str, version: refs.Version, user_message: str | None, record: dict) -> str:
-    """GTO's first line, the user's message, then the machine-readable record in a fenced JSON block."""
-    parts = [gto_first_line(model, version)]
-    if user_message and user_message.strip():
-        parts.append(user_message.strip("\n"))
-    parts.append(f"{RECORD_FENCE}\n{json.dumps(record, indent=2, sort_keys=False)}\n```")
-    return "\n\n".join(parts) + "\n"
-
-
-def parse_release_message(message: str, model: str | None = None,
-                          version: refs.Version | None = None) -> tuple[str, dict | None]:
-    """(the user's message, the record or None) of a release tag's message.
-
-    The record is the last fenced block opened by :data:`RECORD_FENCE` (the user's
-    message comes before it, so it cannot stand in for ours). GTO's first line is
-    dropped from the user's message when it is there.
-    """
-    lines = message.splitlines()
-    record = None
-    opened = max((i for i, line in enumerate(lines) if line.strip() == RECORD_FENCE), default=None)
-    if opened is not None:
-        closed = next((i for i in range(opened + 1, len(lines)) if lines[i].strip() == "```"), None)
-        if closed is not None:
-            try:
-                parsed = json.loads("\n".join(lines[opened + 1:closed]))
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                record = parsed
-                lines = lines[:opened] + lines[closed + 1:]
-    first = lines[0].split(" ") if lines else []
-    if (len(first) == 5 and first[:2] == ["Registering", "artifact"] and first[3] == "version"
-            and model in (None, first[2]) and (version is None or first[4] == str(version))):
-        lines = lines[1:]
-    return "\n".join(lines).strip("\n"), record
-
 
 # ----------------------------------------------------------------------------- headline metrics
 
@@ -269,6 +221,27 @@ def tracked_at(root: Path, rev: Revision, models: list[str],
                 state.gguf = dict(out.meta.get("gguf") or {})
         states[m] = state
     return states
+
+
+def tracked_md5_at(reader: gitrepo.ObjectReader, commits: list[str], rel: str) -> dict[str, str | None]:
+    """md5 of the model at ``rel`` in each commit, from its .dvc file or dvc.lock (two batched reads);
+    None where it is not tracked or its entry cannot be read."""
+    from gitmodel import store
+
+    if not commits:
+        return {}
+    specs = [f"{c}:{rel}.dvc" for c in commits] + [f"{c}:{store.LOCK_FILE}" for c in commits]
+    blobs = reader.read_many(specs)
+    found: dict[str, str | None] = {}
+    for i, commit in enumerate(commits):
+        dvc_blob, lock_blob = blobs[i], blobs[len(commits) + i]
+        try:
+            out = store.entry_from(Path(), rel, None if dvc_blob is None else dvc_blob[1].decode("utf-8"),
+                                   None if lock_blob is None else lock_blob[1].decode("utf-8"))
+        except (GitModelError, UnicodeDecodeError):
+            out = None
+        found[commit] = out.md5 if out else None
+    return found
 
 
 def models_at(root: Path, rev: Revision, reader: gitrepo.ObjectReader | None = None) -> list[str]:

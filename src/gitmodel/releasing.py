@@ -5,14 +5,15 @@ leaves no trace; checks and write hold the repository lock, so two releases
 cannot both pass the checks on one commit. The tag is GTO's
 ``<model>@v<semver>``, annotated, on the commit HEAD pointed to when the
 checks began; its message is GTO's first line, the user's message and a
-record of what was released (history.release_message).
+record of what was released (refs.release_message). The registry writes it
+(:meth:`registry.Registry.register`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, locking, project, provenance, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 
 
@@ -145,28 +146,22 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
     cannot both find HEAD unreleased and put two versions on one commit."""
     refs.check_name(model)
     parsed = refs.Version.parse(version)
-    tag = refs.release_tag(model, parsed)
-    check = refs.parse_tag(tag)
-    if check is None or check.kind != "release" or check.name != model or check.version != parsed:
-        raise ReleaseRefused(f"internal error: {tag!r} does not read back as a release tag")  # pragma: no cover
     message = _check_message(message)
     root = project.open_root(start)
-    with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
-        plan = plan_release(root, model, parsed, message, allow_lower, accept_unverified)
-        # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
-        gitrepo.create_tag(root, plan.tag, plan.commit, plan.text, cleanup="whitespace")
+    with registry_mod.writing(root, wait=wait, on_wait=on_wait) as reg:
+        plan = plan_release(root, reg, model, parsed, message, allow_lower, accept_unverified)
+        reg.register(plan.model, plan.version, plan.commit, plan.text)
     return ReleaseResult(plan.model, plan.version, plan.tag, plan.commit, plan.record, plan.text)
 
 
-def plan_release(root: Path, model: str, parsed: refs.Version, message: str | None,
+def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: refs.Version, message: str | None,
                  allow_lower: bool, accept_unverified: str | None = None) -> ReleasePlan:
-    """Every check of a release, reading only; raises when the release is refused. The caller holds
-    the repository lock, so what is checked here still holds when the tag is written."""
+    """Every check of a release, reading only; raises when the release is refused. ``reg`` was read
+    under the repository lock, so what is checked here still holds when the tag is written."""
     tag = refs.release_tag(model, parsed)
     head = gitrepo.head_commit(root)
     if head is None:
         raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
-    reg = registry_mod.load(root)
     _check_tag_free(reg, model, parsed, tag)
     on_head = reg.releases_at(model, head)
     if on_head:
@@ -215,7 +210,7 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         message = provenance.with_accepted_unverified(message, accept_unverified)
 
     record = {
-        "schema_version": history.RECORD_SCHEMA,
+        "schema_version": refs.RECORD_SCHEMA,
         "model": model,
         "version": str(parsed),
         "path": committed.path,
@@ -227,5 +222,5 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         "evalsets": {r.evalset: {"md5": (r.doc.get("evalset") or {}).get("md5"),
                                  "metrics": history.headline(r.doc["metrics"])} for r in results},
     }
-    text = history.release_message(model, parsed, message, record)
+    text = refs.release_message(model, parsed, message, record)
     return ReleasePlan(model, parsed, tag, head, record, text)

@@ -202,9 +202,9 @@ def status(model, as_json) -> None:
       git model status
       git model status chat --json
     """
-    from gitmodel import stages
+    from gitmodel import status as status_mod
 
-    statuses = stages.status(model)
+    statuses = status_mod.status(model)
     if as_json:
         emit_json({"models": [s.to_dict() for s in statuses]})
         return
