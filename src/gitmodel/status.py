@@ -2,12 +2,11 @@
 holders, and whether the metrics in the workspace still describe the weights. Reads only."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, project, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, jsonio, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import InvalidName
 
@@ -84,9 +83,8 @@ def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         rel = p.relative_to(root).as_posix()
         try:
-            doc = json.loads(p.read_bytes())
+            doc = jsonio.loads(p.read_bytes())
             md5 = doc["model"]["md5"]
-            evalset = doc.get("evalset") or {}
         except (ValueError, KeyError, TypeError, OSError):
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
