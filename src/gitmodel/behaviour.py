@@ -8,10 +8,10 @@
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Mapping
 
+from gitmodel import jsonio
 from gitmodel.errors import InvalidMetrics
 from gitmodel.metricdiff import is_number
 
@@ -25,7 +25,7 @@ def parse_outputs(data: bytes | None, source: str = "outputs.jsonl") -> dict[str
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsonio.loads(line)
         except ValueError as e:
             raise InvalidMetrics(f"{source}:{number}: not valid JSON: {e}") from None
         if not isinstance(record, dict) or not isinstance(record.get("id"), str):

@@ -3,6 +3,7 @@
 * :func:`atomic_write` writes a temporary file in the same folder, fsyncs it
   and renames it over the target: a reader (or a crash) sees the old bytes or
   the new bytes, never a partial file.
+* :func:`replace_all` replaces several files together, or none of them when interrupted.
 * :class:`Snapshot` remembers the bytes of the files a command is about to
   change and puts them back if the command fails, so that a failed command
   leaves the repository as it found it.
@@ -15,8 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitmodel.interrupts import Deferral
 
 TMP_PREFIX = ".gitmodel-tmp-"
 
@@ -188,3 +195,56 @@ def is_inside(child: Path, parent: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _keep_previous(path: Path) -> Path:
+    """A second name for ``path``'s current bytes (a hard link, else a copy), to put back."""
+    backup = path.parent / f"{temp_prefix()}{secrets.token_hex(6)}"
+    try:
+        os.link(path, backup)
+    except OSError:
+        shutil.copy2(path, backup)
+    return backup
+
+
+def replace_all(files: dict[Path, bytes], interrupt: Deferral) -> None:
+    """Replace every file of ``files`` or none of them.
+
+    Each new file is written and fsynced beside its target first; a Ctrl-C
+    (or an error) until then removes them and leaves the targets as they
+    were. The renames then run with SIGINT held back; one that arrived during
+    them puts the previous files back, from hard links taken before.
+    """
+    temps: dict[Path, Path] = {}
+    backups: dict[Path, Path] = {}
+    renamed: list[Path] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
+            temps[path] = Path(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+            if path.exists():
+                backups[path] = _keep_previous(path)
+            interrupt.check()
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+            renamed.append(path)
+        interrupt.check()     # the commit point: a Ctrl-C after it no longer undoes the run
+    except BaseException:
+        for path in reversed(renamed):
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            else:
+                path.unlink()
+        raise
+    finally:
+        for leftover in [*temps.values(), *backups.values()]:
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass

@@ -88,7 +88,8 @@ class GateReport:
         if self.passed:
             text = f"pass: {gated} gated metrics meet or beat the baseline"
         else:
-            text = f"fail: {len(self.failures)} regressions: {', '.join(self.failed_metrics)}"
+            text = (f"fail: {len(self.failures)} regression{'s' if len(self.failures) != 1 else ''}: "
+                    f"{', '.join(self.failed_metrics)}")
         if self.accepted:
             text += "; accepted tradeoffs: " + ", ".join(r.metric for r in self.accepted)
         return text

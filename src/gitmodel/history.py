@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, refs, registry as registry_mod
+from gitmodel import dvcyaml, gitrepo, provenance, refs, registry as registry_mod, revisions, store
 from gitmodel.errors import GitModelError, ModelNotFound
 from gitmodel.refs import parse_release_message
-from gitmodel.registry import Registry, Release, Result, Revision
+from gitmodel.registry import Registry, Release, Result
+from gitmodel.revisions import Revision
 
 # The metrics a release is summed up by, in this order, when its results have them.
 HEADLINE = ("n", "accuracy", "refusal_rate", "output_tokens.mean")
@@ -142,7 +143,7 @@ def log(root: Path, model: str | None = None, limit: int | None = None) -> list[
         for m in models:
             releases = reg.releases.get(m, [])[::-1]
             shown = releases[:limit] if limit else releases
-            revs = [Revision(r.tag, r.commit, m, r) for r in shown]
+            revs = [Revision.of(r) for r in shown]
             results = registry_mod.results_at_many(root, revs, model=m, reader=reader)
             by_version: dict[refs.Version, list[str]] = {}
             for stage, event in reg.holders(m).items():
@@ -175,6 +176,7 @@ class ModelState:
     stages: list[str] = field(default_factory=list)
     record: dict | None = None        # the record in the release tag's message
     message: str = ""                 # the user's part of the release tag's message
+    stale: dict = field(default_factory=dict)   # eval set -> [provenance.StaleReason], for stale results only
 
     def to_json(self) -> dict:
         return {
@@ -186,62 +188,29 @@ class ModelState:
             "stages": self.stages,
             "results": {r.evalset: {"path": r.path, "evalset": r.doc.get("evalset"), "params": r.doc.get("params"),
                                     "runner": r.doc.get("runner"), "model_md5": (r.doc.get("model") or {}).get("md5"),
-                                    "metrics": r.doc["metrics"]} for r in self.results},
+                                    "metrics": r.doc["metrics"],
+                                    "stale": [reason.to_dict() for reason in self.stale.get(r.evalset, [])]}
+                        for r in self.results},
         }
-
-
-def _read(root: Path, rev: Revision, paths: list[str], reader: gitrepo.ObjectReader | None) -> list[bytes | None]:
-    if rev.is_workspace:
-        return [(root / p).read_bytes() if (root / p).is_file() else None for p in paths]
-    found = reader.read_many([f"{rev.commit}:{p}" for p in paths])
-    return [f[1] if f and f[0] == "blob" else None for f in found]
 
 
 def tracked_at(root: Path, rev: Revision, models: list[str],
                reader: gitrepo.ObjectReader | None = None) -> dict[str, ModelState]:
-    """model -> its checkpoint at ``rev``, from its ``.dvc`` file or else from ``dvc.lock``."""
-    from gitmodel import store
-
+    """model -> its checkpoint at ``rev``, as :func:`gitmodel.store.tracked_at` reads it, with its lineage."""
     root = Path(root)
     paths = [dvcyaml.model_path(m) for m in models]
-    blobs = _read(root, rev, [p + ".dvc" for p in paths] + [store.LOCK_FILE], reader)
-    lock_text = blobs[-1].decode("utf-8", "replace") if blobs[-1] is not None else None
+    outs = store.tracked_at(root, rev.commit, paths, reader)
     states = {}
-    for m, rel, data in zip(models, paths, blobs):
+    for m, rel in zip(models, paths):
         state = ModelState(m, rel)
-        out = store.entry_from(root, rel, None if data is None else data.decode("utf-8", "replace"), lock_text)
+        out = outs[rel]
         if out is not None:
             state.md5, state.size = out.md5, out.size
-            if out.source.name == store.LOCK_FILE:
-                state.tracked_by = store.LOCK_FILE
-                state.lineage = store.lock_lineage(lock_text, out.source, rel) or {}
-            else:
-                state.tracked_by = rel + ".dvc"
-                state.lineage = dict(out.meta.get("lineage") or {})
-                state.gguf = dict(out.meta.get("gguf") or {})
+            state.tracked_by = store.LOCK_FILE if out.source.name == store.LOCK_FILE else rel + ".dvc"
+            state.lineage = dict(out.meta.get("lineage") or {})
+            state.gguf = dict(out.meta.get("gguf") or {})
         states[m] = state
     return states
-
-
-def tracked_md5_at(reader: gitrepo.ObjectReader, commits: list[str], rel: str) -> dict[str, str | None]:
-    """md5 of the model at ``rel`` in each commit, from its .dvc file or dvc.lock (two batched reads);
-    None where it is not tracked or its entry cannot be read."""
-    from gitmodel import store
-
-    if not commits:
-        return {}
-    specs = [f"{c}:{rel}.dvc" for c in commits] + [f"{c}:{store.LOCK_FILE}" for c in commits]
-    blobs = reader.read_many(specs)
-    found: dict[str, str | None] = {}
-    for i, commit in enumerate(commits):
-        dvc_blob, lock_blob = blobs[i], blobs[len(commits) + i]
-        try:
-            out = store.entry_from(Path(), rel, None if dvc_blob is None else dvc_blob[1].decode("utf-8"),
-                                   None if lock_blob is None else lock_blob[1].decode("utf-8"))
-        except (GitModelError, UnicodeDecodeError):
-            out = None
-        found[commit] = out.md5 if out else None
-    return found
 
 
 def models_at(root: Path, rev: Revision, reader: gitrepo.ObjectReader | None = None) -> list[str]:
@@ -294,7 +263,7 @@ def show(root: Path, ref: str) -> Shown:
     reference (``chat@v1.2.0``, ``chat@latest``, ``chat#prod``), of every model otherwise."""
     root = Path(root)
     reg = registry_mod.load(root)
-    rev = registry_mod.resolve(root, ref, reg)
+    rev = revisions.resolve(root, ref, reg)
     reader = None if rev.is_workspace else gitrepo.ObjectReader(root)
     try:
         models = [rev.model] if rev.model else models_at(root, rev, reader)
@@ -302,6 +271,10 @@ def show(root: Path, ref: str) -> Shown:
         results: dict[str, list[Result]] = {m: [] for m in models}
         for result in registry_mod.results_at(root, rev, model=rev.model, reader=reader):
             results.setdefault(result.model, []).append(result)
+        found = [r for rs in results.values() for r in rs]
+        tracked = store.tracked_md5s(root, [rev.commit], [p for r in found for p in provenance.tracked_paths(r.doc)],
+                                     reader)[rev.commit]
+        stale = {(r.model, r.evalset): provenance.stale_at(root, rev, r.doc, tracked=tracked) for r in found}
     finally:
         if reader is not None:
             reader.close()
@@ -309,6 +282,7 @@ def show(root: Path, ref: str) -> Shown:
     for m in models:
         state = states[m]
         state.results = results[m]
+        state.stale = {r.evalset: stale[m, r.evalset] for r in state.results if stale[m, r.evalset]}
         if not rev.is_workspace:
             state.release = rev.release if rev.model == m and rev.release else reg.release_at(m, rev.commit)
             if state.release is not None:

@@ -28,16 +28,20 @@ STAGE_RE = NAME_RE
 MAX_NAME_LENGTH = 100
 
 
+def shown(text) -> str:
+    """``text`` as typed ('modèle' stays 'modèle'); only characters a terminal would not show are escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def check_name(name: str, what: str = "model name") -> str:
     """Return ``name`` if it follows the grammar, else raise InvalidName saying why."""
     if not isinstance(name, str) or not name:
         raise InvalidName(f"invalid {what}: it is empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidName(f"invalid {what} {name[:20]!r}...: longer than {MAX_NAME_LENGTH} characters")
+        raise InvalidName(f"invalid {what} '{shown(name[:20])}...': longer than {MAX_NAME_LENGTH} characters")
     if not NAME_RE.match(name):
-        shown = name.encode("unicode_escape").decode("ascii")
         raise InvalidName(
-            f"invalid {what} '{shown}': use lowercase letters, digits and '-', "
+            f"invalid {what} '{shown(name)}': use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit (e.g. 'chat' or 'fraud-v2')",
             hint=f"pass --name with a valid {what}" if what == "model name" else None,
         )
@@ -67,8 +71,7 @@ class Version:
             text = f"v{text}"
         m = VERSION_RE.match(text)
         if not m:
-            shown = str(typed).encode("unicode_escape").decode("ascii")
-            raise InvalidName(f"invalid version '{shown}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
+            raise InvalidName(f"invalid version '{shown(typed)}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
         return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), m["prerelease"], m["build"])
 
     def _key(self):

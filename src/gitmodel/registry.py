@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitmodel import gitrepo, refs
 from gitmodel.errors import GitModelError
@@ -23,13 +24,12 @@ from gitmodel.refs import Version
 # stored results are read through this module too
 from gitmodel.results import Result, ValidatedBlobs, results_at, results_at_many  # noqa: F401
 
+if TYPE_CHECKING:
+    from gitmodel.revisions import Revision
+
 WORKSPACE = gitrepo.WORKSPACE
 PROD = "prod"
 CANARY = "canary"
-
-
-class UnknownRevision(GitModelError):
-    pass
 
 
 class RegistryConflict(GitModelError):
@@ -393,89 +393,3 @@ def load(root: Path) -> Registry:
     return registry
 
 
-# ----------------------------------------------------------------------------- revisions
-
-
-@dataclass
-class Revision:
-    """A resolved revision: a commit, or the workspace."""
-
-    text: str                 # what the user typed
-    commit: str | None        # None for the workspace
-    model: str | None = None  # set for registry references (chat@v1, chat#prod)
-    release: Release | None = None
-
-    @property
-    def is_workspace(self) -> bool:
-        return self.commit is None
-
-    @property
-    def label(self) -> str:
-        if self.is_workspace:
-            return WORKSPACE
-        if self.release and self.text != self.release.tag:
-            return f"{self.text} ({self.release.tag})"
-        return self.text
-
-
-def _closest(text: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-def resolve(root: Path, text: str, registry: Registry | None = None) -> Revision:
-    """``workspace``, ``<model>@vX.Y.Z``, ``<model>@latest``, ``<model>#<stage>`` or any git revision."""
-    if text in (WORKSPACE, "", None):
-        return Revision(WORKSPACE, None)
-    if text.startswith("-"):
-        raise UnknownRevision(f"invalid revision {text!r}: revisions do not start with '-'")
-    if "@" in text and not text.startswith("@"):
-        registry = registry or load(root)
-        model, _, version = text.partition("@")
-        if refs.NAME_RE.match(model) and (version in ("latest", "greatest") or version.startswith("v")
-                                          or refs.VERSION_RE.match(f"v{version}")):
-            if version in ("latest", "greatest"):
-                release = registry.latest(model)
-                if release is None:
-                    close = _closest(model, registry.models())
-                    raise UnknownRevision(f"{text}: model '{model}' has no releases{close}",
-                                          hint=None if close else f"release one with `git model release {model} v1.0.0`")
-            else:
-                try:
-                    release = registry.release(model, version)
-                except GitModelError:
-                    raise UnknownRevision(f"{text}: {version!r} is not a SemVer version like v1.2.0") from None
-                if release is None:
-                    versions = [str(r.version) for r in registry.active_releases(model)]
-                    known = f"; releases of {model}: {', '.join(versions[-5:])}" if versions else \
-                        f"; model '{model}' has no releases{_closest(model, registry.models())}"
-                    raise UnknownRevision(f"unknown release {text}{known}")
-            return Revision(text, release.commit, model, release)
-    if "#" in text:
-        registry = registry or load(root)
-        model, _, stage = text.partition("#")
-        if refs.NAME_RE.match(model) and refs.NAME_RE.match(stage):
-            event = registry.holder(model, stage)
-            if event is None:
-                stages = sorted(registry.holders(model))
-                known = f"; stages of {model}: {', '.join(stages)}" if stages else \
-                    f"; '{model}' is deprecated (a {model}@deprecated tag is its newest), so no stage " \
-                    "holds it" if model in registry.deprecated else \
-                    "" if model in registry.models() else \
-                    f"; model '{model}' has no releases or stages{_closest(model, registry.models())}"
-                raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{known}",
-                                      hint=f"promote one with `git model promote {model} VERSION --stage {stage}`")
-            release = registry.release_at(model, event.commit)
-            return Revision(text, event.commit, model, release)
-    kinds = gitrepo.ref_kinds(root, text)
-    if "branch" in kinds and "tag" in kinds:
-        raise UnknownRevision(f"{text!r} is both a branch and a tag: git-model does not guess",
-                              hint=f"say which: refs/heads/{text} or refs/tags/{text}")
-    commit = gitrepo.resolve_commit(root, text)
-    if commit is None:
-        registry = registry or load(root)
-        branches = gitrepo.run_git(root, "for-each-ref", "--format=%(refname:short)", "refs/heads").decode().split()
-        hint = (f"a model is not a revision: name one of its versions, e.g. {text}@latest, {text}@v1.0.0 "
-                f"or {text}#prod" if text in registry.models() else None)
-        raise UnknownRevision(f"unknown revision {text!r}{_closest(text, registry.tag_names + branches)}", hint=hint)
-    return Revision(text, commit)

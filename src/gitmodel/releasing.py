@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
+from gitmodel.revisions import Revision
 
 
 class ReleaseRefused(GitModelError):
@@ -107,23 +108,6 @@ def _check_committed(root: Path, model: str, head: str, committed: history.Model
                      f"or restore the committed ones with `dvc checkout {rel}`")
 
 
-def _evalset_md5s(root: Path, rev: registry_mod.Revision, names: list[str],
-                  reader: gitrepo.ObjectReader) -> dict[str, str | None]:
-    """eval set -> its tracked md5 at ``rev`` (.dvc file, else dvc.lock), None when not tracked there."""
-    paths = [dvcyaml.evalset_path(e) for e in names]
-    found = reader.read_many([f"{rev.commit}:{p}.dvc" for p in paths] + [f"{rev.commit}:{store.LOCK_FILE}"])
-    lock = found[-1][1].decode("utf-8", "replace") if found[-1] and found[-1][0] == "blob" else None
-    md5s = {}
-    for name, path, data in zip(names, paths, found):
-        out = None
-        if data and data[0] == "blob":
-            out = store.parse_dvc_file(data[1].decode("utf-8", "replace"), root / (path + ".dvc"))
-        elif lock is not None:
-            out = store.parse_lock(lock, root / store.LOCK_FILE, path)
-        md5s[name] = out.md5 if out else None
-    return md5s
-
-
 @dataclass
 class ReleasePlan:
     """What a release will write, decided (every check passed) before anything is written."""
@@ -171,7 +155,7 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
         raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head[-1].tag}{how}",
                              hint="commit the new model first; a commit holds one version of a model")
     _check_version_order(reg, model, parsed, allow_lower)
-    rev = registry_mod.Revision("HEAD", head)
+    rev = Revision("HEAD", head)
     with gitrepo.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]
         if committed.tracked_by is None:
@@ -190,20 +174,13 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
             raise ReleaseRefused(
                 f"model '{model}' has no metrics at HEAD (nothing in {dvcyaml.METRICS_DIR}/{model}/)",
                 hint=f"evaluate it (`git model eval {model} --evalset NAME`, or `dvc repro`) and commit the metrics")
-        evalset_md5 = _evalset_md5s(root, rev, [r.evalset for r in results], reader)
+        tracked = store.tracked_md5s(root, [head], [p for r in results for p in provenance.tracked_paths(r.doc)],
+                                     reader)[head]
     for r in results:
-        measured = (r.doc.get("model") or {}).get("md5")
-        if measured != committed.md5:
+        reasons = provenance.stale_at(root, rev, r.doc, tracked=tracked)
+        if reasons:
             raise StaleArtifact(
-                f"{r.path} is stale: it measured model md5 {measured}, but the committed "
-                f"{committed.path} is md5 {committed.md5}",
-                hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
-        tracked_set = evalset_md5.get(r.evalset)
-        measured_set = (r.doc.get("evalset") or {}).get("md5")
-        if tracked_set is not None and measured_set != tracked_set:
-            raise StaleArtifact(
-                f"{r.path} is stale: it used eval set md5 {measured_set}, but the committed "
-                f"{dvcyaml.evalset_path(r.evalset)} is md5 {tracked_set}",
+                provenance.describe(r.path, rev.label, reasons),
                 hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
 
     if provenance.check_verified(results, accept_unverified, f"release {tag}"):

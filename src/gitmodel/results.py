@@ -6,16 +6,16 @@ validated once and remembered by its sha (:class:`ValidatedBlobs`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitmodel import jsonio
 from gitmodel import dvcyaml, gitrepo
 from gitmodel.errors import InvalidMetrics
 
 if TYPE_CHECKING:
-    from gitmodel.registry import Revision
+    from gitmodel.revisions import Revision
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Result:
 
 def _parse(data: bytes, source: str, validate: bool) -> dict:
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidMetrics(f"{source}: not valid JSON: {e}") from None
     if validate:

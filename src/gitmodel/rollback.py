@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, fsutil, gitrepo, history, project, refs, store
+from gitmodel import dvcyaml, fsutil, gitrepo, project, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitError, GitModelError
 from gitmodel.placement import place, prove, put_back, record_proof, remove_if_exists, save_to_cache, workspace_md5
@@ -84,18 +84,17 @@ def rollback(model: str, to: str | None = None, *, no_commit: bool = False, forc
     root = project.open_root(start)
     refs.check_name(model, "model name")
     with registry_mod.writing(root, wait=wait, on_wait=on_wait) as reg:
-        release = target_release(reg, model, to)
+        release = target_release(root, reg, model, to)
         rel = dvcyaml.model_path(model)
         for folder in {(root / rel).parent, root, root / dvcyaml.METRICS_DIR / model, root / project.STATE_DIR}:
             fsutil.remove_stale_temps(folder)    # left by a rollback that was killed
         return apply(root, reg, plan(gather(root, reg, model, release, commit=not no_commit)), force=force)
 
 
-def target_release(reg: Registry, model: str, to: str | None) -> Release:
-    """The release to roll back to: the one named, else the one that held prod before the current holder."""
-    if to is not None:
-        return reg.find_release(model, to)
-    release = default_target(reg, model)
+def target_release(root: Path, reg: Registry, model: str, to: str | None) -> Release:
+    """The release to roll back to: the one ``to`` names (any revision form), else the one that held prod
+    before the current holder."""
+    release = default_target(reg, model) if to is None else revisions.release_of(root, model, to, reg)
     reg.check_stageable(release)
     return release
 
@@ -109,7 +108,8 @@ def _head_label(reg: Registry, model: str, root: Path, rel: str, head: str | Non
         return "nothing"
     releases = reg.active_releases(model)
     with gitrepo.ObjectReader(root) as reader:
-        md5s = history.tracked_md5_at(reader, list(dict.fromkeys([head] + [r.commit for r in releases])), rel)
+        md5s = {commit: found[rel] for commit, found in store.tracked_md5s(
+            root, [head] + [r.commit for r in releases], [rel], reader=reader, lenient=True).items()}
     match = [r for r in releases if md5s.get(r.commit) and md5s.get(r.commit) == md5s.get(head)]
     if match:
         return str(match[-1].version)

@@ -2,12 +2,11 @@
 holders, and whether the metrics in the workspace still describe the weights. Reads only."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, store
+from gitmodel import dvcyaml, gitrepo, jsonio, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import InvalidName
 
@@ -78,20 +77,19 @@ def _model_rel(artifacts: dict, model: str) -> str:
     return str(path) if path else dvcyaml.model_path(model)
 
 
-def _metrics_status(root: Path, model: str, tracked_md5: str | None) -> list[MetricsStatus]:
+def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
     folder = root / dvcyaml.METRICS_DIR / model
     found = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         rel = p.relative_to(root).as_posix()
         try:
-            doc = json.loads(p.read_bytes())
+            doc = jsonio.loads(p.read_bytes())
             md5 = doc["model"]["md5"]
-            evalset = doc.get("evalset") or {}
         except (ValueError, KeyError, TypeError, OSError):
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
-        reasons = provenance.workspace_staleness(root, doc, tracked_md5)
-        reason = "; ".join(reasons) or None
+        reasons = provenance.stale_at(root, revisions.Revision(gitrepo.WORKSPACE, None), doc, with_params=True)
+        reason = "; ".join(map(str, reasons)) or None
         unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
         found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
     return found
@@ -124,7 +122,8 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
             st = ModelStatus(name, rel, workspace_md5, tracked.md5 if tracked else None,
                              tracked.source.relative_to(root).as_posix() if tracked else None)
             releases = reg.active_releases(name)
-            md5s = history.tracked_md5_at(reader, list(dict.fromkeys(r.commit for r in releases)), rel)
+            md5s = {commit: found[rel] for commit, found in store.tracked_md5s(
+                root, [r.commit for r in releases], [rel], reader=reader, lenient=True).items()}
             st.releases = [str(r.version) for r in releases if workspace_md5 and md5s.get(r.commit) == workspace_md5]
             for stage, event in sorted(reg.holders(name).items()):
                 trailers = event.trailers
@@ -134,6 +133,6 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                 st.stages.append(HolderStatus(
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
-            st.metrics = _metrics_status(root, name, st.tracked_md5)
+            st.metrics = _metrics_status(root, name)
             statuses.append(st)
     return statuses

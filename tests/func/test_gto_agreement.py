@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gating, history, project, registry, rollback_plan, status
+from gitmodel import gating, history, project, registry, revisions, rollback_plan, status
 from gitmodel.errors import GitModelError
 from tests.conftest import git
 from tests.func.stagekit import gm, tool
@@ -154,8 +154,8 @@ def test_gto_agreement_on_the_zoo(zoo):
         assert sorted(str(r.version) for r in reg.releases[model] if r.deregistered) == gto_deregistered, model
         if model not in shown:                                # deprecated: gto shows nothing of it
             assert model in reg.deprecated and reg.holders(model) == {}, model
-            with pytest.raises(registry.UnknownRevision) as e:
-                registry.resolve(zoo, f"{model}#prod")
+            with pytest.raises(revisions.UnknownRevision) as e:
+                revisions.resolve(zoo, f"{model}#prod")
             assert e.value.message == (f"{model}#prod: no version of '{model}' holds stage 'prod'; '{model}' is "
                                        f"deprecated (a {model}@deprecated tag is its newest), so no stage holds it")
             continue
@@ -173,7 +173,7 @@ def test_gto_agreement_on_the_zoo(zoo):
         assert {h.stage: h.version or git(zoo, "rev-parse", f"{h.tag}^{{commit}}").strip() for h in st.stages} \
             == expected, model
         for stage_name, holder in expected.items():
-            rev = registry.resolve(zoo, f"{model}#{stage_name}")
+            rev = revisions.resolve(zoo, f"{model}#{stage_name}")
             assert rev.commit == (reg.release(model, holder).commit if holder.startswith("v") else holder)
         baseline = gating.baseline_holder(zoo, model)
         assert (label(baseline) if baseline else None) == expected.get("prod"), model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
 from gitmodel.cli.render import code, md_cell, md_table, number, signed, table, value
 
 MD_MAX_EXAMPLES = 50                      # per list in a comment: a PR comment holds 65,536 characters
@@ -77,7 +77,7 @@ def _one_sided(result, f, md: bool = False) -> str | None:
 def _behaviour_text(result, f) -> list[str]:
     b = f.behaviour
     old, new = result.old.label, result.new.label
-    lines = [f"Behaviour of {_where(f)} ({b['matched']} examples at both revisions):"]
+    lines = [f"Behaviour of {_where(f)} ({plural(b['matched'], 'example')} at both revisions):"]
     if not b["matched"]:   # one side only: every id would be listed, and nothing compared
         return lines + [f"  only at {old}: {len(b['only_old'])} · only at {new}: {len(b['only_new'])}"]
     counts = [f"{name} {len(b[key])}" for key, name in _LISTS]
@@ -290,8 +290,9 @@ def _diff_json(result, examples: bool) -> None:
 @cli.command("diff")
 @click.argument("a", required=False, metavar="[A]")
 @click.argument("b", required=False, metavar="[B]")
-@click.option("--model", "-m", help="Only this model's results (implied by a registry reference such as chat@v1.2.0).")
-@click.option("--evalset", "-e", help="Only results on this eval set.")
+@click.option("--model", "-m", type=MODEL_NAME,
+              help="Only this model's results (implied by a registry reference such as chat@v1.2.0).")
+@click.option("--evalset", "-e", type=EVALSET_NAME, help="Only results on this eval set.")
 @json_option
 @click.option("--md", "as_md", is_flag=True, help="Print a GitHub-flavoured Markdown pull-request comment.")
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged metrics too (as `dvc metrics diff --all`).")

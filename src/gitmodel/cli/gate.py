@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option
 from gitmodel.cli.render import code, md_cell, md_table, number, signed, table, value
 
 GATE_MARKER = "<!-- git-model-gate -->"   # (diff's marker is ci.COMMENT_MARKER: the workflow finds its comment by it)
@@ -119,11 +119,13 @@ def _render_gate_md(outcome) -> None:
 
 
 @cli.command("gate")
-@click.argument("model")
+@click.argument("model", type=MODEL_NAME)
 @click.option("--baseline", metavar="REF", help="What the candidate must meet or beat (default: MODEL#prod).")
 @click.option("--candidate", metavar="REF", default="workspace", show_default=True,
-              help="The results to gate: a revision, MODEL@vX.Y.Z, or the workspace.")
-@click.option("--evalset", "-e", help="Gate on this eval set only (default: every eval set the candidate has).")
+              help="The results to gate: MODEL@vX.Y.Z, MODEL@latest, MODEL#stage, any git revision, or the "
+                   "workspace.")
+@click.option("--evalset", "-e", type=EVALSET_NAME,
+              help="Gate on this eval set only (default: every eval set the candidate has).")
 @json_option
 @click.option("--md", "as_md", is_flag=True, help="Print a GitHub-flavoured Markdown report.")
 @click.option("--rerun", is_flag=True,
