@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from gitmodel import dvcyaml, gitrepo, metricdiff, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
+from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, NotInitialized
 from gitmodel.revisions import Revision, WORKSPACE
 
@@ -89,10 +90,10 @@ def _implied_model(revs: list[Revision], model: str | None) -> str | None:
 
 
 def _read(root: Path, revs: list[Revision], model: str | None, evalset: str | None,
-          with_outputs: bool) -> list[list[registry_mod.Result]]:
+          with_outputs: bool) -> list[list[results_mod.Result]]:
     if not any(r.is_workspace for r in revs):
-        return registry_mod.results_at_many(root, revs, model, evalset, with_outputs)
-    return [registry_mod.results_at(root, r, model, evalset, with_outputs) for r in revs]
+        return results_mod.results_at_many(root, revs, model, evalset, with_outputs)
+    return [results_mod.results_at(root, r, model, evalset, with_outputs) for r in revs]
 
 
 def _add_inputs(root: Path, doc: dict, behaviour: dict) -> None:

@@ -21,11 +21,12 @@ from typing import Callable
 
 from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
+from gitmodel import results as results_mod
 from gitmodel.revisions import Revision
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 from gitmodel.gaterules import GateOutcome
 
-PROD = "prod"
+PROD = registry_mod.PROD
 
 
 class NoBaseline(GitModelError):
@@ -80,15 +81,15 @@ def _model_rel(model: str, *docs: dict | None) -> str:
     return dvcyaml.model_path(model)
 
 
-def _stale(root: Path, rev: Revision, result: registry_mod.Result) -> str | None:
+def _stale(root: Path, rev: Revision, result: results_mod.Result) -> str | None:
     """Why a stored result does not describe the checkpoint (or eval set) tracked at its revision, or None."""
     reasons = provenance.stale_at(root, rev, result.doc)
     return provenance.describe(result.path, rev.label, reasons) if reasons else None
 
 
 def _candidate_results(root: Path, model: str, rev: Revision,
-                       evalset: str | None) -> list[registry_mod.Result]:
-    results = registry_mod.results_at(root, rev, model, evalset, with_outputs=True)
+                       evalset: str | None) -> list[results_mod.Result]:
+    results = results_mod.results_at(root, rev, model, evalset, with_outputs=True)
     if not results and evalset is not None:
         from gitmodel import known
 
@@ -156,7 +157,7 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
     base_rev = _resolve_baseline(root, baseline, registry)
     cand_rev = revisions.resolve(root, candidate, registry)
     candidates = _candidate_results(root, model, cand_rev, evalset)
-    stored = {r.evalset: r for r in registry_mod.results_at(root, base_rev, model, evalset, with_outputs=True)}
+    stored = {r.evalset: r for r in results_mod.results_at(root, base_rev, model, evalset, with_outputs=True)}
 
     plans = []   # (candidate result, baseline result or None, why the baseline must be re-run or None)
     for cand in candidates:

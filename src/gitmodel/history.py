@@ -1,7 +1,7 @@
 """What the registry holds over time: the data behind ``git model log`` and ``git model show``.
 
 Read-only and fast: tags come from one ``git for-each-ref`` (registry.load),
-every release's metrics from one ``git cat-file --batch`` (registry.results_at_many),
+every release's metrics from one ``git cat-file --batch`` (results.results_at_many),
 and nothing here imports dvc, numpy or jsonschema on the way (metrics blobs
 are validated once and remembered by sha). The release record that
 ``git model release`` writes into a tag message is read with
@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, provenance, refs, registry as registry_mod, revisions, store
+from gitmodel import dvcyaml, gitrepo, provenance, refs, revisions, store
+from gitmodel import registry as registry_mod
+from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
 from gitmodel.refs import parse_release_message
-from gitmodel.registry import Registry, Release, Result
+from gitmodel.registry import Registry, Release
+from gitmodel.results import Result
 from gitmodel.revisions import Revision
 
 # The metrics a release is summed up by, in this order, when its results have them.
@@ -144,7 +147,7 @@ def log(root: Path, model: str | None = None, limit: int | None = None) -> list[
             releases = reg.releases.get(m, [])[::-1]
             shown = releases[:limit] if limit else releases
             revs = [Revision.of(r) for r in shown]
-            results = registry_mod.results_at_many(root, revs, model=m, reader=reader)
+            results = results_mod.results_at_many(root, revs, model=m, reader=reader)
             by_version: dict[refs.Version, list[str]] = {}
             for stage, event in reg.holders(m).items():
                 if event.version is not None:
@@ -269,7 +272,7 @@ def show(root: Path, ref: str) -> Shown:
         models = [rev.model] if rev.model else models_at(root, rev, reader)
         states = tracked_at(root, rev, models, reader)
         results: dict[str, list[Result]] = {m: [] for m in models}
-        for result in registry_mod.results_at(root, rev, model=rev.model, reader=reader):
+        for result in results_mod.results_at(root, rev, model=rev.model, reader=reader):
             results.setdefault(result.model, []).append(result)
         found = [r for rs in results.values() for r in rs]
         tracked = store.tracked_md5s(root, [rev.commit], [p for r in found for p in provenance.tracked_paths(r.doc)],

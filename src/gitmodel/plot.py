@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import gitrepo, history, refs, registry as registry_mod
+from gitmodel import gitrepo, history, refs, registry as registry_mod, results as results_mod
 from gitmodel.errors import GitModelError
 from gitmodel.fsutil import atomic_write
 from gitmodel.revisions import Revision
@@ -77,7 +77,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
             holders.setdefault(event.version, []).append(stage)
     revs = [Revision.of(r) for r in releases]
     with gitrepo.ObjectReader(root) as reader:
-        results = registry_mod.results_at_many(root, revs, model=model, reader=reader)
+        results = results_mod.results_at_many(root, revs, model=model, reader=reader)
     seen_evalsets = sorted({res.evalset for found in results for res in found})
     for e in evalsets or []:
         if e not in seen_evalsets:

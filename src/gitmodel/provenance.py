@@ -239,11 +239,10 @@ def check_release_verified(root, model: str, release, stage: str, accept_unverif
 
     Returns the rationale to record in the stage tag (None when nothing needed accepting).
     """
-    from gitmodel import registry
-
+    from gitmodel import results
     from gitmodel.revisions import Revision
 
     rev = Revision(f"{model}@{release.version}", release.commit)
-    results = registry.results_at(root, rev, model=model)
-    accepted = check_verified(results, accept_unverified, f"promote {model}@{release.version} to {stage}")
+    stored = results.results_at(root, rev, model=model)
+    accepted = check_verified(stored, accept_unverified, f"promote {model}@{release.version} to {stage}")
     return " ".join(accept_unverified.split()) if accepted and accept_unverified else None

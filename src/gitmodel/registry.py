@@ -16,16 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitmodel import gitrepo, refs
 from gitmodel.errors import GitModelError
 from gitmodel.refs import Version
-# stored results are read through this module too
-from gitmodel.results import Result, ValidatedBlobs, results_at, results_at_many  # noqa: F401
-
-if TYPE_CHECKING:
-    from gitmodel.revisions import Revision
 
 WORKSPACE = gitrepo.WORKSPACE
 PROD = "prod"

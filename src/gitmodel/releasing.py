@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, store
+from gitmodel import registry as registry_mod
+from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 from gitmodel.revisions import Revision
 
@@ -169,7 +171,7 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
                 f"entry for it{'; did you mean ' + ', '.join(close) + '?' if close else ''}",
                 hint=f"track it with `git model add {dvcyaml.model_path(model)}`, evaluate it and commit")
         _check_committed(root, model, head, committed)
-        results = registry_mod.results_at(root, rev, model=model, reader=reader)
+        results = results_mod.results_at(root, rev, model=model, reader=reader)
         if not results:
             raise ReleaseRefused(
                 f"model '{model}' has no metrics at HEAD (nothing in {dvcyaml.METRICS_DIR}/{model}/)",

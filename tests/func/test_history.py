@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gitrepo, history, registry, revisions
+from gitmodel import gitrepo, history, registry, results, revisions
 from gitmodel.errors import GitModelError
 from gitmodel.revisions import UnknownRevision
 from tests.conftest import RELEASES, git
@@ -154,15 +154,15 @@ def test_validated_blobs_are_remembered_so_log_skips_jsonschema(released):
 def test_validated_blobs_live_in_the_state_folder():
     from gitmodel import project
 
-    assert registry.ValidatedBlobs.STATE_DIR == project.STATE_DIR
+    assert results.ValidatedBlobs.STATE_DIR == project.STATE_DIR
 
 
 def test_results_at_many_agrees_with_results_at(released):
     reg = registry.load(released)
     revs = [revisions.resolve(released, f"sentiment@{v}", reg) for v in RELEASES] + [revisions.resolve(released, "HEAD")]
-    many = registry.results_at_many(released, revs, with_outputs=True)
+    many = results.results_at_many(released, revs, with_outputs=True)
     for rev, found in zip(revs, many):
-        one = registry.results_at(released, rev, with_outputs=True)
+        one = results.results_at(released, rev, with_outputs=True)
         assert [(r.model, r.evalset, r.path, r.doc, r.outputs) for r in found] == \
                [(r.model, r.evalset, r.path, r.doc, r.outputs) for r in one]
         assert found[0].outputs == git(released, "show", f"{rev.commit}:metrics/sentiment/sentiment.outputs.jsonl"
