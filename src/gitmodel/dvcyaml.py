@@ -74,10 +74,12 @@ def load(root: Path):
         return None
     from ruamel.yaml import YAMLError
 
+    from gitmodel.yamlio import describe
+
     try:
         data = _yaml().load(path.read_text("utf-8"))
     except YAMLError as e:
-        raise DvcError(f"{path}: not valid YAML: {e}", hint="fix the file by hand, or move it away and run `git model init`") from None
+        raise DvcError(f"{path}: not valid YAML: {describe(e)}", hint="fix the file by hand, or move it away and run `git model init`") from None
     if data is None:
         from ruamel.yaml.comments import CommentedMap
         return CommentedMap()

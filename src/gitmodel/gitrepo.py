@@ -201,6 +201,13 @@ def head_commit(root: Path) -> str | None:
     return resolve_commit(root, "HEAD")
 
 
+def current_branch(root: Path) -> str | None:
+    """The branch HEAD is on (unborn ones too), or None when HEAD is detached."""
+    proc = subprocess.run(["git", "-C", str(root), "symbolic-ref", "--quiet", "--short", "HEAD"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc.stdout.decode("utf-8", "surrogateescape").strip() or None if proc.returncode == 0 else None
+
+
 def create_tag(root: Path, name: str, commit: str, message: str, cleanup: str | None = None,
                date: int | None = None) -> None:
     """An annotated tag; ``name`` must already have passed the tag grammar.

@@ -47,13 +47,15 @@ def parse_params(pairs: tuple[str, ...] | list[str], params_file: Path | None) -
     if params_file is not None:
         from ruamel.yaml import YAML, YAMLError
 
+        from gitmodel.yamlio import describe
+
         path = Path(params_file)
         if not path.is_file():
             raise InvalidParams(f"--params-file {path}: no such file")
         try:
             data = YAML(typ="safe", pure=True).load(path.read_text("utf-8"))
         except (YAMLError, UnicodeDecodeError) as e:
-            raise InvalidParams(f"--params-file {path}: not valid YAML: {e}") from None
+            raise InvalidParams(f"--params-file {path}: not valid YAML: {describe(e)}") from None
         if not isinstance(data, dict):
             raise InvalidParams(f"--params-file {path}: expected a mapping of hyperparameters (e.g. `lr: 2e-5`)")
         params.update(data)

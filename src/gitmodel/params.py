@@ -83,10 +83,12 @@ def read(root: Path) -> dict:
         return {}
     from ruamel.yaml import YAML, YAMLError
 
+    from gitmodel.yamlio import describe
+
     try:
         data = YAML(typ="safe", pure=True).load(path.read_text("utf-8"))
     except YAMLError as e:
-        raise InvalidParams(f"{path}: not valid YAML: {e}") from None
+        raise InvalidParams(f"{path}: not valid YAML: {describe(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

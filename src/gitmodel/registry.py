@@ -23,6 +23,10 @@ class UnknownRevision(GitModelError):
     pass
 
 
+class RegistryConflict(GitModelError):
+    """Tags that GTO refuses to read (and so does git-model, so that the two never disagree)."""
+
+
 @dataclass
 class Release:
     model: str
@@ -32,7 +36,8 @@ class Release:
     time: int
     tagger: str = ""
     message: str = ""
-    deregistered: bool = False       # GTO's `<model>@vX!`
+    deregistered: bool = False       # GTO's `<model>@vX!` on the release's commit, not older than it
+    order: int = 0                   # position in GTO's reading order (tag time, then tag name)
 
 
 @dataclass
@@ -46,16 +51,32 @@ class StageEvent:
     tagger: str = ""
     message: str = ""
     unassign: bool = False           # GTO's `<model>#<stage>!#N`
-    version: Version | None = None   # the release at the tagged commit
+    version: Version | None = None   # the release at the tagged commit (deregistered or not), as GTO binds it
+    order: int = 0
 
 
 @dataclass
 class Registry:
+    """Releases and stages as GTO reads them from the same tags.
+
+    GTO's rules, kept here so that ``git model`` and ``gto show`` never disagree:
+    only annotated tags count; events are ordered by tag time (one-second
+    resolution), same-second tags by name, never by their ``#N`` counter; a
+    stage is held, per version, while that version's latest event for the stage
+    is an assignment (an unassignment wins a tie), and the stage's holder is the
+    active version with the latest such assignment -- so unassigning the holder
+    hands the stage back to the version that held it before. A deregistered
+    release (``M@vX!``) holds nothing; a deprecated model (``M@deprecated``
+    newer than any other event of it) has no holders.
+    """
+
     root: Path
     releases: dict[str, list[Release]] = field(default_factory=dict)       # semver ascending
-    stage_events: dict[str, list[StageEvent]] = field(default_factory=dict)  # assignment order
+    stage_events: dict[str, list[StageEvent]] = field(default_factory=dict)  # GTO's order: time, then name
     deprecated: set[str] = field(default_factory=set)
     tag_names: list[str] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)   # model -> what GTO refuses to read
+    _holders: dict[str, dict[str, StageEvent]] = field(default_factory=dict, repr=False)
 
     def models(self) -> list[str]:
         return sorted(set(self.releases) | set(self.stage_events))
@@ -76,25 +97,42 @@ class Registry:
         found = [r for r in self.active_releases(model) if r.commit == commit]
         return found[-1] if found else None
 
+    def releases_at(self, model: str, commit: str) -> list[Release]:
+        """Every release of ``model`` on ``commit``, deregistered ones too (GTO binds stage tags to them)."""
+        return [r for r in self.releases.get(model, []) if r.commit == commit]
+
     def holders(self, model: str) -> dict[str, StageEvent]:
-        """stage -> the event that gave the stage its current version."""
-        current: dict[str, StageEvent] = {}
-        for event in self.stage_events.get(model, []):
-            if event.unassign:
-                current.pop(event.stage, None)
-            else:
-                current[event.stage] = event
-        return current
+        """stage -> the assignment that gives the stage its current version, as GTO computes it."""
+        if model not in self._holders:
+            if model in self.conflicts:
+                raise RegistryConflict(
+                    f"the stages of '{model}' cannot be read: {'; '.join(self.conflicts[model])}. "
+                    "GTO refuses such a registry too",
+                    hint="delete the release tag that should not be there (git tag -d TAG; and on the remote: "
+                         "git push --delete origin TAG)")
+            self._holders[model] = {} if model in self.deprecated else \
+                stage_holders(self.stage_events.get(model, []), self.releases.get(model, []))
+        return self._holders[model]
 
     def holder(self, model: str, stage: str) -> StageEvent | None:
         return self.holders(model).get(stage)
+
+    def runner_up(self, model: str, stage: str) -> StageEvent | None:
+        """The release that would hold ``stage`` if its current holder left it: the version ``gto show``
+        would name after ``gto unassign`` of the holder (unreleased commits are not candidates)."""
+        holder = self.holder(model, stage)
+        if holder is None:
+            return None
+        others = [e for e in self.stage_events.get(model, [])
+                  if e.version is not None and not (e.stage == stage and e.version == holder.version)]
+        return stage_holders(others, self.releases.get(model, [])).get(stage)
 
     def stage_history(self, model: str, stage: str) -> list[StageEvent]:
         return [e for e in self.stage_events.get(model, []) if e.stage == stage]
 
     def next_counter(self, model: str) -> int:
-        # GTO's rule: one past the highest counter on any tag of the artifact (stage
-        # assignments and unassignments, deregistrations `@v1.0.0!#N`, deprecations)
+        # GTO's rule: one past the highest counter on any tag of the artifact, lightweight ones
+        # included (stage assignments and unassignments, deregistrations `@v1.0.0!#N`, deprecations)
         counters = [e.counter for e in self.stage_events.get(model, []) if e.counter is not None]
         for name in self.tag_names:
             parsed = refs.parse_tag(name)
@@ -106,38 +144,104 @@ class Registry:
         return sorted(s for s, e in self.holders(model).items() if e.version == version)
 
 
+def stage_holders(events: list[StageEvent], releases: list[Release]) -> dict[str, StageEvent]:
+    """stage -> holding assignment, by GTO's rules (``Artifact.get_vstages`` with its ``gto show``
+    defaults: ordered by timestamp, one version per stage). ``events`` in GTO's reading order.
+
+    Per version and stage, the latest event (by tag time; an unassignment wins a tie) must be an
+    assignment; among those versions the one assigned last holds the stage. A tie between versions
+    goes to the version registered first. A stage tag on a commit without a release is a version of
+    its own (GTO names it by the commit), alone: nothing else binds to it.
+    """
+    active = {r.version: r for r in releases if not r.deregistered}
+    unreleased = 1 << 62     # GTO creates the versions of unreleased commits after every release
+    vstages: dict[tuple, list[StageEvent]] = {}      # (version, stage) -> its events, in reading order
+    rank: dict[object, tuple[int, int]] = {}         # version -> (registration time, reading order)
+    for i, e in enumerate(events):
+        if e.version is None:
+            key = ("commit", i)    # GTO: every stage tag on an unreleased commit is a version alone
+            rank[key] = (e.time, unreleased + i)
+        elif e.version in active:
+            key = e.version
+            rank[key] = (active[key].time, active[key].order)
+        else:
+            continue               # a deregistered release holds nothing
+        vstages.setdefault((key, e.stage), []).append(e)
+    best: dict[str, tuple] = {}
+    for (key, stage), found in vstages.items():
+        newest = max(e.time for e in found)
+        if any(e.unassign for e in found if e.time == newest):
+            continue               # unassigned (an unassignment wins a same-second tie)
+        assignment = [e for e in found if e.time == newest][-1]
+        # the newest assignment wins; in a tie, the version registered first (GTO's sort order)
+        score = (newest, -rank[key][0], -rank[key][1])
+        if stage not in best or score > best[stage][0]:
+            best[stage] = (score, assignment)
+    return {stage: found for stage, (_, found) in best.items()}
+
+
 def load(root: Path) -> Registry:
+    """Read every tag as GTO does: annotated tags only, in tag-time order (same second: by name)."""
     registry = Registry(root=Path(root))
     tags = gitrepo.list_tags(root)
     registry.tag_names = [t["name"] for t in tags]
-    cancelled: set[tuple[str, Version]] = set()
-    stage_raw = []
-    for t in tags:
+    ordered = sorted((t for t in tags if t["annotated"]), key=lambda t: t["time"])   # stable: name order
+    parsed_tags = []
+    for order, t in enumerate(ordered):
         parsed = refs.parse_tag(t["name"])
-        if parsed is None:
+        if parsed is not None:
+            parsed_tags.append((order, parsed, t))
+    deregistrations: list[tuple[refs.Tag, dict]] = []
+    last_event: dict[str, int] = {}
+    last_deprecation: dict[str, int] = {}
+    for order, parsed, t in parsed_tags:
+        if parsed.kind == "deprecated":
+            last_deprecation[parsed.name] = max(last_deprecation.get(parsed.name, 0), t["time"])
             continue
-        if parsed.kind == "release":
-            if parsed.cancel:
-                cancelled.add((parsed.name, parsed.version))
-                continue
+        last_event[parsed.name] = max(last_event.get(parsed.name, 0), t["time"])
+        if parsed.kind == "release" and parsed.cancel:
+            deregistrations.append((parsed, t))
+        elif parsed.kind == "release":
             registry.releases.setdefault(parsed.name, []).append(Release(
-                parsed.name, parsed.version, t["name"], t["commit"], t["time"], t["tagger"], t["message"]))
-        elif parsed.kind == "stage":
-            stage_raw.append((parsed, t))
-        else:
-            registry.deprecated.add(parsed.name)
+                parsed.name, parsed.version, t["name"], t["commit"], t["time"], t["tagger"], t["message"],
+                order=order))
     for model, releases in registry.releases.items():
         releases.sort(key=lambda r: r.version)
+    for parsed, t in deregistrations:
+        # GTO deregisters the version named on the same commit; a tie in time goes to the deregistration
+        for r in registry.releases.get(parsed.name, []):
+            if r.version == parsed.version and r.commit == t["commit"] and t["time"] >= r.time:
+                r.deregistered = True
+    by_commit: dict[tuple[str, str], list[Release]] = {}
+    for model, releases in registry.releases.items():
         for r in releases:
-            r.deregistered = (model, r.version) in cancelled
-    for parsed, t in stage_raw:
-        release = registry.release_at(parsed.name, t["commit"])
+            by_commit.setdefault((model, r.commit), []).append(r)
+    for order, parsed, t in parsed_tags:
+        if parsed.kind != "stage":
+            continue
+        on_commit = by_commit.get((parsed.name, t["commit"]), [])
+        if len(on_commit) > 1:
+            shown = ", ".join(r.tag for r in on_commit[:3]) + (f" and {len(on_commit) - 3} more"
+                                                               if len(on_commit) > 3 else "")
+            registry.conflicts.setdefault(parsed.name, []).append(
+                f"stage tag {t['name']} points to commit {t['commit'][:12]}, which holds several versions "
+                f"({shown})")
         registry.stage_events.setdefault(parsed.name, []).append(StageEvent(
             parsed.name, parsed.stage, parsed.counter, t["name"], t["commit"], t["time"], t["tagger"],
-            t["message"], unassign=parsed.cancel, version=release.version if release else None))
-    for events in registry.stage_events.values():
-        # GTO orders assignments by their counter; tags without one (old GTO) by time
-        events.sort(key=lambda e: (e.counter if e.counter is not None else -1, e.time))
+            t["message"], unassign=parsed.cancel, version=on_commit[0].version if on_commit else None,
+            order=order))
+    candidates = [m for m, when in last_deprecation.items() if when > last_event.get(m, -1)]
+    if candidates:
+        # GTO also counts the commit of every tag of the model as an event at its commit time
+        commits = {m: {t["commit"] for _, parsed, t in parsed_tags if parsed.name == m and parsed.kind != "deprecated"}
+                   for m in candidates}
+        times = gitrepo.commit_info(root, sorted(set().union(*commits.values())))
+        for m in candidates:
+            last_event[m] = max([last_event.get(m, -1)] + [times[c]["time"] for c in commits[m] if c in times])
+    for model, when in last_deprecation.items():
+        # deprecated while the deprecation is its newest event (any other event in the same second wins)
+        if when > last_event.get(model, -1):
+            registry.deprecated.add(model)
     return registry
 
 
@@ -207,6 +311,8 @@ def resolve(root: Path, text: str, registry: Registry | None = None) -> Revision
             if event is None:
                 stages = sorted(registry.holders(model))
                 known = f"; stages of {model}: {', '.join(stages)}" if stages else \
+                    f"; '{model}' is deprecated (a {model}@deprecated tag is its newest), so no stage " \
+                    "holds it" if model in registry.deprecated else \
                     "" if model in registry.models() else \
                     f"; model '{model}' has no releases or stages{_closest(model, registry.models())}"
                 raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{known}",

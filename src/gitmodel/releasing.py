@@ -1,16 +1,18 @@
 """``git model release``: check that HEAD holds a releasable model, then tag it.
 
 Every check runs before the one write (``git tag``), so a refused release
-leaves no trace. The tag is GTO's ``<model>@v<semver>``, annotated, on the
-commit HEAD pointed to when the checks began; its message is GTO's first line,
-the user's message and a record of what was released (history.release_message).
+leaves no trace; checks and write hold the repository lock, so two releases
+cannot both pass the checks on one commit. The tag is GTO's
+``<model>@v<semver>``, annotated, on the commit HEAD pointed to when the
+checks began; its message is GTO's first line, the user's message and a
+record of what was released (history.release_message).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, locking, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 
 
@@ -39,14 +41,18 @@ def _check_message(message: str | None) -> str | None:
     return message
 
 
-def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str,
-                         allow_lower: bool) -> None:
-    releases = reg.releases.get(model, [])
+def _check_tag_free(reg: registry_mod.Registry, model: str, version: refs.Version, tag: str) -> None:
     if tag in reg.tag_names:
         existing = reg.release(model, version)
         where = f" on commit {existing.commit[:7]}" if existing else ""
         raise ReleaseRefused(f"tag {tag} already exists{where}: a release is immutable",
-                             hint=f"release the next version instead, e.g. {_next_patch(releases, version)}")
+                             hint=f"release the next version instead, e.g. "
+                                  f"{_next_patch(reg.releases.get(model, []), version)}")
+
+
+def _check_version_order(reg: registry_mod.Registry, model: str, version: refs.Version,
+                         allow_lower: bool) -> None:
+    releases = reg.releases.get(model, [])
     for r in releases:
         if r.version == version:   # same SemVer precedence (build metadata differs), or deregistered
             how = f"released and deregistered ({r.tag}!)" if r.deregistered else f"already released as {r.tag}"
@@ -117,10 +123,26 @@ def _evalset_md5s(root: Path, rev: registry_mod.Revision, names: list[str],
     return md5s
 
 
+@dataclass
+class ReleasePlan:
+    """What a release will write, decided (every check passed) before anything is written."""
+
+    model: str
+    version: refs.Version
+    tag: str
+    commit: str
+    record: dict
+    text: str
+
+
 def release(model: str, version: str, message: str | None = None, allow_lower: bool = False,
-            start: Path | None = None, accept_unverified: str | None = None) -> ReleaseResult:
+            start: Path | None = None, accept_unverified: str | None = None, wait: float = 0.0,
+            on_wait=None) -> ReleaseResult:
     """Tag HEAD as ``<model>@v<semver>`` after checking that HEAD holds that model, committed,
-    with current metrics, and that the version goes above every earlier one."""
+    with current metrics, and that the version goes above every earlier one.
+
+    The checks and the tag happen under the repository lock: two releases started together
+    cannot both find HEAD unreleased and put two versions on one commit."""
     refs.check_name(model)
     parsed = refs.Version.parse(version)
     tag = refs.release_tag(model, parsed)
@@ -129,17 +151,31 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
         raise ReleaseRefused(f"internal error: {tag!r} does not read back as a release tag")  # pragma: no cover
     message = _check_message(message)
     root = project.open_root(start)
+    with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
+        plan = plan_release(root, model, parsed, message, allow_lower, accept_unverified)
+        # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
+        gitrepo.create_tag(root, plan.tag, plan.commit, plan.text, cleanup="whitespace")
+    return ReleaseResult(plan.model, plan.version, plan.tag, plan.commit, plan.record, plan.text)
+
+
+def plan_release(root: Path, model: str, parsed: refs.Version, message: str | None,
+                 allow_lower: bool, accept_unverified: str | None = None) -> ReleasePlan:
+    """Every check of a release, reading only; raises when the release is refused. The caller holds
+    the repository lock, so what is checked here still holds when the tag is written."""
+    tag = refs.release_tag(model, parsed)
     head = gitrepo.head_commit(root)
     if head is None:
         raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
     reg = registry_mod.load(root)
-    _check_version_order(reg, model, parsed, tag, allow_lower)
-
-    on_head = reg.release_at(model, head)
-    if on_head is not None:
-        # GTO maps a commit to one version of a model: a second one would confuse `gto show` and stages
-        raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head.tag}",
+    _check_tag_free(reg, model, parsed, tag)
+    on_head = reg.releases_at(model, head)
+    if on_head:
+        # GTO maps a commit to one version of a model (a deregistered one too): a second one makes
+        # `gto show` fail and would confuse stages
+        how = " (deregistered)" if all(r.deregistered for r in on_head) else ""
+        raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head[-1].tag}{how}",
                              hint="commit the new model first; a commit holds one version of a model")
+    _check_version_order(reg, model, parsed, allow_lower)
     rev = registry_mod.Revision("HEAD", head)
     with gitrepo.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]
@@ -192,6 +228,4 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
                                  "metrics": history.headline(r.doc["metrics"])} for r in results},
     }
     text = history.release_message(model, parsed, message, record)
-    # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
-    gitrepo.create_tag(root, tag, head, text, cleanup="whitespace")
-    return ReleaseResult(model, parsed, tag, head, record, text)
+    return ReleasePlan(model, parsed, tag, head, record, text)

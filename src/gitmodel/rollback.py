@@ -1,10 +1,12 @@
 """``git model rollback``: a released model back in the workspace, verified, committed and in prod.
 
-Order of work (issue 5), so that nothing can be lost:
+Order of work, so that nothing can be lost:
 
 1. resolve the target release and the model's DVC entry at the release commit
    (its ``.dvc`` file, or its ``outs:`` entry in ``dvc.lock`` when a training
-   stage produced it);
+   stage produced it); refuse when a file to be overwritten or removed holds
+   content git does not (untracked, edited or staged), or, when committing,
+   when HEAD is detached;
 2. the object: in the local DVC cache, else fetched from the default DVC
    remote, else stop naming the md5 -- nothing has been touched yet;
 3. refuse when the workspace model holds bytes that are not in the cache
@@ -70,7 +72,8 @@ class RollbackResult:
     fetched: bool = False
     verified: str = "recorded"     # "recorded" (known good) | "hashed" (one md5 pass now)
     tracked_file: str = ""
-    restored: list[str] = field(default_factory=list)  # .dvc / dvc.lock / metrics paths written or removed
+    restored: list[str] = field(default_factory=list)  # .dvc / dvc.lock / metrics paths written
+    removed: list[str] = field(default_factory=list)   # metrics files of HEAD that the release does not have
     commit: str | None = None
     tag: str | None = None
     no_commit: bool = False
@@ -81,11 +84,12 @@ class RollbackResult:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in (
             "model", "path", "target", "was", "md5", "previous_md5", "method", "fetched", "verified",
-            "tracked_file", "restored", "commit", "tag", "no_commit", "unchanged", "notes", "message")}
+            "tracked_file", "restored", "removed", "commit", "tag", "no_commit", "unchanged", "notes", "message")}
 
 
 def default_target(reg: Registry, model: str) -> Release:
-    """The version that held prod before the current holder (like ``git checkout -``)."""
+    """The version that held prod before the current holder (like ``git checkout -``): the one
+    ``gto show`` would name in prod if the current holder left it."""
     holder = reg.holder(model, stages.PROD)
     if holder is None:
         known = reg.active_releases(model)
@@ -95,16 +99,12 @@ def default_target(reg: Registry, model: str) -> Release:
             raise RollbackRefused(f"model '{model}' has no releases to roll back to{suggestion(model, reg.models())}")
         raise RollbackRefused(f"no version of '{model}' holds prod, so there is no previous one to go back to",
                               hint=f"name the version: git model rollback {model} --to VERSION")
-    history = [e for e in reg.stage_history(model, stages.PROD) if not e.unassign]
-    before = history[:history.index(holder)] if holder in history else history
-    for event in reversed(before):
-        if event.version is None or event.version == holder.version:
-            continue
-        release = reg.release(model, event.version)
-        if release is not None and not release.deregistered:
-            return release
-    raise RollbackRefused(f"{model}#prod has had no other version than {holder.version}: nothing to roll back to",
-                          hint=f"name the version: git model rollback {model} --to VERSION")
+    before = reg.runner_up(model, stages.PROD)
+    release = reg.release(model, before.version) if before is not None and before.version is not None else None
+    if release is None or release.deregistered:
+        raise RollbackRefused(f"{model}#prod has had no other version than {holder.version}: nothing to roll back to",
+                              hint=f"name the version: git model rollback {model} --to VERSION")
+    return release
 
 
 def resolve_target(release: Release, rel: str, dvc_bytes: bytes | None, lock_text: str | None,
@@ -195,6 +195,39 @@ def restored_lock(current: str | None, target: str | None, rel: str, model: str,
     return buf.getvalue()
 
 
+# ----------------------------------------------------------------------------- what must not be lost
+
+
+@dataclass
+class Planned:
+    """One file a rollback writes or removes: its target content (None: removed) and what holds it now."""
+
+    path: str
+    target: bytes | None
+    workspace: bytes | None
+    index: bytes | None
+    head: bytes | None
+
+
+def uncommitted(planned: list[Planned], commit: bool) -> list[str]:
+    """The files (with why) whose content is not committed and that the rollback would overwrite or
+    remove: what the workspace holds unless it is HEAD's or already the target's, and, when the rollback
+    commits, what the index holds unless it is HEAD's or the target's. Pure."""
+    found = []
+    for f in planned:
+        if f.workspace is not None and f.workspace not in (f.head, f.target):
+            if f.head is None and f.index is None:
+                why = "not committed"
+            elif f.index != f.head and f.workspace == f.index:
+                why = "staged change"
+            else:
+                why = "uncommitted change"
+            found.append(f"{f.path} ({why})")
+        elif commit and f.index != f.head and f.index != f.target:
+            found.append(f"{f.path} (staged change)")
+    return found
+
+
 # ----------------------------------------------------------------------------- the rollback
 
 
@@ -268,8 +301,51 @@ def _label(reg: Registry, model: str, root: Path, rel: str) -> str:
     return f"unreleased {md5s[head][:8]}" if md5s.get(head) else "nothing"
 
 
+def _refuse_losing_changes(root: Path, target: Target, rel: str, model: str, tgt_metrics: dict[str, bytes],
+                           head_metrics: dict[str, bytes], ws_metrics: list[str],
+                           locks: tuple[str | None, str | None, str | None], commit: bool) -> None:
+    """Refuse, before anything is touched, to overwrite or remove a file whose content git does not hold:
+    an untracked file in the model's metrics folder, an edit (staged or not) of the files restored."""
+    paths = sorted(set(tgt_metrics) | set(ws_metrics) | set(head_metrics))
+    targets: dict[str, bytes | None] = {p: tgt_metrics.get(p) for p in paths}
+    if target.kind == "dvc":
+        targets[f"{rel}.dvc"] = target.dvc_bytes
+    names = sorted(targets)
+    with gitrepo.ObjectReader(root) as reader:
+        found = reader.read_many([f":{p}" for p in names] + [f"HEAD:{p}" for p in names])
+    blob = [b[1] if b and b[0] == "blob" else None for b in found]
+    planned = []
+    for i, p in enumerate(names):
+        f = root / p
+        workspace = f.read_bytes() if f.is_file() else None
+        planned.append(Planned(p, targets[p], workspace, blob[i], blob[len(names) + i]))
+    at_risk = uncommitted(planned, commit)
+    current_lock, head_lock, release_lock = locks
+    if current_lock is not None:
+        # dvc.lock keeps other stages' changes; only the model's own entries are replaced
+        prefixes = (rel, f"{dvcyaml.METRICS_DIR}/{model}/")
+        lock_path = root / store.LOCK_FILE
+
+        def entries(text):
+            return store.lock_entries(text, lock_path, prefixes) if text is not None else {}
+
+        if entries(current_lock) not in (entries(head_lock), entries(release_lock)):
+            at_risk.append(f"{store.LOCK_FILE} (uncommitted change of the entries of {model})")
+    if at_risk:
+        raise RollbackRefused(
+            f"the rollback would overwrite or remove what git does not hold: {', '.join(at_risk)}; nothing was "
+            "changed",
+            hint="commit them, or set them aside (`git stash --include-untracked`), then run the rollback again")
+
+
 def _check_can_commit(root: Path) -> str:
     """Refuse, before anything is touched, what would make the commit fail; returns the git identity."""
+    if gitrepo.current_branch(root) is None:
+        head = gitrepo.head_commit(root) or ""
+        raise RollbackRefused(f"HEAD is detached (at {head[:7]}): the rollback commit would be on no branch, "
+                              "and easy to lose; nothing was changed",
+                              hint="switch to the branch to roll back on (`git switch BRANCH`), or pass --no-commit "
+                                   "to restore the files without committing")
     busy, locks = gitrepo.commit_obstacles(root)
     if busy:
         raise RollbackRefused(f"git is in the middle of {busy}: a rollback commit now would be part of it",
@@ -294,7 +370,11 @@ def rollback(model: str, to: str | None = None, *, no_commit: bool = False, forc
 
 def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force: bool) -> RollbackResult:
     reg = registry_mod.load(root)
-    release = stages.find_release(reg, model, to) if to is not None else default_target(reg, model)
+    if to is not None:
+        release = stages.find_release(reg, model, to)
+    else:
+        release = default_target(reg, model)
+        stages.check_stageable(reg, release)
     holder = reg.holder(model, stages.PROD)
     rel = dvcyaml.model_path(model)      # the layout is a contract: models/<name>.gguf
     path = root / rel
@@ -334,6 +414,11 @@ def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force:
         new_lock = restored_lock(current_lock, release_lock, rel, model, release.tag)
         # dvc.lock is committed only when it holds no other uncommitted change than the model's entries
         lock_foreign = restored_lock(head_lock, release_lock, rel, model, release.tag) != new_lock
+    ws_metrics = sorted(p.relative_to(root).as_posix() for p in (root / metrics_rel).rglob("*")
+                        if p.is_file() and not p.name.startswith(fsutil.TMP_PREFIX)) \
+        if (root / metrics_rel).is_dir() else []
+    _refuse_losing_changes(root, target, rel, model, tgt_metrics, head_metrics, ws_metrics,
+                           (current_lock, head_lock, release_lock), commit=not no_commit)
     who = None
     if not no_commit:
         who = _check_can_commit(root)
@@ -394,9 +479,6 @@ def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force:
     replace = decide(ws_md5) if proof is None else True
 
     # --- from here on the workspace changes; a failure puts every file back
-    ws_metrics = sorted(p.relative_to(root).as_posix() for p in (root / metrics_rel).rglob("*")
-                        if p.is_file() and not p.name.startswith(fsutil.TMP_PREFIX)) \
-        if (root / metrics_rel).is_dir() else []
     snapshot = fsutil.Snapshot(root / f"{rel}.dvc", lock_path, *(root / p for p in set(ws_metrics) | set(tgt_metrics)))
     replaced = False
     deleting = None
@@ -439,12 +521,12 @@ def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force:
                 fsutil.atomic_write(f, data)
                 result.restored.append(p)
         for p in ws_metrics:
-            if p not in tgt_metrics:
+            if p not in tgt_metrics:     # committed at HEAD and unchanged (checked above): git keeps it
                 os.unlink(root / p)
-                result.restored.append(p)
+                result.removed.append(p)
         result.message = message.splitlines()[0]
         if no_commit:
-            result.unchanged = not replaced and not result.restored
+            result.unchanged = not replaced and not result.restored and not result.removed
             return result
 
         # 7. commit exactly those paths
@@ -485,7 +567,8 @@ def _rollback(root: Path, model: str, to: str | None, *, no_commit: bool, force:
         except GitError as e:
             raise GitError(f"the rollback was committed but prod could not be assigned: {e.message}",
                            hint=f"run `git model rollback {model} --to {release.version}` again to finish it") from e
-    result.unchanged = not replaced and not result.restored and result.commit is None and result.tag is None
+    result.unchanged = not replaced and not result.restored and not result.removed and result.commit is None \
+        and result.tag is None
     return result
 
 

@@ -64,7 +64,18 @@ def find_release(reg: Registry, model: str, version: str) -> Release:
         what = "was deregistered" if release is not None else "does not exist"
         raise UnknownVersion(f"release {model}@{wanted} {what}; releases of {model}: "
                              f"{', '.join(str(r.version) for r in releases)}")
+    check_stageable(reg, release)
     return release
+
+
+def check_stageable(reg: Registry, release: Release) -> None:
+    """Refuse a stage tag on a commit holding several versions of the model: GTO could no longer read
+    the registry (it maps a commit to one version), and neither could git-model."""
+    on_commit = reg.releases_at(release.model, release.commit)
+    if len(on_commit) > 1:
+        raise StageError(f"commit {release.commit[:12]} holds several versions of {release.model} "
+                         f"({', '.join(r.tag for r in on_commit)}): a stage tag on it would make `gto show` fail",
+                         hint="delete the release tag that should not be there (git tag -d TAG), then try again")
 
 
 def format_trailers(trailers: dict[str, str | None]) -> str:
@@ -235,12 +246,19 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         "Accepted-Unverified": accepted_unverified,
     }
     with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
+        # the gate ran without the lock (it may evaluate for minutes): what it decided on is read
+        # again under the lock, and the counter is taken from the registry read there
         reg = registry_mod.load(root)
+        release = find_release(reg, model, version)
         now_holder = reg.holder(model, PROD)
         if (now_holder and now_holder.tag) != (prod_holder and prod_holder.tag):
             now = now_holder.tag if now_holder else "none"
             raise StageError(f"{model}#prod changed while the gate ran (now {now})",
                              hint="run the promotion again: it gates against the new prod version")
+        current = reg.holder(model, stage)
+        if current is not None and current.version == release.version and fraction_of(current) == fraction:
+            result.unchanged, result.tag, result.counter = True, current.tag, current.counter
+            return result
         result.tag, result.counter = assign(root, reg, model, stage, release, trailers)
     result.message = tag_message(model, stage, release.version, trailers)
     return result

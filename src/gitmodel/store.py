@@ -84,10 +84,12 @@ class TrackedOut:
 def _yaml_load(text: str, source: Path):
     from ruamel.yaml import YAML, YAMLError
 
+    from gitmodel.yamlio import describe
+
     try:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError as e:
-        raise DvcError(f"{source}: not valid YAML: {e}") from None
+        raise DvcError(f"{source}: not valid YAML: {describe(e)}") from None
 
 
 def parse_dvc_file(text: str, dvc_file: Path) -> TrackedOut | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -90,7 +91,9 @@ def test_log_table(released, runner):
 def test_log_marks_deregistered_and_deprecated_and_never_cuts_a_version(released, runner):
     git(released, "tag", "-a", "sentiment@v1.10.100", "-m", "Registering artifact sentiment version v1.10.100", "HEAD")
     git(released, "tag", "-a", "sentiment@v1.0.0!#1", "-m", "Deregistering", "sentiment@v1.0.0^{commit}")
-    git(released, "tag", "-a", "sentiment@deprecated#2", "-m", "Deprecating", "HEAD")
+    # deprecated while the deprecation is the newest event (GTO's rule: a same-second tie does not deprecate)
+    subprocess.run(["git", "tag", "-a", "sentiment@deprecated#2", "-m", "Deprecating", "HEAD"], cwd=released,
+                   check=True, env={**os.environ, "GIT_COMMITTER_DATE": f"{int(time.time()) + 5} +0000"})
     lines = gm(runner, "log").stdout.splitlines()
     assert lines[0] == "sentiment (deprecated): 4 releases"
     assert lines[1].split() == ["VERSION", "DATE", "COMMIT", "STAGES", "sentiment:accuracy", "NOTE"]

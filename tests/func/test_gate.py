@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from ruamel.yaml import YAML
@@ -11,6 +12,7 @@ from ruamel.yaml import YAML
 from gitmodel import gating
 from gitmodel.cli import cli
 from tests.conftest import git, snapshot_tree
+from tests.func.stagekit import record_prod
 
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"   # demo v1, v2, v3 weights (tests/conftest.py RELEASES)
 EVALSET = "evalsets/sentiment.jsonl"
@@ -18,9 +20,9 @@ METRICS = "metrics/sentiment/sentiment.json"
 
 
 def prod(repo, version: str, counter: int) -> None:
-    """A prod assignment as GTO writes it, made with git directly."""
-    git(repo, "tag", "-a", f"sentiment#prod#{counter}", "-m",
-        f"Assigning stage prod to artifact sentiment version {version}", f"sentiment@{version}^{{commit}}")
+    """A prod assignment as GTO writes it, made with git directly, one second after the previous one
+    (GTO orders stage tags by time, not by counter)."""
+    record_prod(repo, version, counter, when=int(time.time()) + counter)
 
 
 def set_gate(repo, section: dict) -> None:

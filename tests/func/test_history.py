@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,14 @@ def commit_of(repo: Path, rev: str) -> str:
 
 
 def stage(repo: Path, stage_name: str, version: str, counter: int, cancel: bool = False) -> None:
+    """A stage tag as `gto` writes it, one second after the previous one: GTO (and git-model) order
+    stage events by tag time, not by their counter."""
     action = "Unassigning" if cancel else "Assigning"
     name = f"sentiment#{stage_name}{'!' if cancel else ''}#{counter}"
-    git(repo, "tag", "-a", name, "-m", f"{action} stage {stage_name} to artifact sentiment version {version}",
-        f"sentiment@{version}^{{commit}}")
+    when = int(time.time()) + counter
+    subprocess.run(["git", "tag", "-a", name, "-m", f"{action} stage {stage_name} to artifact sentiment version "
+                    f"{version}", f"sentiment@{version}^{{commit}}"], cwd=repo, check=True, capture_output=True,
+                   env={**os.environ, "GIT_COMMITTER_DATE": f"{when} +0000"})
 
 
 # ----------------------------------------------------------------------------- log
@@ -78,7 +84,9 @@ def test_log_marks_deregistered_releases_and_deprecated_models(released):
     assert [(str(e.release.version), e.release.deregistered) for e in model_log.entries] == [
         ("v1.10.0", False), ("v1.2.0", False), ("v1.0.0", True)]
     assert not model_log.deprecated
-    git(released, "tag", "-a", "sentiment@deprecated#2", "-m", "Deprecating artifact sentiment", "HEAD")
+    # GTO: deprecated while the deprecation is the model's newest event (a same-second tie goes the other way)
+    subprocess.run(["git", "tag", "-a", "sentiment@deprecated#2", "-m", "Deprecating artifact sentiment", "HEAD"],
+                   cwd=released, check=True, env={**os.environ, "GIT_COMMITTER_DATE": f"{int(time.time()) + 5} +0000"})
     [model_log] = history.log(released, "sentiment")
     assert model_log.deprecated and all(e.deprecated for e in model_log.entries)
 
@@ -109,11 +117,12 @@ def test_log_of_all_models_and_of_an_unknown_one(released, registry):
 
 
 def test_log_reads_release_tags_made_by_hand_or_by_gto(released):
-    git(released, "tag", "sentiment@v2.0.0", "HEAD")     # lightweight, no message at all
+    git(released, "tag", "sentiment@v3.0.0", "HEAD")     # lightweight: GTO ignores it, and so does git-model
+    git(released, "tag", "-a", "sentiment@v2.0.0", "-m", "hand-made", "HEAD")   # annotated, no record
     [model_log] = history.log(released, "sentiment", limit=1)
     entry = model_log.entries[0]
-    assert str(entry.release.version) == "v2.0.0"
-    assert entry.to_json()["md5"] is None and entry.to_json()["message"] == ""
+    assert str(entry.release.version) == "v2.0.0" and model_log.total == 4
+    assert entry.to_json()["md5"] is None and entry.to_json()["message"] == "hand-made"
     assert entry.metrics == model_log.entries[0].metrics and entry.metrics["sentiment"]["n"] == 400
 
 

@@ -25,6 +25,7 @@ from tests.func.stagekit import (
     tag_commit,
     tag_message,
     tags,
+    tool,
 )
 
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
@@ -228,3 +229,73 @@ def test_promoting_an_older_version_to_prod_points_at_rollback(released):
     assert result.stderr.splitlines()[-1] == (
         '  hint: promote anyway with --accept-risk "why this is acceptable"; to go back to an earlier version, '
         f"`git model rollback {MODEL} --to {V1}`")
+
+
+# ----------------------------------------------------------------------------- GTO's event semantics, concurrency
+
+
+def _after_the_last_tag(repo) -> None:
+    """Let the clock pass the newest tag time: promote may date a tag a second ahead to keep stage tags
+    in order, and gto dates its own tags by the clock."""
+    import time
+
+    newest = max(int(t) for t in git(repo, "for-each-ref", "refs/tags", "--format=%(creatordate:unix)").split())
+    while time.time() < newest + 1:
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_gto_deprecate_of_the_prod_holder_hands_prod_back_to_the_previous_holder(released):
+    """In R, `gto deprecate sentiment <v2> prod` writes `sentiment#prod!#4`: gto says the v1 release holds
+    prod again, and so do `status`, `show`, `gate` and `promote`, which gates v3 against v1 (not against
+    nothing) and refuses it."""
+    gm_ok("promote", MODEL, V1, "--stage", "prod")
+    gm_ok("promote", MODEL, V2, "--stage", "prod")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+    _after_the_last_tag(released)
+    run(released, tool("gto"), "deprecate", MODEL, V2, "prod")
+    assert tags(released, "sentiment#prod!*") == ["sentiment#prod!#4"]
+    assert run(released, tool("gto"), "show", f"{MODEL}#prod", "--ref").stdout.split() == [f"{MODEL}@{V1}"]
+    status = json.loads(gm_ok("status", "--json").stdout)
+    assert status["models"][0]["stages"]["prod"]["version"] == V1
+    shown = json.loads(gm_ok("show", f"{MODEL}#prod", "--json").stdout)
+    assert shown["commit"] == tag_commit(released, f"sentiment@{V1}")
+    gate = gm("gate", MODEL, "--candidate", f"{MODEL}@{V3}")
+    assert f"baseline sentiment#prod (sentiment@{V1})" in gate.stdout and gate.exit_code == 1
+    before = tags(released)
+    result = gm("promote", MODEL, V3, "--stage", "prod")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        f"Refused: sentiment@{V3} did not pass the gate against sentiment#prod ({V1}); nothing was written.")
+    assert tags(released) == before
+
+
+@pytest.mark.slow
+def test_an_unassigned_prod_holder_does_not_open_the_gate(released):
+    """prod v2 -> v1 (a risk accepted), then `gto deprecate sentiment <v1> prod`: prod goes back to v2, and
+    v3, which fails the gate against v2, is refused -- not let through as if no version held prod."""
+    gm_ok("promote", MODEL, V2, "--stage", "prod")
+    gm_ok("promote", MODEL, V1, "--stage", "prod", "--accept-risk", "a test of the unassignment")
+    _after_the_last_tag(released)
+    run(released, tool("gto"), "deprecate", MODEL, V1, "prod")
+    assert gto_stages(released) == {"prod": V2}
+    before = tags(released)
+    result = gm("promote", MODEL, V3, "--stage", "prod")
+    assert result.exit_code == 1, result.output
+    assert f"vs baseline sentiment#prod (sentiment@{V2})" in result.stdout and tags(released) == before
+
+
+@pytest.mark.slow
+def test_concurrent_promotions_take_distinct_counters(released):
+    """Two `git model promote` processes at once: each tag gets its own counter (taken under the lock)."""
+    import subprocess
+
+    procs = [subprocess.Popen([tool("git-model"), "promote", MODEL, version, "--stage", stage, *extra, "--wait", "60"],
+                              cwd=released, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for version, stage, extra in [(V2, "staging", []), (V3, "canary", ["--fraction", "0.1"]),
+                                           (V1, "qa", [])]]
+    outcomes = [(p.wait(), *p.communicate()) for p in procs]
+    assert all(code == 0 for code, _, _ in outcomes), outcomes
+    stage_tags = tags(released, "sentiment#*")
+    assert sorted(int(t.rsplit("#", 1)[1]) for t in stage_tags) == [1, 2, 3], stage_tags
+    assert gto_stages(released) == {"staging": V2, "canary": V3, "qa": V1}

@@ -133,6 +133,38 @@ def test_release_by_a_real_git_model_process(released):
     assert "sentiment@v2.0.0" in tags(released)
 
 
+def _start_release(repo: Path, version: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(["git", "model", "release", "sentiment", version, *extra], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wait", [[], ["--wait", "60"]], ids=["no-wait", "wait"])
+def test_concurrent_releases_of_one_head_tag_it_once(released, wait):
+    """Two `git model release` processes on the same HEAD with different versions: exactly one tags it,
+    the other fails with a clear error (the lock, or HEAD's release found under it), and gto reads it."""
+    for attempt in range(3):
+        head = new_commit(released, f"notes {attempt}\n")
+        versions = [f"v{2 + 2 * attempt}.0.0", f"v{3 + 2 * attempt}.0.0"]
+        procs = [_start_release(released, v, *wait) for v in versions]
+        outcomes = [(p.wait(), *p.communicate()) for p in procs]
+        on_head = [t for t in git(released, "tag", "--points-at", head).split() if t.startswith("sentiment@")]
+        assert len(on_head) == 1, outcomes
+        [winner] = [i for i, (code, _, _) in enumerate(outcomes) if code == 0]
+        code, out, err = outcomes[1 - winner]
+        assert code == 3 and on_head == [f"sentiment@{versions[winner]}"], outcomes
+        [error] = [line for line in err.splitlines() if line.startswith("Error: ")]
+        found = f"Error: HEAD ({head[:7]}) is already released as sentiment@{versions[winner]}"
+        if wait:   # the loser waits for the lock, then finds the release
+            assert error == found, err
+        else:
+            assert error.startswith(("Error: another git-model command holds the repository lock: pid ", found)), err
+    proc = subprocess.run(["gto", "show", "--json"], cwd=released, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)["sentiment"]["version"]
+    assert shown == str(history.log(released, "sentiment")[0].entries[0].release.version)
+
+
 def test_allow_lower_releases_below_the_highest(released, runner):
     new_commit(released)
     assert release(runner, "sentiment", "v1.3.0", "--allow-lower", "-m", "fix on the 1.3 line").exit_code == 0

@@ -439,9 +439,15 @@ def test_a_rollback_during_an_eval_waits_for_it_with_wait(in_prod):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_line = rollback.stderr.readline()        # said once the rollback is waiting for the lock
     os.kill(proc.pid, signal.SIGCONT)
-    rest, proc_out = rollback.communicate(), proc.communicate()
-    assert proc.returncode == 0 and rollback.returncode == 0, (first_line, rest, proc_out)
+    (_, rest), proc_out = rollback.communicate(), proc.communicate()
+    assert proc.returncode == 0, proc_out
     assert first_line.startswith(f"Waiting for the repository lock held by pid {proc.pid} on ")
+    # once it has the lock, the rollback finds the eval's new (uncommitted) result and keeps it
+    assert rollback.returncode == 3, (first_line, rest)
+    assert "Error: the rollback would overwrite or remove what git does not hold: " \
+           f"metrics/{MODEL}/sentiment.json (uncommitted change)" in rest
+    git(repo, "commit", "-q", "-am", "re-evaluated")
+    gm_ok("rollback", MODEL)
     assert consistent(repo) == V2      # the eval's metrics (of v1.10.0) were replaced by v1.2.0's
 
 

@@ -36,8 +36,10 @@ def _local_date(timestamp: int) -> str:
 @click.option("--accept-unverified", metavar="RATIONALE",
               help="Release although some metrics are unverified (not tied to the tracked md5); "
                    "the rationale is recorded in the tag message.")
+@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another git-model command holding the repository lock.")
 @json_option
-def release(model, version, message, allow_lower, accept_unverified, as_json) -> None:
+def release(model, version, message, allow_lower, accept_unverified, wait, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
 
     VERSION is SemVer (1.2.0 or v1.2.0, pre-releases like v1.3.0-rc.1 too)
@@ -48,7 +50,8 @@ def release(model, version, message, allow_lower, accept_unverified, as_json) ->
     missing or stale (measured on another model md5 or eval set), when
     they are unverified (produced by a server that did not prove it served
     the tracked md5: run `git model verify`, commit, or pass
-    --accept-unverified "why"), or when the tag exists. The tag is GTO's: its message starts with `Registering
+    --accept-unverified "why"), or when the tag exists. Checks and tag hold
+    the repository lock (--wait waits for it). The tag is GTO's: its message starts with `Registering
     artifact MODEL version vX.Y.Z`, then your message, then a JSON record of
     the model md5, lineage and headline metrics per eval set, so `gto show`
     and `dvc artifacts get` read it. Push it with `git push origin TAG`.
@@ -60,8 +63,11 @@ def release(model, version, message, allow_lower, accept_unverified, as_json) ->
     """
     from gitmodel import releasing
 
+    def on_wait(holder: str) -> None:
+        click.echo(f"Waiting for the repository lock held by {holder} ...", err=True)
+
     result = releasing.release(model, version, message=message, allow_lower=allow_lower,
-                               accept_unverified=accept_unverified)
+                               accept_unverified=accept_unverified, wait=wait, on_wait=on_wait)
     if as_json:
         emit_json({"tag": result.tag, "model": result.model, "version": str(result.version),
                    "commit": result.commit, "record": result.record})

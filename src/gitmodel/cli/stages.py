@@ -119,8 +119,11 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
     "Roll back MODEL to vX (was vY)" (only those paths), and prod is assigned
     to vX with a new stage tag. Repeated rollbacks walk the prod history like
     `git checkout -`. A workspace model with changes that are not in the DVC
-    cache is refused (--force discards them). Running it again after it was
-    interrupted completes it.
+    cache is refused (--force discards them); so are files it would overwrite
+    or remove whose content git does not hold (untracked files in
+    metrics/MODEL/, edits of the .dvc file or metrics, staged or not), named
+    in the error, and a detached HEAD unless --no-commit. Running it again
+    after it was interrupted completes it.
 
     \b
     Examples:
@@ -150,6 +153,8 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  {result.path}: md5 {result.md5} (already in the workspace)")
     if result.restored:
         click.echo(f"  restored: {', '.join(result.restored)}")
+    if result.removed:
+        click.echo(f"  removed:  {', '.join(result.removed)} (committed at HEAD, not part of {result.target})")
     if no_commit:
         click.echo("Not committed and prod not reassigned (--no-commit). To record it: "
                    f"git model rollback {model} --to {result.target}")
