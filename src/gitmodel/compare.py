@@ -405,10 +405,6 @@ class GateRow:
     allowed: float | None = None     # how much worse the rule lets it be, in the metric's units
     tradeoff: Tradeoff | None = None  # the accepted tradeoff that let it through
 
-    @property
-    def key(self) -> str:
-        return self.metric
-
     def to_dict(self) -> dict:
         return {"metric": self.metric, "baseline": self.baseline, "candidate": self.candidate,
                 "change": self.change, "rule": self.rule, "verdict": self.verdict, "direction": self.direction,
@@ -450,16 +446,6 @@ class GateReport:
         if self.accepted:
             text += "; accepted tradeoffs: " + ", ".join(r.metric for r in self.accepted)
         return text
-
-    def __str__(self) -> str:
-        lines = [self.summary()]
-        for r in self.rows:
-            if r.verdict in (FAIL, ACCEPTED):
-                lines.append(f"  {r.verdict}: {r.metric} {_num(r.baseline)} -> {_num(r.candidate)} ({r.rule})")
-        for t in self.tradeoffs:
-            if t.applied_to:
-                lines.append(f"  accepted {t.metric} (up to {_num(t.max_regression)} worse): {t.rationale}")
-        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "rows": [r.to_dict() for r in self.rows],

@@ -451,7 +451,7 @@ def results_at_many(root: Path, revs: list[Revision], model: str | None = None, 
 class ValidatedBlobs:
     """Metrics blobs already checked against the schema, by git blob sha.
 
-    DESIGN.md wants every metrics file validated when read. A blob never
+    Every metrics file is validated when read. A blob never
     changes, so validating each one once is enough: history commands then read
     a thousand releases without importing jsonschema. Kept in
     .dvc/tmp/gitmodel/ (ignored by git), one sha per line, in a file per

@@ -284,7 +284,8 @@ def test_gate_accepted_tradeoff_lets_a_chosen_regression_through():
     assert not report.passed
     report = gate(BASE, worse, accepted=[*accept[:1], {**accept[1], "max_regression": 0.2}])
     assert report.passed and [x.metric for x in report.accepted] == ["accuracy", "labels.positive.fpr"]
-    assert "accepted labels.*.fpr (up to 0.2 worse): recall matters more" in str(report)
+    fpr = {t.metric: t for t in report.tradeoffs}["labels.*.fpr"]
+    assert fpr.applied_to == ["labels.positive.fpr"] and fpr.rationale == "recall matters more"
 
 
 @pytest.mark.parametrize("entry, message", [

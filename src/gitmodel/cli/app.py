@@ -10,7 +10,7 @@ from gitmodel.errors import GitModelError
 
 
 class GitModelGroup(click.Group):
-    """Catches every GitModelError in one place: ``Error: ...`` on stderr, exit code from DESIGN.md."""
+    """Catches every GitModelError in one place: ``Error: ...`` on stderr and the error's exit code."""
 
     def invoke(self, ctx: click.Context):
         try:
