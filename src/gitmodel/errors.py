@@ -122,3 +122,18 @@ class UnverifiedResult(GitModelError):
                                   "verification in the metrics file: commit it), or pass "
                                   '--accept-unverified "why" (recorded in the tag message)')
         self.unverified = unverified
+
+
+class CheckpointCrashes(GitModelError):
+    """llama.cpp died (or hung) loading a checkpoint: the file's fault, named."""
+
+    def __init__(self, path, detail: str, remembered: bool):
+        when = " (remembered from its first load)" if remembered else ""
+        super().__init__(
+            f"{path}: llama.cpp cannot load this checkpoint safely: a test load in a child process "
+            f"{detail}{when}",
+            hint="the file is damaged or made for another llama.cpp: re-download or re-convert it; "
+                 "to try again after upgrading llama-cpp-python, remove .dvc/tmp/gitmodel/loadcheck.json",
+        )
+        self.path = path
+        self.detail = detail

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from gitmodel import gguf_checks
 from gitmodel.errors import InvalidGGUF
 
 GGUF_MAGIC = b"GGUF"
@@ -215,6 +216,9 @@ class GGUFInfo:
     tensors: list[TensorInfo]
     alignment: int
     data_offset: int
+    # key -> (value type, offset of the value, offset just past it): where a
+    # check that needs a long array (a vocabulary) finds it in the file.
+    value_spans: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str | None:
@@ -264,7 +268,9 @@ def read_info(path: str | os.PathLike[str]) -> GGUFInfo:
     """
     with open(path, "rb") as file:
         file_size = os.fstat(file.fileno()).st_size
-        return _HeaderParser(file, path, file_size).parse()
+        info = _HeaderParser(file, path, file_size).parse()
+        gguf_checks.check_for_llama_cpp(info, file)
+        return info
 
 
 def _product(dims: tuple[int, ...]) -> int:
@@ -354,7 +360,7 @@ class _HeaderParser:
 
     def parse(self) -> GGUFInfo:
         version, tensor_count, kv_count = self.parse_fixed_header()
-        metadata, alignment = self.parse_metadata(kv_count)
+        metadata, alignment, spans = self.parse_metadata(kv_count)
         tensors, offset_fields = self.parse_tensor_table(tensor_count, alignment)
         data_offset = -(-self.pos // alignment) * alignment
         self.check_tensor_data(tensors, offset_fields, data_offset)
@@ -368,6 +374,7 @@ class _HeaderParser:
             tensors=tensors,
             alignment=alignment,
             data_offset=data_offset,
+            value_spans=spans,
         )
 
     def parse_fixed_header(self) -> tuple[int, int, int]:
@@ -412,8 +419,9 @@ class _HeaderParser:
             )
         return version, tensor_count, kv_count
 
-    def parse_metadata(self, kv_count: int) -> tuple[dict[str, Any], int]:
+    def parse_metadata(self, kv_count: int) -> tuple[dict[str, Any], int, dict[str, tuple[int, int, int]]]:
         metadata: dict[str, Any] = {}
+        spans: dict[str, tuple[int, int, int]] = {}
         key_numbers: dict[str, int] = {}
         alignment = DEFAULT_ALIGNMENT
         for number in range(kv_count):
@@ -437,9 +445,10 @@ class _HeaderParser:
             value_type = self.unpack(_U32, f"value type at {where}")
             value_start = self.pos
             metadata[key] = self.parse_value(value_type, where, type_start, keep=True, depth=0)
+            spans[key] = (value_type, value_start, self.pos)
             if key == "general.alignment":
                 alignment = self.checked_alignment(value_type, metadata[key], value_start)
-        return metadata, alignment
+        return metadata, alignment, spans
 
     def checked_alignment(self, value_type: int, value: Any, value_start: int) -> int:
         if value_type != _UINT32_TYPE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, lineage, params, project, refs, store
+from gitmodel import dvcyaml, evalsets, gguf, gitrepo, lineage, loadcheck, params, project, refs, store
 from gitmodel.errors import InvalidPath
 from gitmodel.fsutil import Snapshot
 
@@ -59,6 +59,7 @@ def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(
     absolute, rel, name = _checked_target(root, user_path, name, dvcyaml.MODELS_DIR, ".gguf", "model")
     info = gguf.read_info(absolute)                     # before anything else touches the file
     hashes = project.hash_cache(root)
+    loadcheck.ensure_loads(absolute, md5=hashes.md5(absolute), root=root)   # in a child: a crash is refused
     lineage_meta: dict = {}
     if dataset is not None:
         lineage_meta["dataset"] = lineage.dataset_entry(root, Path(dataset), hashes.md5)

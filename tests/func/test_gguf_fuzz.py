@@ -3,6 +3,12 @@
 Every mutated or truncated file must either parse or raise InvalidGGUF: never
 another exception, never a hang. Mutations aim at the header (tensor data is
 never read, so flipping it proves nothing).
+
+Then the differential half: every mutant our reader accepts (of the demo
+checkpoint and of vocabulary files laid out as llama.cpp writes them, see
+vocabfiles.py) is loaded by llama.cpp in a child, which must load or refuse
+it, never die of a signal (gguf_mutants.py; many more in
+benchmarks/bench_gguf_fuzz.py).
 """
 from __future__ import annotations
 
@@ -119,3 +125,46 @@ def test_mutated_checkpoints_parse_or_raise_invalid_gguf(checkpoint, tmp_path):
     # The mutations must exercise both outcomes to mean anything.
     assert outcomes["rejected"] > CASES // 4, outcomes
     assert outcomes["parsed"] > 10, outcomes
+
+
+# -- differential: what our reader accepts, llama.cpp must load or refuse, never abort ----
+
+DIFFERENTIAL_MUTANTS_PER_FILE = 250
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory, checkpoint):
+    import gguf_mutants
+    import vocabfiles
+
+    import llama_cpp  # noqa: F401 - imported once here, before the children fork
+
+    folder = tmp_path_factory.mktemp("vocabs")
+    files = vocabfiles.build_all(folder)
+    demo = folder / "sentiment-v1.gguf"
+    demo.write_bytes(checkpoint[0])
+    return ([gguf_mutants.Seed.load(name, path, vocab_only=True) for name, path in files.items()]
+            + [gguf_mutants.Seed.load("demo", demo, vocab_only=False)])
+
+
+def test_the_unmutated_files_load_in_llama_cpp(seeds):
+    from gitmodel import loadcheck
+
+    for seed in seeds:
+        assert loadcheck.run_forked(seed.info.path, vocab_only=seed.vocab_only).status == loadcheck.LOADED, seed.name
+
+
+@pytest.mark.slow
+def test_llama_cpp_never_aborts_on_a_mutant_our_reader_accepts(seeds, tmp_path):
+    import gguf_mutants
+
+    tally = gguf_mutants.Tally()
+    for seed in seeds:
+        gguf_mutants.run(seed, range(DIFFERENTIAL_MUTANTS_PER_FILE), tmp_path, tally)
+    print(tally.line())
+    assert tally.aborts == []
+    # A few hundred mutants reached llama.cpp, and the checks refused the rest.
+    assert tally.accepted >= 250, tally.line()
+    assert tally.refused_by_us >= 250, tally.line()
+    # Mutants that only a content check refuses were made, and refused.
+    assert {"token", "shrink_array"} <= set(tally.refusal_kinds), tally.refusal_kinds

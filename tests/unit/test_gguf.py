@@ -112,7 +112,9 @@ def write_llama_like(path: Path, *, file_type: int | None = 15, vocab_size: int 
         writer.add_file_type(file_type)
     writer.add_bool("tiny.flag", True)
     writer.add_array("tiny.small", [1, 2, 3])
-    writer.add_string("tokenizer.ggml.model", "llama")
+    # Byte-level BPE, as Llama 3 has it: a SentencePiece ("llama") vocabulary
+    # would need its 256 byte tokens, which llama.cpp falls back to.
+    writer.add_string("tokenizer.ggml.model", "gpt2")
     writer.add_token_list([f"tok{i}" for i in range(vocab_size)])
     writer.add_token_scores([float(-i) for i in range(vocab_size)])
     writer.add_token_types([1] * vocab_size)
@@ -696,3 +698,178 @@ def test_realistic_header_is_fast(tmp_path):
     assert info.parameter_count == 8_030_261_248
     # Typically ~0.1 s; generous so a loaded CI machine does not flake.
     assert elapsed < 1.0
+
+
+# -- what llama.cpp aborts on: gguf_checks ----------------------------------------
+
+SPM_TOKENS = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256)), "\u2581a", "\u2581b", "\u2581ab"]
+
+
+def vocab_kvs(tokens: list[str | bytes], *, model: str = "llama", arch: str = "llama",
+              scores: int | None = None, types: list[int] | None = None, extra: list[bytes] = ()) -> list[bytes]:
+    """A vocabulary as llama.cpp's converter lays it out; ``scores`` = how many scores."""
+    n_scores = len(tokens) if scores is None else scores
+    kvs = [
+        kv("general.architecture", STRING, gstr(arch)),
+        kv("tokenizer.ggml.model", STRING, gstr(model)),
+        kv("tokenizer.ggml.tokens", ARRAY, array(STRING, len(tokens), b"".join(gstr(t) for t in tokens))),
+        kv("tokenizer.ggml.scores", ARRAY, array(FLOAT32, n_scores, struct.pack(f"<{n_scores}f", *range(n_scores)))),
+    ]
+    if types is not None:
+        packed = struct.pack(f"<{len(types)}i", *types)
+        kvs.append(kv("tokenizer.ggml.token_type", ARRAY, array(INT32, len(types), packed)))
+    return kvs + list(extra)
+
+
+def test_a_real_shaped_spm_vocabulary_passes(write):
+    path = write(gguf_bytes(vocab_kvs(SPM_TOKENS, extra=[kv_u32("tokenizer.ggml.bos_token_id", 1)])))
+    assert read_info(path).metadata["tokenizer.ggml.model"] == "llama"
+
+
+def test_a_duplicated_token_is_refused_with_its_index_and_offset(write):
+    tokens = [*SPM_TOKENS]
+    tokens[-1] = "\u2581a"          # token 261 again
+    data = gguf_bytes(vocab_kvs(tokens))
+    first = data.index(gstr("\u2581a"))
+    second = data.index(gstr("\u2581a"), first + 1)
+
+    assert problem(write(data)) == (
+        f"key 'tokenizer.ggml.tokens': token {len(tokens) - 1} repeats token {len(tokens) - 3} ('\u2581a'): "
+        "llama.cpp aborts on a vocabulary whose strings are not unique", second)
+
+
+def test_an_empty_token_collides_with_llama_cpps_name_for_it(write):
+    # llama.cpp renames an empty token i to "[EMPTY_i]"; two empty tokens are distinct.
+    assert read_info(write(gguf_bytes(vocab_kvs([*SPM_TOKENS, "", ""])), "two-empty.gguf"))
+    tokens = [*SPM_TOKENS, "", f"[EMPTY_{len(SPM_TOKENS)}]"]
+    message, _ = problem(write(gguf_bytes(vocab_kvs(tokens)), "collide.gguf"))
+    assert message.startswith(f"key 'tokenizer.ggml.tokens': token {len(SPM_TOKENS) + 1} repeats token "
+                              f"{len(SPM_TOKENS)} ('[EMPTY_{len(SPM_TOKENS)}]')")
+
+
+def test_scores_shorter_than_the_tokens_are_refused(write):
+    data = gguf_bytes(vocab_kvs(SPM_TOKENS, scores=len(SPM_TOKENS) - 1))
+    scores_at = data.index(gstr("tokenizer.ggml.scores")) + len(gstr("tokenizer.ggml.scores")) + 4
+    n = len(SPM_TOKENS)
+    assert problem(write(data)) == (
+        f"key 'tokenizer.ggml.scores': {n - 1} entries for {n} tokens: index {n - 1} (token '\u2581ab') has none",
+        scores_at + 4)
+
+
+def test_token_types_shorter_than_the_tokens_are_refused(write):
+    message, _ = problem(write(gguf_bytes(vocab_kvs(SPM_TOKENS, types=[1] * 10))))
+    assert message.startswith(f"key 'tokenizer.ggml.token_type': 10 entries for {len(SPM_TOKENS)} tokens: index 10")
+
+
+def test_scores_of_the_wrong_type_are_refused(write):
+    kvs = vocab_kvs(SPM_TOKENS, scores=0)
+    kvs[3] = kv("tokenizer.ggml.scores", ARRAY, array(STRING, 1, gstr("x")))
+    message, _ = problem(write(gguf_bytes(kvs)))
+    assert message == "key 'tokenizer.ggml.scores': must be an array of int32 or float32, not of string"
+
+
+@pytest.mark.parametrize("key", ["bos", "eos", "unknown", "padding", "eot"])
+def test_a_special_token_id_beyond_the_vocabulary_is_refused(write, key):
+    n = len(SPM_TOKENS)
+    data = gguf_bytes(vocab_kvs(SPM_TOKENS, extra=[kv_u32(f"tokenizer.ggml.{key}_token_id", n)]))
+    offset = data.index(gstr(f"tokenizer.ggml.{key}_token_id")) + len(gstr(f"tokenizer.ggml.{key}_token_id")) + 4
+    assert problem(write(data)) == (
+        f"key 'tokenizer.ggml.{key}_token_id': token id {n} is outside the vocabulary of {n} tokens "
+        f"(ids 0 to {n - 1})", offset)
+
+
+@pytest.mark.parametrize("byte, stand_in", [(0xC3, None), (0x41, "A"), (0x00, "\x00")])
+def test_a_spm_vocabulary_without_its_byte_tokens_is_refused(write, byte, stand_in):
+    tokens = [t for t in SPM_TOKENS if t != f"<0x{byte:02X}>"]
+    if stand_in is not None:
+        tokens.append(stand_in)   # llama.cpp falls back to the byte itself, but as a C string
+    path = write(gguf_bytes(vocab_kvs(tokens)))
+    if stand_in == "A":
+        assert read_info(path)
+        return
+    message, _ = problem(path)
+    assert message.startswith(f"key 'tokenizer.ggml.tokens': no token for byte 0x{byte:02X} (neither "
+                              f"'<0x{byte:02X}>' nor the byte")
+
+
+def test_a_tokenizer_that_adds_eos_needs_one(write):
+    # Two SentencePiece tokens: llama.cpp's default BOS id 1 exists, its EOS id 2 does not.
+    kvs = vocab_kvs(["a", "b"], extra=[kv("tokenizer.ggml.add_eos_token", BOOL, b"\x01")])
+    message, _ = problem(write(gguf_bytes(kvs)))
+    assert message == ("key 'tokenizer.ggml.eos_token_id' is missing and llama.cpp has no default for it in this "
+                       "2-token vocabulary, but the tokenizer adds that token (tokenizer.ggml.add_eos_token is "
+                       "true): llama.cpp aborts on the first tokenization")
+    kvs[-1] = kv("tokenizer.ggml.add_eos_token", BOOL, b"\x00")
+    message, _ = problem(write(gguf_bytes(kvs), "no-eos.gguf"))
+    assert message.startswith("key 'tokenizer.ggml.tokens': no token for byte 0x00")   # the next check
+
+
+def test_a_bert_vocabulary_needs_its_separator_and_no_byte_tokens(write):
+    tokens = [f"[unused{i}]" for i in range(102)]   # [CLS] is llama.cpp's default 101, [SEP] 102 is missing
+    message, _ = problem(write(gguf_bytes(vocab_kvs(tokens, model="bert", arch="bert"))))
+    assert message.startswith("key 'tokenizer.ggml.seperator_token_id' is missing")
+    assert "(llama.cpp always does for a 'bert' vocabulary)" in message
+    tokens.append("[SEP]")
+    types = [1] * len(tokens)
+    types[5] = 6
+    message, offset = problem(write(gguf_bytes(vocab_kvs(tokens, model="bert", arch="bert", types=types)), "b.gguf"))
+    assert message == ("key 'tokenizer.ggml.token_type': token 5 ('[unused5]') is typed BYTE, which llama.cpp "
+                       "aborts on in a BERT (WPM) vocabulary")
+
+
+def test_an_rwkv_vocabulary_needs_every_byte(write):
+    tokens = [chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in range(256)] + ["\\\\"]
+    assert read_info(write(gguf_bytes(vocab_kvs(tokens, model="rwkv", arch="rwkv6")), "full.gguf"))
+    tokens.remove("\\x0a")
+    message, _ = problem(write(gguf_bytes(vocab_kvs(tokens + ["\\nx"], model="rwkv", arch="rwkv6"))))
+    assert message.startswith("key 'tokenizer.ggml.tokens': no token for byte 0x0A: llama.cpp's RWKV tokenizer")
+
+
+def test_an_unknown_architecture_is_refused_before_llama_cpp_loads_it(write):
+    from gitmodel.gguf_checks import supported_architectures
+
+    known = supported_architectures()
+    assert known is not None and {"llama", "gpt2", "bert", "t5", "rwkv6"} <= known   # asked of libllama
+    data = gguf_bytes([kv("general.architecture", STRING, gstr("zzzzz"))])
+    message, offset = problem(write(data))
+    assert message.startswith("key 'general.architecture': unknown model architecture 'zzzzz': the installed "
+                              f"llama.cpp supports {len(known)} architectures (")
+    assert offset == data.index(gstr("zzzzz"))
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ([kv_u32("llama.block_count", 0)], "key 'llama.block_count': 0 layers; llama.cpp asserts 1 to 512"),
+    ([kv_u32("llama.block_count", 513)], "key 'llama.block_count': 513 layers; llama.cpp asserts 1 to 512"),
+    ([kv_u32("llama.block_count", 2), kv_u32("llama.nextn_predict_layers", 3)],
+     "key 'llama.nextn_predict_layers': 3 is not within 0 to block_count 2"),
+    ([kv_u32("llama.block_count", 2), kv_u32("llama.expert_count", 8), kv_u32("llama.expert_used_count", 9)],
+     "key 'llama.expert_count': expert_used_count 9 is above expert_count 8 (llama.cpp asserts on it)"),
+    ([kv_u32("llama.block_count", 2), kv_u32("llama.expert_count", 8)],
+     "key 'llama.expert_count': expert_count 8 but expert_used_count 0 (llama.cpp asserts on it)"),
+    ([kv_u32("llama.block_count", 2), kv("llama.rope.scaling.type", STRING, gstr("zigzag"))],
+     "key 'llama.rope.scaling.type': 'zigzag' is not one of none, linear, yarn, longrope"),
+])
+def test_hyperparameters_llama_cpp_asserts_on_are_refused(write, extra, expected):
+    data = gguf_bytes([kv("general.architecture", STRING, gstr("llama")), *extra])
+    assert problem(write(data))[0] == expected
+
+
+def test_a_150k_token_vocabulary_is_checked_well_under_a_second(write):
+    n = 150_000
+    tokens = [*SPM_TOKENS, *(f"\u2581tok{i}" for i in range(n - len(SPM_TOKENS)))]
+    path = write(gguf_bytes(vocab_kvs(tokens, types=[1] * n)))
+    started = time.perf_counter()
+    info = read_info(path)
+    elapsed = time.perf_counter() - started
+
+    assert info.metadata["tokenizer.ggml.tokens"] == ArraySummary("string", n)
+    # ~0.1 s on a shared 2-core machine; generous against noise.
+    assert elapsed < 0.5, elapsed
+
+
+@pytest.mark.parametrize("model", ["no_vocab", "none"])
+def test_a_checkpoint_without_a_tokenizer_is_refused(write, model):
+    data = gguf_bytes([kv("tokenizer.ggml.model", STRING, gstr(model))])
+    assert problem(write(data)) == (
+        f"key 'tokenizer.ggml.model': {model!r} means the checkpoint has no tokenizer: llama.cpp aborts on the "
+        "first tokenization", data.index(gstr(model)))

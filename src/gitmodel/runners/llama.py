@@ -37,7 +37,7 @@ from gitmodel.errors import RunnerError
 from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
 
 # llama.cpp's log levels (ggml_log_level) that we keep for error messages.
-_LOG_WARN, _LOG_ERROR, _LOG_CONT = 2, 3, 5
+_LOG_WARN, _LOG_ERROR, _LOG_CONT = 3, 4, 5
 
 # The last lines llama.cpp logged. Our log callback stores them instead of
 # printing: the core never prints, and a failed load can quote the reason.
@@ -94,6 +94,10 @@ class LlamaRunner:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise RunnerError(f"{self.model_path}: model file not found")
+        from gitmodel import loadcheck
+
+        # A checkpoint's first load runs in a child: an abort there is the file's fault, named.
+        loadcheck.ensure_loads(self.model_path, n_ctx=settings.n_ctx)
         _silence_llama_logs(llama_cpp)
         _log_lines.clear()
         try:
@@ -108,7 +112,9 @@ class LlamaRunner:
                 verbose=False,
             )
         except Exception as e:
-            reason = _log_lines[-1] if _log_lines else str(e)
+            # llama.cpp's own reason ("error loading model: ..."), not whatever it logged last
+            reason = next((line for line in _log_lines if "error loading model" in line),
+                          _log_lines[-1] if _log_lines else str(e))
             raise RunnerError(f"{self.model_path}: llama.cpp could not load the model: {reason}",
                               hint="check that the file is a GGUF checkpoint this llama.cpp supports") from e
         self._ctx = self._llm.ctx
