@@ -125,7 +125,7 @@ def build(root: Path, n: int, env: dict) -> tuple[str, str]:
                   "evalsets": {EVALSET: {"md5": evalset_md5, "metrics": history.headline(doc["metrics"])}}}
         stream.append(f"tag {MODEL}@{version}\nfrom :{i}\n".encode())
         stream.append(b"tagger Bench <bench@example.com> %d +0000\n" % (when + 1))
-        data(history.release_message(MODEL, version, f"release {i}", record).encode())
+        data(refs.release_message(MODEL, version, f"release {i}", record).encode())
     stages = [("prod", max(1, n - 10)), ("staging", n), ("canary", n)]
     for counter, (stage, i) in enumerate(stages, start=1):
         stream.append(f"tag {MODEL}#{stage}#{counter}\nfrom :{i}\n".encode())

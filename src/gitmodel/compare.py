@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+from gitmodel import jsonio
 from gitmodel.errors import InvalidMetrics, InvalidParams
 
 # Floats in metrics files are rounded to 6 decimals; this slack only absorbs
@@ -236,7 +237,7 @@ def parse_outputs(data: bytes | None, source: str = "outputs.jsonl") -> dict[str
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsonio.loads(line)
         except ValueError as e:
             raise InvalidMetrics(f"{source}:{number}: not valid JSON: {e}") from None
         if not isinstance(record, dict) or not isinstance(record.get("id"), str):
@@ -442,7 +443,8 @@ class GateReport:
         if self.passed:
             text = f"pass: {gated} gated metrics meet or beat the baseline"
         else:
-            text = f"fail: {len(self.failures)} regressions: {', '.join(r.metric for r in self.failures)}"
+            text = (f"fail: {len(self.failures)} regression{'s' if len(self.failures) != 1 else ''}: "
+                    f"{', '.join(r.metric for r in self.failures)}")
         if self.accepted:
             text += "; accepted tradeoffs: " + ", ".join(r.metric for r in self.accepted)
         return text

@@ -65,6 +65,8 @@ class InvalidEvalSet(GitModelError):
 
     def __init__(self, path, line: int | None, problem: str, hint: str | None = None):
         where = f"{path}:{line}" if line is not None else f"{path}"
+        if hint is None and line is not None:
+            hint = "fix that line, then track the file again with `git model evalset add`"
         super().__init__(f"{where}: {problem}", hint=hint)
         self.path = path
         self.line = line
@@ -76,7 +78,11 @@ class InvalidParams(GitModelError):
 
 
 class InvalidMetrics(GitModelError):
-    pass
+    """A metrics file that breaks its schema; re-running the eval writes a good one."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, hint=hint or "re-create it with `git model eval MODEL --evalset NAME --force` "
+                                               "(at a past revision: the file committed there is damaged)")
 
 
 class ModelNotFound(GitModelError):

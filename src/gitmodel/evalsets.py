@@ -7,10 +7,12 @@ hostile or broken file (one 10 GB line) is refused without being read whole.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from gitmodel import jsonio
 from gitmodel.errors import InvalidEvalSet
 from gitmodel.runners.base import Example
 
@@ -94,6 +96,48 @@ def _plainly_valid(obj: dict) -> bool:
     return True
 
 
+# A \uD800-\uDFFF escape: JSON lets it through, but alone (not as a pair) it is
+# no character at all, and the text cannot be encoded to reach a model.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _surrogate_in(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"\\u{ord(text[e.start]):04x}"
+    return None
+
+
+def _lone_surrogate(value, field: str) -> tuple[str, str] | None:
+    """(field, the escaped surrogate) of the first string, key included, holding a lone surrogate."""
+    if isinstance(value, str):
+        found = _surrogate_in(value)
+        return (field, found) if found else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _surrogate_in(key)
+            if found:
+                return (f"{field}.(a key)" if field else "(a key)"), found
+            found = _lone_surrogate(item, f"{field}.{key}" if field else key)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{field}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    if isinstance(e, jsonio.DuplicateKeyError):
+        return f"duplicate key {e.key!r} at column {e.colno} (first at column {e.first_colno})"
+    # some of json's messages end in "at" ("Unterminated string starting at")
+    msg = e.msg[:-3] if e.msg.endswith(" at") else e.msg
+    return f"malformed JSON: {msg} at column {e.colno}"
+
+
 def parse_line(path: Path, number: int, raw: bytes) -> Example:
     try:
         text = raw.decode("utf-8")
@@ -101,11 +145,19 @@ def parse_line(path: Path, number: int, raw: bytes) -> Example:
         raise InvalidEvalSet(path, number, f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
                              hint="re-encode the file as UTF-8") from None
     try:
-        obj = json.loads(text)
+        obj = jsonio.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidEvalSet(path, number, f"malformed JSON: {e.msg} at column {e.colno}") from None
+        hint = "keep one of the two (the line means one thing only)" if isinstance(e, jsonio.DuplicateKeyError) else None
+        raise InvalidEvalSet(path, number, _json_problem(e), hint=hint) from None
     if not isinstance(obj, dict):
         raise InvalidEvalSet(path, number, f"expected a JSON object, got {type(obj).__name__}")
+    if _SURROGATE_ESCAPE.search(raw):
+        found = _lone_surrogate(obj, "")
+        if found:
+            field, escape = found
+            raise InvalidEvalSet(path, number, f"field '{field}': a lone surrogate {escape} is not a character "
+                                               "(it cannot be encoded as UTF-8)",
+                                 hint="write the character itself, or a complete surrogate pair")
     if not _plainly_valid(obj):
         errors = sorted(_validator().iter_errors(obj), key=lambda e: (list(e.absolute_path), e.validator))
         if errors:

@@ -11,15 +11,21 @@ before the final rename leaves the previous metrics intact.
 from __future__ import annotations
 
 import json
+import math
+import os
+import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from gitmodel import interrupts, jsonio
 from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, store
 from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
                              StaleArtifact)
-from gitmodel.fsutil import atomic_write
+from gitmodel.fsutil import temp_prefix
 from gitmodel.runners import make_runner
 from gitmodel.runners.base import Example, Prediction, RunSettings
 
@@ -60,6 +66,7 @@ class EvalResult:
     cached: bool
     doc: dict
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)   # for the user: e.g. inputs past the training context
 
 
 def _settings(p: dict) -> RunSettings:
@@ -161,7 +168,7 @@ def read_metrics(path: Path, source: str | None = None) -> dict | None:
 
 def parse_metrics(data: bytes, source: str) -> dict:
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidMetrics(f"{source}: not valid JSON: {e}",
                              hint="re-create it with `git model eval --force`") from None
@@ -243,18 +250,93 @@ def _runner_for(inputs: Inputs, model_file: Path | None = None):
 
 
 def predict(inputs: Inputs, examples: list[Example], progress_factory: ProgressFactory | None = None,
-            model_file: Path | None = None, runner=None) -> tuple[list[Prediction], dict]:
-    runner = runner or _runner_for(inputs, model_file)
+            model_file: Path | None = None, runner=None,
+            warnings: list[str] | None = None) -> tuple[list[Prediction], dict]:
+    """The runner's predictions and info; what it warns about is appended to ``warnings``."""
+    # A model load runs native code that calls back into Python (llama.cpp's
+    # logging): Ctrl-C waits until the load returns, then stops the run.
+    with interrupts.deferred(raise_on_exit=False) as interrupt:
+        runner = runner or _runner_for(inputs, model_file)
     try:
+        interrupt.check()
         update = progress_factory(len(examples), f"{inputs.model} on {inputs.evalset}") if progress_factory else None
         predictions = runner.predict(examples, update)
         info = runner.info()
+        if warnings is not None and hasattr(runner, "warnings"):
+            warnings.extend(runner.warnings())
     finally:
         runner.close()
     if len(predictions) != len(examples):
-        raise RunnerError(f"runner {inputs.runner_kind} returned {len(predictions)} predictions "
-                          f"for {len(examples)} examples")
+        got, want = len(predictions), len(examples)
+        raise RunnerError(f"runner {inputs.runner_kind} returned {got} prediction{'s' if got != 1 else ''} "
+                          f"for {want} example{'s' if want != 1 else ''}",
+                          hint="a runner returns exactly one prediction per example, in order")
+    _check_finite(examples, predictions, inputs.runner_kind)
     return predictions, info
+
+
+def _check_finite(examples: Sequence[Example], predictions: Sequence[Prediction], runner: str) -> None:
+    """A NaN score is the model's fault, named here, not a broken metrics file later."""
+    for example, prediction in zip(examples, predictions):
+        values = [prediction.confidence, *(prediction.scores or {}).values()]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            where = f" (line {example.line})" if example.line else ""
+            raise RunnerError(f"runner {runner}: the model produced NaN or infinite scores for example "
+                              f"{example.id!r}{where}",
+                              hint="check the model: corrupted weights give NaN scores")
+
+
+def _keep_previous(path: Path) -> Path:
+    """A second name for ``path``'s current bytes (a hard link, else a copy), to put back."""
+    backup = path.parent / f"{temp_prefix()}{secrets.token_hex(6)}"
+    try:
+        os.link(path, backup)
+    except OSError:
+        shutil.copy2(path, backup)
+    return backup
+
+
+def _commit(files: dict[Path, bytes], interrupt: interrupts.Deferral) -> None:
+    """Replace every file of ``files`` or none of them.
+
+    Each new file is written and fsynced beside its target first; a Ctrl-C
+    (or an error) until then removes them and leaves the targets as they
+    were. The renames then run with SIGINT held back; one that arrived during
+    them puts the previous files back, from hard links taken before.
+    """
+    temps: dict[Path, Path] = {}
+    backups: dict[Path, Path] = {}
+    renamed: list[Path] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), dir=path.parent)
+            temps[path] = Path(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+            if path.exists():
+                backups[path] = _keep_previous(path)
+            interrupt.check()
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+            renamed.append(path)
+        interrupt.check()     # the commit point: a Ctrl-C after it no longer undoes the run
+    except BaseException:
+        for path in reversed(renamed):
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            else:
+                path.unlink()
+        raise
+    finally:
+        for leftover in [*temps.values(), *backups.values()]:
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
 
 
 def verification_for(inputs: Inputs, runner_info: dict) -> dict:
@@ -332,16 +414,19 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
             return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
         started = time.perf_counter()
         examples = evalsets.load(inputs.evalset_file, max_line_bytes=inputs.max_line_bytes)
-        predictions, info = predict(inputs, examples, progress_factory, runner=served)
+        warnings: list[str] = []
+        predictions, info = predict(inputs, examples, progress_factory, runner=served, warnings=warnings)
         if identity is not None:
             _check_served(inputs, info)
         doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
         metrics.validate_metrics(doc, metrics_rel)
         outputs = render_outputs(examples, predictions, source=outputs_rel)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        # outputs first: a crash between the renames leaves a summary whose
-        # provenance no longer matches, which the next eval recomputes
-        atomic_write(root / outputs_rel, outputs)
-        atomic_write(root / metrics_rel, summary)
+        # Both files or neither: outputs first, so that a crash (not a Ctrl-C,
+        # which _commit undoes) between the renames leaves a summary whose
+        # provenance no longer matches, which the next eval recomputes.
+        with interrupts.deferred(raise_on_exit=False, last_step=True) as interrupt:
+            _commit({root / outputs_rel: outputs, root / metrics_rel: summary.encode("utf-8")}, interrupt)
         seconds = time.perf_counter() - started
-    return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=False, doc=doc, seconds=seconds)
+    return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=False, doc=doc, seconds=seconds,
+                      warnings=warnings)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import compare, dvcyaml, project, refs
+from gitmodel import compare, dvcyaml, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
+from gitmodel.revisions import Revision
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
 
 PROD = "prod"
@@ -96,24 +97,15 @@ def baseline_holder(root: Path, model: str, stage: str = PROD,
     return registry.holder(model, stage)
 
 
-def _stage_ref(text: str) -> tuple[str, str] | None:
-    model, sep, stage = text.partition("#")
-    if sep and refs.NAME_RE.match(model) and refs.NAME_RE.match(stage):
-        return model, stage
-    return None
+def _resolve_baseline(root: Path, text: str, registry: registry_mod.Registry) -> Revision:
+    spec = revisions.parse(text)
+    if spec.kind == "stage" and registry.holder(spec.model, spec.stage) is None:
+        raise NoBaseline(spec.model, spec.stage)
+    return revisions.resolve(root, text, registry)
 
 
-def _resolve_baseline(root: Path, text: str, registry: registry_mod.Registry) -> registry_mod.Revision:
-    stage_ref = _stage_ref(text)
-    if stage_ref and registry.holder(*stage_ref) is None:
-        raise NoBaseline(*stage_ref)
-    return registry_mod.resolve(root, text, registry)
-
-
-def _tracked_md5(root: Path, rev: registry_mod.Revision, rel: str) -> str | None:
-    from gitmodel.verify import _tracked_md5_at
-
-    return _tracked_md5_at(root, rev.commit, rel)
+def _tracked_md5(root: Path, rev: Revision, rel: str) -> str | None:
+    return store.tracked_md5s(root, [rev.commit], [rel])[rev.commit][rel]
 
 
 def _model_rel(model: str, *docs: dict | None) -> str:
@@ -124,14 +116,13 @@ def _model_rel(model: str, *docs: dict | None) -> str:
     return dvcyaml.model_path(model)
 
 
-def _stale(root: Path, rev: registry_mod.Revision, result: registry_mod.Result) -> str | None:
+def _stale(root: Path, rev: Revision, result: registry_mod.Result) -> str | None:
     """Why a stored result does not describe the checkpoint (or eval set) tracked at its revision, or None."""
-    from gitmodel.diffing import stale_reason
+    reasons = provenance.stale_at(root, rev, result.doc)
+    return provenance.describe(result.path, rev.label, reasons) if reasons else None
 
-    return stale_reason(root, rev, result)
 
-
-def _candidate_results(root: Path, model: str, rev: registry_mod.Revision,
+def _candidate_results(root: Path, model: str, rev: Revision,
                        evalset: str | None) -> list[registry_mod.Result]:
     results = registry_mod.results_at(root, rev, model, evalset, with_outputs=True)
     if not results and evalset is not None:
@@ -152,7 +143,7 @@ def _candidate_results(root: Path, model: str, rev: registry_mod.Revision,
     return results
 
 
-def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate_doc: dict,
+def rerun_baseline(root: Path, model: str, rev: Revision, candidate_doc: dict,
                    baseline_doc: dict | None = None,
                    progress_factory: Callable | None = None) -> tuple[dict, bytes]:
     """The metrics document and outputs.jsonl bytes of the baseline checkpoint at ``rev``, evaluated
@@ -188,7 +179,7 @@ def rerun_baseline(root: Path, model: str, rev: registry_mod.Revision, candidate
     return doc, render_outputs(examples, predictions)
 
 
-def run_gate(model: str, baseline: str | None = None, candidate: str = registry_mod.WORKSPACE,
+def run_gate(model: str, baseline: str | None = None, candidate: str = revisions.WORKSPACE,
              evalset: str | None = None, rerun: bool = False, start: Path | None = None,
              progress_factory: Callable | None = None) -> list[GateResult]:
     """Gate ``candidate`` against ``baseline`` (default ``MODEL#prod``), one result per eval set.
@@ -212,7 +203,7 @@ def run_gate(model: str, baseline: str | None = None, candidate: str = registry_
     policy = params.gate_policy(root)
     known.check_model(root, model, known.models(root, [None], registry.models()))
     base_rev = _resolve_baseline(root, baseline, registry)
-    cand_rev = registry_mod.resolve(root, candidate, registry)
+    cand_rev = revisions.resolve(root, candidate, registry)
     candidates = _candidate_results(root, model, cand_rev, evalset)
     stored = {r.evalset: r for r in registry_mod.results_at(root, base_rev, model, evalset, with_outputs=True)}
 

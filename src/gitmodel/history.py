@@ -4,69 +4,22 @@ Read-only and fast: tags come from one ``git for-each-ref`` (registry.load),
 every release's metrics from one ``git cat-file --batch`` (registry.results_at_many),
 and nothing here imports dvc, numpy or jsonschema on the way (metrics blobs
 are validated once and remembered by sha). The release record that
-``git model release`` writes into a tag message is parsed here too
-(:func:`parse_release_message`), next to :func:`release_message`, which writes it.
+``git model release`` writes into a tag message is read with
+:func:`gitmodel.refs.parse_release_message`, next to the function that writes it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, refs, registry as registry_mod
+from gitmodel import dvcyaml, gitrepo, provenance, refs, registry as registry_mod, revisions, store
 from gitmodel.errors import GitModelError, ModelNotFound
-from gitmodel.registry import Registry, Release, Result, Revision
+from gitmodel.refs import parse_release_message
+from gitmodel.registry import Registry, Release, Result
+from gitmodel.revisions import Revision
 
 # The metrics a release is summed up by, in this order, when its results have them.
 HEADLINE = ("n", "accuracy", "refusal_rate", "output_tokens.mean")
-
-# ----------------------------------------------------------------------------- the tag message
-
-RECORD_FENCE = "```json git-model"   # a fenced block: readable in `git show`, JSON-highlighted on forges
-RECORD_SCHEMA = 1
-
-
-def gto_first_line(model: str, version: refs.Version) -> str:
-    """The first line GTO writes for a registration (``gto register``)."""
-    return f"Registering artifact {model} version {version}"
-
-
-def release_message(model: str, version: refs.Version, user_message: str | None, record: dict) -> str:
-    """GTO's first line, the user's message, then the machine-readable record in a fenced JSON block."""
-    parts = [gto_first_line(model, version)]
-    if user_message and user_message.strip():
-        parts.append(user_message.strip("\n"))
-    parts.append(f"{RECORD_FENCE}\n{json.dumps(record, indent=2, sort_keys=False)}\n```")
-    return "\n\n".join(parts) + "\n"
-
-
-def parse_release_message(message: str, model: str | None = None,
-                          version: refs.Version | None = None) -> tuple[str, dict | None]:
-    """(the user's message, the record or None) of a release tag's message.
-
-    The record is the last fenced block opened by :data:`RECORD_FENCE` (the user's
-    message comes before it, so it cannot stand in for ours). GTO's first line is
-    dropped from the user's message when it is there.
-    """
-    lines = message.splitlines()
-    record = None
-    opened = max((i for i, line in enumerate(lines) if line.strip() == RECORD_FENCE), default=None)
-    if opened is not None:
-        closed = next((i for i in range(opened + 1, len(lines)) if lines[i].strip() == "```"), None)
-        if closed is not None:
-            try:
-                parsed = json.loads("\n".join(lines[opened + 1:closed]))
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                record = parsed
-                lines = lines[:opened] + lines[closed + 1:]
-    first = lines[0].split(" ") if lines else []
-    if (len(first) == 5 and first[:2] == ["Registering", "artifact"] and first[3] == "version"
-            and model in (None, first[2]) and (version is None or first[4] == str(version))):
-        lines = lines[1:]
-    return "\n".join(lines).strip("\n"), record
-
 
 # ----------------------------------------------------------------------------- headline metrics
 
@@ -190,7 +143,7 @@ def log(root: Path, model: str | None = None, limit: int | None = None) -> list[
         for m in models:
             releases = reg.releases.get(m, [])[::-1]
             shown = releases[:limit] if limit else releases
-            revs = [Revision(r.tag, r.commit, m, r) for r in shown]
+            revs = [Revision.of(r) for r in shown]
             results = registry_mod.results_at_many(root, revs, model=m, reader=reader)
             by_version: dict[refs.Version, list[str]] = {}
             for stage, event in reg.holders(m).items():
@@ -223,6 +176,7 @@ class ModelState:
     stages: list[str] = field(default_factory=list)
     record: dict | None = None        # the record in the release tag's message
     message: str = ""                 # the user's part of the release tag's message
+    stale: dict = field(default_factory=dict)   # eval set -> [provenance.StaleReason], for stale results only
 
     def to_json(self) -> dict:
         return {
@@ -234,39 +188,27 @@ class ModelState:
             "stages": self.stages,
             "results": {r.evalset: {"path": r.path, "evalset": r.doc.get("evalset"), "params": r.doc.get("params"),
                                     "runner": r.doc.get("runner"), "model_md5": (r.doc.get("model") or {}).get("md5"),
-                                    "metrics": r.doc["metrics"]} for r in self.results},
+                                    "metrics": r.doc["metrics"],
+                                    "stale": [reason.to_dict() for reason in self.stale.get(r.evalset, [])]}
+                        for r in self.results},
         }
-
-
-def _read(root: Path, rev: Revision, paths: list[str], reader: gitrepo.ObjectReader | None) -> list[bytes | None]:
-    if rev.is_workspace:
-        return [(root / p).read_bytes() if (root / p).is_file() else None for p in paths]
-    found = reader.read_many([f"{rev.commit}:{p}" for p in paths])
-    return [f[1] if f and f[0] == "blob" else None for f in found]
 
 
 def tracked_at(root: Path, rev: Revision, models: list[str],
                reader: gitrepo.ObjectReader | None = None) -> dict[str, ModelState]:
-    """model -> its checkpoint at ``rev``, from its ``.dvc`` file or else from ``dvc.lock``."""
-    from gitmodel import store
-
+    """model -> its checkpoint at ``rev``, as :func:`gitmodel.store.tracked_at` reads it, with its lineage."""
     root = Path(root)
     paths = [dvcyaml.model_path(m) for m in models]
-    blobs = _read(root, rev, [p + ".dvc" for p in paths] + [store.LOCK_FILE], reader)
-    lock_text = blobs[-1].decode("utf-8", "replace") if blobs[-1] is not None else None
+    outs = store.tracked_at(root, rev.commit, paths, reader)
     states = {}
-    for m, rel, data in zip(models, paths, blobs):
+    for m, rel in zip(models, paths):
         state = ModelState(m, rel)
-        out = store.entry_from(root, rel, None if data is None else data.decode("utf-8", "replace"), lock_text)
+        out = outs[rel]
         if out is not None:
             state.md5, state.size = out.md5, out.size
-            if out.source.name == store.LOCK_FILE:
-                state.tracked_by = store.LOCK_FILE
-                state.lineage = store.lock_lineage(lock_text, out.source, rel) or {}
-            else:
-                state.tracked_by = rel + ".dvc"
-                state.lineage = dict(out.meta.get("lineage") or {})
-                state.gguf = dict(out.meta.get("gguf") or {})
+            state.tracked_by = store.LOCK_FILE if out.source.name == store.LOCK_FILE else rel + ".dvc"
+            state.lineage = dict(out.meta.get("lineage") or {})
+            state.gguf = dict(out.meta.get("gguf") or {})
         states[m] = state
     return states
 
@@ -321,7 +263,7 @@ def show(root: Path, ref: str) -> Shown:
     reference (``chat@v1.2.0``, ``chat@latest``, ``chat#prod``), of every model otherwise."""
     root = Path(root)
     reg = registry_mod.load(root)
-    rev = registry_mod.resolve(root, ref, reg)
+    rev = revisions.resolve(root, ref, reg)
     reader = None if rev.is_workspace else gitrepo.ObjectReader(root)
     try:
         models = [rev.model] if rev.model else models_at(root, rev, reader)
@@ -329,6 +271,10 @@ def show(root: Path, ref: str) -> Shown:
         results: dict[str, list[Result]] = {m: [] for m in models}
         for result in registry_mod.results_at(root, rev, model=rev.model, reader=reader):
             results.setdefault(result.model, []).append(result)
+        found = [r for rs in results.values() for r in rs]
+        tracked = store.tracked_md5s(root, [rev.commit], [p for r in found for p in provenance.tracked_paths(r.doc)],
+                                     reader)[rev.commit]
+        stale = {(r.model, r.evalset): provenance.stale_at(root, rev, r.doc, tracked=tracked) for r in found}
     finally:
         if reader is not None:
             reader.close()
@@ -336,6 +282,7 @@ def show(root: Path, ref: str) -> Shown:
     for m in models:
         state = states[m]
         state.results = results[m]
+        state.stale = {r.evalset: stale[m, r.evalset] for r in state.results if stale[m, r.evalset]}
         if not rev.is_workspace:
             state.release = rev.release if rev.model == m and rev.release else reg.release_at(m, rev.commit)
             if state.release is not None:

@@ -164,3 +164,71 @@ def remove_if_exists(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# ----------------------------------------------------------------------------- what the model path holds
+
+
+def workspace_md5(root: Path, path: Path, hashes, candidates: list[str]) -> str | None:
+    """md5 of the workspace model without reading it when possible: a link to a cache object,
+    or a file whose (inode, size, mtime) were recorded. None: it must be hashed."""
+    if path.is_symlink():
+        real = Path(os.path.realpath(path))
+        cache = (store.cache_dir(root) / "files" / "md5").resolve()
+        if real.is_file() and fsutil.is_inside(real, cache):
+            return real.parent.name + real.name
+    for md5 in candidates:
+        obj = store.cache_path(root, md5)
+        try:
+            if obj.is_file() and os.path.samefile(obj, path):
+                return md5
+        except OSError:
+            pass
+    return hashes.known(path)
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    """Byte-for-byte equality, read in big chunks: several times faster than hashing."""
+    ba, bb = bytearray(fsutil.CHUNK), bytearray(fsutil.CHUNK)
+    with open(a, "rb", buffering=0) as f, open(b, "rb", buffering=0) as g:
+        while True:
+            n, m = f.readinto(ba), g.readinto(bb)
+            if n != m:
+                return False
+            if n == 0:
+                return True
+            if (ba != bb) if n == fsutil.CHUNK else (ba[:n] != bb[:n]):
+                return False
+
+
+def prove(root: Path, path: Path, tracked_md5: str | None) -> tuple[str, str, Path | None]:
+    """(md5 of the model at ``path``, how it was found, the object compared with). The same bytes as the
+    tracked object are found by comparing (cheap), anything else by hashing. Reads only: safe in a thread."""
+    if tracked_md5:
+        tracked = store.cache_path(root, tracked_md5)
+        try:
+            if tracked.stat().st_size == path.stat().st_size and same_bytes(path, tracked):
+                return tracked_md5, "compared", tracked
+        except FileNotFoundError:
+            pass
+    return fsutil.md5_of(path), "hashed", None
+
+
+def record_proof(hashes, path: Path, md5: str, how: str, compared: Path | None) -> str:
+    """Remember the model's md5 when it is certain: hashed, or equal to a verified object."""
+    if how == "hashed" or (compared is not None and hashes.known(compared) == md5):
+        hashes.record(path, md5)
+    return md5
+
+
+def put_back(root: Path, path: Path, md5: str | None, existed: bool) -> None:
+    """Undo a placement after a later step failed: the previous bytes are in the cache (or there were none)."""
+    try:
+        if not existed:
+            remove_if_exists(path)
+        elif md5 is not None and store.cache_path(root, md5).is_file():
+            placed = place(store.cache_path(root, md5), path, store.cache_types(root), md5, verified=True)
+            if placed.old is not None:
+                remove_if_exists(placed.old)
+    except (OSError, GitModelError):
+        pass

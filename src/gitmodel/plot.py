@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmodel import gitrepo, history, refs, registry as registry_mod
 from gitmodel.errors import GitModelError
 from gitmodel.fsutil import atomic_write
+from gitmodel.revisions import Revision
 
 DEFAULT_METRICS = ("accuracy",)
 FORMATS = (".html", ".png", ".svg", ".json")
@@ -73,7 +75,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
     for stage, event in reg.holders(model).items():
         if event.version is not None:
             holders.setdefault(event.version, []).append(stage)
-    revs = [registry_mod.Revision(r.tag, r.commit, model, r) for r in releases]
+    revs = [Revision.of(r) for r in releases]
     with gitrepo.ObjectReader(root) as reader:
         results = registry_mod.results_at_many(root, revs, model=model, reader=reader)
     seen_evalsets = sorted({res.evalset for found in results for res in found})
@@ -178,10 +180,14 @@ def render(spec: dict, path: Path) -> None:
 def plot(root: Path, model: str, metric_keys: list[str] | None = None, evalsets: list[str] | None = None,
          output: str | Path | None = None) -> PlotResult:
     """Build the chart of ``metric_keys`` (default: accuracy) across the releases of ``model`` and write it."""
-    rows, versions, keys = plot_data(Path(root), model, metric_keys, evalsets)
-    spec = vega_lite_spec(model, rows, versions, keys)
     path = Path(output) if output else Path(f"{model}-metrics.html")
     if path.is_dir():
         raise PlotError(f"{path} is a folder: give a file name ending in {', '.join(FORMATS)}")
+    if not path.parent.is_dir():
+        # a typo in a folder name must not become a new folder
+        raise PlotError(f"cannot write {path}: the folder {path.parent} does not exist",
+                        hint=f"create it first (mkdir -p {shlex.quote(str(path.parent))}) or pick another -o")
+    rows, versions, keys = plot_data(Path(root), model, metric_keys, evalsets)
+    spec = vega_lite_spec(model, rows, versions, keys)
     render(spec, path)
     return PlotResult(path, keys, len(versions), versions[0], versions[-1], spec)

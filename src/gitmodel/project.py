@@ -27,18 +27,56 @@ def open_root(start: Path | None = None) -> Path:
     return root
 
 
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def shorten(text, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters, for messages that quote what the user typed."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _is_symlink(path: Path, what: str, user_path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError as e:      # e.g. the whole path is longer than the file system allows
+        raise InvalidPath(f"{what} {shorten(user_path)}: {e.strerror}", hint="give a shorter path") from None
+
+
 def resolve_inside(root: Path, user_path: str | Path, what: str = "path") -> tuple[Path, str]:
     """(absolute path, path relative to root) of a user-given path, refusing escapes.
 
-    Refused: ``..`` anywhere, absolute paths outside the repository, and any
-    symlink on the way (a symlinked folder could point anywhere on disk, and
-    DVC would then write into it).
+    A relative path is read from the current directory, as git reads it, so
+    ``../models/x.gguf`` from a subfolder is fine when it lands inside the
+    repository. Refused: paths outside the repository, a ``..`` after a
+    symlinked folder (it leads where the link points, not where the text
+    says), any symlink on the way (a symlinked folder could point anywhere
+    on disk, and DVC would then write into it), and a file name longer than
+    the file system allows.
     """
     raw = Path(user_path)
+    limit = _name_max(root)
+    for part in raw.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise InvalidPath(f"{what} {shorten(user_path)}: the name {shorten(part, 30)} is {size} bytes long; "
+                              f"the file system allows {limit}",
+                              hint="give the file a shorter name")
+    cwd = Path(os.getcwd())
     if ".." in raw.parts:
-        raise InvalidPath(f"{what} {user_path}: '..' is not allowed; give a path inside the repository")
-    absolute = raw if raw.is_absolute() else Path(os.getcwd()) / raw
-    absolute = Path(os.path.normpath(absolute))
+        last = max(i for i, part in enumerate(raw.parts) if part == "..")
+        current = raw.parents[len(raw.parts) - 1] if raw.is_absolute() else cwd
+        for part in raw.parts[1 if raw.is_absolute() else 0:last]:
+            current = current / part
+            if part != ".." and _is_symlink(current, what, user_path):
+                raise InvalidPath(f"{what} {user_path}: '..' after the symlink {part} "
+                                  f"({current} -> {os.readlink(current)})",
+                                  hint="give the path without '..', or the real path inside the repository")
+    absolute = Path(os.path.normpath(raw if raw.is_absolute() else cwd / raw))
     real_root = root.resolve()
     try:
         rel = absolute.relative_to(root)
@@ -51,7 +89,7 @@ def resolve_inside(root: Path, user_path: str | Path, what: str = "path") -> tup
     current = real_root
     for part in rel.parts:
         current = current / part
-        if current.is_symlink():
+        if _is_symlink(current, what, user_path):
             kind = "a symlink" if current == real_root / rel else "under a symlinked folder"
             raise InvalidPath(f"{what} {user_path} is {kind} ({current.relative_to(real_root)} -> {os.readlink(current)})",
                               hint="use the real path inside the repository")

@@ -1,8 +1,10 @@
 """What produced a stored result, whether it is tied to the tracked checkpoint, and whether it is stale.
 
 Every "do these metrics still describe this checkpoint, eval set and params?"
-question is answered by :func:`staleness`, so that ``eval`` (its cache),
-``status`` and ``verify`` give the same answer for the same reason.
+question is answered by :func:`stale_at` (a result stored at a revision) on top of
+:func:`staleness` (pure), so that ``eval`` (its cache), ``status``, ``log``, ``show``,
+``diff``, ``gate``, ``release`` and ``verify`` give the same answer for the same reason,
+as typed :class:`StaleReason` values the CLI only renders.
 
 A result is *tied* to the tracked md5 when the runner that produced it was
 proven to run those bytes: llama.cpp loaded the checked file, the python
@@ -16,11 +18,13 @@ import json
 import os
 import platform
 import socket
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from gitmodel.errors import UnverifiedResult
 
 TIED, UNVERIFIED, REPRODUCED = "tied", "unverified", "reproduced"
+WORKSPACE = "workspace"   # gitrepo.WORKSPACE, not imported: this module stays light for `diff`
 
 
 # ----------------------------------------------------------------------------- staleness
@@ -50,24 +54,56 @@ def param_changes(recorded: Mapping, current: Mapping, defaults: Mapping | None 
     return changes
 
 
+MODEL, EVALSET, PARAMS, CONCURRENCY = "model", "evalset", "params", "concurrency"
+
+
+@dataclass(frozen=True)
+class StaleReason:
+    """One reason a stored result does not describe what it is stored beside."""
+
+    kind: str                  # MODEL | EVALSET | PARAMS | CONCURRENCY
+    recorded: Any              # what the result measured (an md5, a concurrency) or recorded (params)
+    current: Any               # what the revision tracks / params.yaml says now (None: not tracked)
+    path: str | None = None    # the tracked file (MODEL, EVALSET)
+    where: str = WORKSPACE     # the revision's label
+    changes: tuple[str, ...] = ()   # PARAMS: ``eval.seed: recorded 0, now 3`` for each change
+
+    def __str__(self) -> str:
+        if self.kind == PARAMS:
+            return "eval params changed since: " + "; ".join(self.changes)
+        if self.kind == CONCURRENCY:
+            return f"timings were measured at eval.openai.concurrency {self.recorded}, now {self.current}"
+        what = "model" if self.kind == MODEL else "eval set"
+        return f"it measured {what} md5 {self.recorded}, but {self.path} at {self.where} is md5 {self.current}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "recorded": self.recorded, "current": self.current,
+                "changes": list(self.changes), "text": str(self)}
+
+
+def describe(path: str, where: str, reasons: list[StaleReason]) -> str:
+    """``metrics/m/e.json at HEAD is stale: <each reason>``: how every command says it."""
+    return f"{path} at {where} is stale: " + "; ".join(map(str, reasons))
+
+
 def staleness(doc: Mapping, *, model_md5: str | None, evalset_md5: str | None,
               params: Mapping | None = None, concurrency: int | None = None,
-              tracked_as: str = "the workspace tracks") -> list[str]:
+              where: str = WORKSPACE) -> list[StaleReason]:
     """Why ``doc`` does not describe the tracked model, eval set and current eval params ([] when it does).
 
-    ``tracked_as`` says where ``model_md5`` comes from. ``params`` are the current params as :func:`gitmodel.evaluate.recorded_params` gives them (None: do not
-    compare params); ``concurrency`` is the current ``eval.openai.concurrency`` for a result whose timings
-    were measured through a server (it changes its latencies).
+    ``model_md5`` / ``evalset_md5`` are what the revision labelled ``where`` tracks at the paths the
+    result names (None: not tracked there, nothing to compare). ``params`` are the current params as
+    :func:`gitmodel.evaluate.recorded_params` gives them (None: do not compare params); ``concurrency``
+    is the current ``eval.openai.concurrency`` for a result whose timings were measured through a
+    server (it changes its latencies).
     """
     from gitmodel import params as params_mod
 
     reasons = []
-    model = doc.get("model") or {}
-    if model.get("md5") != model_md5:
-        reasons.append(f"they describe model md5 {model.get('md5')}, {tracked_as} {model_md5}")
-    evalset = doc.get("evalset") or {}
-    if evalset_md5 is not None and evalset.get("md5") != evalset_md5:
-        reasons.append(f"they describe eval set md5 {evalset.get('md5')}, {evalset.get('path')} is now {evalset_md5}")
+    for kind, ref, tracked in ((MODEL, doc.get("model"), model_md5), (EVALSET, doc.get("evalset"), evalset_md5)):
+        ref = ref if isinstance(ref, Mapping) else {}
+        if tracked is not None and ref.get("md5") != tracked:
+            reasons.append(StaleReason(kind, ref.get("md5"), tracked, ref.get("path"), where))
     if params is not None:
         recorded = doc.get("params") or {}
         current = dict(params)
@@ -75,34 +111,49 @@ def staleness(doc: Mapping, *, model_md5: str | None, evalset_md5: str | None,
             current.pop("openai", None)   # runner settings of another runner do not shape this result
         changes = param_changes(recorded, current, params_mod.EVAL_DEFAULTS)
         if changes:
-            reasons.append("eval params changed since: " + "; ".join(changes))
+            reasons.append(StaleReason(PARAMS, recorded, current, where=where, changes=tuple(changes)))
         conditions = doc.get("timing_conditions") or {}
         if (concurrency is not None and conditions.get("runner") == "openai"
                 and conditions.get("concurrency") != concurrency):
-            reasons.append(f"timings were measured at eval.openai.concurrency {conditions.get('concurrency')}, "
-                           f"now {concurrency}")
+            reasons.append(StaleReason(CONCURRENCY, conditions.get("concurrency"), concurrency, where=where))
     return reasons
 
 
-def workspace_staleness(root, doc: Mapping, model_md5: str | None) -> list[str]:
-    """:func:`staleness` of a workspace result against what the workspace tracks and params.yaml says now."""
-    from pathlib import Path
+def tracked_paths(doc: Mapping) -> list[str]:
+    """The tracked files a result names (model, eval set); a served model names none."""
+    refs_ = [doc.get("model"), doc.get("evalset")]
+    return [ref["path"] for ref in refs_ if isinstance(ref, Mapping) and ref.get("path") and ref.get("md5")]
 
-    from gitmodel import params as params_mod
+
+def stale_at(root, rev, doc: Mapping, *, with_params: bool = False,
+             tracked: Mapping[str, str | None] | None = None) -> list[StaleReason]:
+    """The one answer to "is this stored result stale, and why" for a result stored at ``rev`` (a
+    :class:`gitmodel.revisions.Revision`): the model and eval set md5s it measured against what ``rev``
+    tracks at those paths (:func:`gitmodel.store.tracked_md5s`), and with ``with_params`` (a workspace
+    result that is about to be reused) the eval params in params.yaml now too. ``tracked`` is what
+    ``rev`` tracks when the caller read it already (path -> md5)."""
     from gitmodel import store
-    from gitmodel.evaluate import recorded_params
 
-    evalset = doc.get("evalset") or {}
-    tracked_set = None
-    if isinstance(evalset, Mapping) and evalset.get("path"):
-        entry = store.tracked(Path(root), Path(root) / str(evalset["path"]))
-        tracked_set = entry.md5 if entry is not None else None
-    current = params_mod.eval_params(Path(root))
-    # the runner the result was made with is the one to re-run it with: `--runner` chooses per run
-    runner = (doc.get("params") or {}).get("runner") or current["runner"]
-    concurrency = current["openai"]["concurrency"]
-    return staleness(doc, model_md5=model_md5, evalset_md5=tracked_set,
-                     params=recorded_params(dict(current, runner=runner)), concurrency=concurrency)
+    if tracked is None:
+        tracked = store.tracked_md5s(root, [rev.commit], tracked_paths(doc))[rev.commit]
+    md5_of = {}
+    for key in ("model", "evalset"):
+        ref = doc.get(key)
+        path = ref.get("path") if isinstance(ref, Mapping) else None
+        md5_of[key] = tracked.get(path) if path and ref.get("md5") else None
+    params = concurrency = None
+    if with_params:
+        from pathlib import Path
+
+        from gitmodel import params as params_mod
+        from gitmodel.evaluate import recorded_params
+
+        current = params_mod.eval_params(Path(root))
+        # the runner the result was made with is the one to re-run it with: `--runner` chooses per run
+        runner = (doc.get("params") or {}).get("runner") or current["runner"]
+        params, concurrency = recorded_params(dict(current, runner=runner)), current["openai"]["concurrency"]
+    return staleness(doc, model_md5=md5_of["model"], evalset_md5=md5_of["evalset"], params=params,
+                     concurrency=concurrency, where=rev.label)
 
 
 # ----------------------------------------------------------------------------- producer
@@ -190,7 +241,9 @@ def check_release_verified(root, model: str, release, stage: str, accept_unverif
     """
     from gitmodel import registry
 
-    rev = registry.Revision(f"{model}@{release.version}", release.commit)
+    from gitmodel.revisions import Revision
+
+    rev = Revision(f"{model}@{release.version}", release.commit)
     results = registry.results_at(root, rev, model=model)
     accepted = check_verified(results, accept_unverified, f"promote {model}@{release.version} to {stage}")
     return " ".join(accept_unverified.split()) if accepted and accept_unverified else None

@@ -1,30 +1,47 @@
-"""The registry read model: releases and stages from git tags, and results at any revision.
+"""The registry: releases and stages from git tags, read as GTO reads them, and the one writer of its tags.
 
-Everything is read from git objects: one ``git for-each-ref`` for the tags and
-one ``git cat-file --batch`` for the metrics blobs, never a checkout and never
-a DVC repo object per revision, so history commands stay fast as releases pile up.
-Versions are ordered by SemVer, never by tag time.
+Reading takes one ``git for-each-ref``, never a checkout and never a DVC repo
+object, so history commands stay fast as releases pile up. Versions are
+ordered by SemVer, never by tag time. Every tag git-model writes (a release, a
+stage assignment or unassignment) is written by a :class:`Registry` opened
+with :func:`writing`, which holds the repository lock and reads the tags under
+it, so the rules about what may be written are checked against the state the
+write lands on.
 """
 from __future__ import annotations
 
 import difflib
-import json
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitmodel import dvcyaml, gitrepo, refs
-from gitmodel.errors import GitModelError, InvalidMetrics
+from gitmodel import gitrepo, refs
+from gitmodel.errors import GitModelError
 from gitmodel.refs import Version
+# stored results are read through this module too
+from gitmodel.results import Result, ValidatedBlobs, results_at, results_at_many  # noqa: F401
+
+if TYPE_CHECKING:
+    from gitmodel.revisions import Revision
 
 WORKSPACE = gitrepo.WORKSPACE
-
-
-class UnknownRevision(GitModelError):
-    pass
+PROD = "prod"
+CANARY = "canary"
 
 
 class RegistryConflict(GitModelError):
     """Tags that GTO refuses to read (and so does git-model, so that the two never disagree)."""
+
+
+class UnknownVersion(GitModelError):
+    pass
+
+
+class StageError(GitModelError):
+    pass
 
 
 @dataclass
@@ -54,6 +71,28 @@ class StageEvent:
     version: Version | None = None   # the release at the tagged commit (deregistered or not), as GTO binds it
     order: int = 0
 
+    @property
+    def trailers(self) -> dict[str, str]:
+        return refs.parse_trailers(self.message)
+
+    @property
+    def fraction(self) -> float | None:
+        """The share of traffic the assignment gives (a canary's ``Fraction`` trailer)."""
+        raw = self.trailers.get("Fraction")
+        try:
+            return float(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+
+@dataclass
+class Written:
+    """A tag the registry wrote."""
+
+    tag: str
+    counter: int | None
+    message: str
+
 
 @dataclass
 class Registry:
@@ -77,6 +116,7 @@ class Registry:
     tag_names: list[str] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)   # model -> what GTO refuses to read
     _holders: dict[str, dict[str, StageEvent]] = field(default_factory=dict, repr=False)
+    _writable: bool = field(default=False, repr=False)
 
     def models(self) -> list[str]:
         return sorted(set(self.releases) | set(self.stage_events))
@@ -142,6 +182,114 @@ class Registry:
 
     def stages_of(self, model: str, version: Version) -> list[str]:
         return sorted(s for s, e in self.holders(model).items() if e.version == version)
+
+
+    def find_release(self, model: str, version: str) -> Release:
+        """The active release ``version`` of ``model`` that a stage may go to; the error names the
+        versions that exist."""
+        refs.check_name(model, "model name")
+        wanted = Version.parse(version)
+        releases = self.active_releases(model)
+        if not releases:
+            close = difflib.get_close_matches(model, self.models(), n=3, cutoff=0.5)
+            known = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownVersion(f"model '{model}' has no releases{known}",
+                                 hint=f"release one first: git model release {model} v1.0.0")
+        release = self.release(model, wanted)
+        if release is None or release.deregistered:
+            what = "was deregistered" if release is not None else "does not exist"
+            raise UnknownVersion(f"release {model}@{wanted} {what}; releases of {model}: "
+                                 f"{', '.join(str(r.version) for r in releases)}")
+        self.check_stageable(release)
+        return release
+
+    def check_stageable(self, release: Release) -> None:
+        """Refuse a stage tag on a commit holding several versions of the model: GTO could no longer
+        read the registry (it maps a commit to one version), and neither could git-model."""
+        on_commit = self.releases_at(release.model, release.commit)
+        if len(on_commit) > 1:
+            raise StageError(f"commit {release.commit[:12]} holds several versions of {release.model} "
+                             f"({', '.join(r.tag for r in on_commit)}): a stage tag on it would make `gto show` fail",
+                             hint="delete the release tag that should not be there (git tag -d TAG), then try again")
+
+    # ------------------------------------------------------------------ writes (see :func:`writing`)
+
+    def register(self, model: str, version: Version, commit: str, message: str) -> Written:
+        """Write the release tag ``<model>@v<semver>`` on ``commit``, annotated with ``message``
+        (:func:`refs.release_message`)."""
+        self._check_writable()
+        tag = refs.release_tag(model, version)
+        parsed = refs.parse_tag(tag)
+        if parsed is None or parsed.kind != "release" or parsed.name != model or parsed.version != version:
+            raise RegistryConflict(f"internal error: {tag!r} does not read back as a release tag")  # pragma: no cover
+        if tag in self.tag_names:
+            raise RegistryConflict(f"tag {tag} already exists: a release is immutable")
+        # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
+        gitrepo.create_tag(self.root, tag, commit, message, cleanup="whitespace")
+        self._reload()
+        return Written(tag, None, message)
+
+    def assign(self, model: str, stage: str, release: Release, by: str,
+               trailers: dict[str, str | None]) -> Written:
+        """Write the stage tag ``<model>#<stage>#<N>`` on the release's commit; its message records who
+        assigned it and when, then ``trailers``."""
+        self.check_stageable(release)
+        return self._stage_tag(model, stage, release, by, trailers, unassign=False)
+
+    def unassign(self, model: str, stage: str, release: Release, by: str,
+                 trailers: dict[str, str | None]) -> Written:
+        """Write GTO's unassignment ``<model>#<stage>!#<N>``: the stage goes back to the version that
+        held it before (GTO's rule, :func:`stage_holders`)."""
+        events = [e for e in self.stage_history(model, stage) if e.version == release.version]
+        if stage not in stage_holders(events, self.releases.get(model, [])):
+            raise StageError(f"{release.tag} does not hold stage '{stage}': there is nothing to unassign")
+        return self._stage_tag(model, stage, release, by, trailers, unassign=True)
+
+    def _stage_tag(self, model: str, stage: str, release: Release, by: str, trailers: dict[str, str | None],
+                   unassign: bool) -> Written:
+        self._check_writable()
+        counter = self.next_counter(model)
+        tag = (refs.unassign_tag if unassign else refs.stage_tag)(model, stage, counter)
+        trailers = {"Assigned-By": by, "Assigned-At": now_iso(), **trailers}
+        message = refs.stage_message(model, stage, release.version, trailers, unassign=unassign)
+        # strictly increasing tag times per model: GTO and `dvc artifacts get --stage` order events by tag
+        # time (one-second resolution) and would pick an arbitrary one of two made within a second
+        last = max((e.time for e in self.stage_events.get(model, [])), default=0)
+        when = max(int(time.time()), last + 1)
+        gitrepo.create_tag(self.root, tag, release.commit, message, cleanup="whitespace", date=when)
+        self._reload()
+        return Written(tag, counter, message)
+
+    def _check_writable(self) -> None:
+        if not self._writable:
+            raise RegistryConflict("internal error: the registry is written only under the repository lock "
+                                   "(registry.writing)")
+
+    def _reload(self) -> None:
+        fresh = load(self.root)
+        for name in ("releases", "stage_events", "deprecated", "tag_names", "conflicts"):
+            setattr(self, name, getattr(fresh, name))
+        self._holders = {}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="microseconds")
+
+
+@contextmanager
+def writing(root: Path, wait: float = 0.0, on_wait=None):
+    """The registry, read under the repository lock and writable until the block ends: what a command
+    checks against it still holds when it writes."""
+    from gitmodel import locking, project
+
+    with locking.repository_lock(Path(root) / project.STATE_DIR, wait=wait, on_wait=on_wait):
+        reg = load(root)
+        reg._writable = True
+        try:
+            yield reg
+        finally:
+            reg._writable = False
+
 
 
 def stage_holders(events: list[StageEvent], releases: list[Release]) -> dict[str, StageEvent]:
@@ -245,260 +393,3 @@ def load(root: Path) -> Registry:
     return registry
 
 
-# ----------------------------------------------------------------------------- revisions
-
-
-@dataclass
-class Revision:
-    """A resolved revision: a commit, or the workspace."""
-
-    text: str                 # what the user typed
-    commit: str | None        # None for the workspace
-    model: str | None = None  # set for registry references (chat@v1, chat#prod)
-    release: Release | None = None
-
-    @property
-    def is_workspace(self) -> bool:
-        return self.commit is None
-
-    @property
-    def label(self) -> str:
-        if self.is_workspace:
-            return WORKSPACE
-        if self.release and self.text != self.release.tag:
-            return f"{self.text} ({self.release.tag})"
-        return self.text
-
-
-def _closest(text: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-def resolve(root: Path, text: str, registry: Registry | None = None) -> Revision:
-    """``workspace``, ``<model>@vX.Y.Z``, ``<model>@latest``, ``<model>#<stage>`` or any git revision."""
-    if text in (WORKSPACE, "", None):
-        return Revision(WORKSPACE, None)
-    if text.startswith("-"):
-        raise UnknownRevision(f"invalid revision {text!r}: revisions do not start with '-'")
-    if "@" in text and not text.startswith("@"):
-        registry = registry or load(root)
-        model, _, version = text.partition("@")
-        if refs.NAME_RE.match(model) and (version in ("latest", "greatest") or version.startswith("v")
-                                          or refs.VERSION_RE.match(f"v{version}")):
-            if version in ("latest", "greatest"):
-                release = registry.latest(model)
-                if release is None:
-                    close = _closest(model, registry.models())
-                    raise UnknownRevision(f"{text}: model '{model}' has no releases{close}",
-                                          hint=None if close else f"release one with `git model release {model} v1.0.0`")
-            else:
-                try:
-                    release = registry.release(model, version)
-                except GitModelError:
-                    raise UnknownRevision(f"{text}: {version!r} is not a SemVer version like v1.2.0") from None
-                if release is None:
-                    versions = [str(r.version) for r in registry.active_releases(model)]
-                    known = f"; releases of {model}: {', '.join(versions[-5:])}" if versions else \
-                        f"; model '{model}' has no releases{_closest(model, registry.models())}"
-                    raise UnknownRevision(f"unknown release {text}{known}")
-            return Revision(text, release.commit, model, release)
-    if "#" in text:
-        registry = registry or load(root)
-        model, _, stage = text.partition("#")
-        if refs.NAME_RE.match(model) and refs.NAME_RE.match(stage):
-            event = registry.holder(model, stage)
-            if event is None:
-                stages = sorted(registry.holders(model))
-                known = f"; stages of {model}: {', '.join(stages)}" if stages else \
-                    f"; '{model}' is deprecated (a {model}@deprecated tag is its newest), so no stage " \
-                    "holds it" if model in registry.deprecated else \
-                    "" if model in registry.models() else \
-                    f"; model '{model}' has no releases or stages{_closest(model, registry.models())}"
-                raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{known}",
-                                      hint=f"promote one with `git model promote {model} VERSION --stage {stage}`")
-            release = registry.release_at(model, event.commit)
-            return Revision(text, event.commit, model, release)
-    kinds = gitrepo.ref_kinds(root, text)
-    if "branch" in kinds and "tag" in kinds:
-        raise UnknownRevision(f"{text!r} is both a branch and a tag: git-model does not guess",
-                              hint=f"say which: refs/heads/{text} or refs/tags/{text}")
-    commit = gitrepo.resolve_commit(root, text)
-    if commit is None:
-        registry = registry or load(root)
-        branches = gitrepo.run_git(root, "for-each-ref", "--format=%(refname:short)", "refs/heads").decode().split()
-        hint = (f"a model is not a revision: name one of its versions, e.g. {text}@latest, {text}@v1.0.0 "
-                f"or {text}#prod" if text in registry.models() else None)
-        raise UnknownRevision(f"unknown revision {text!r}{_closest(text, registry.tag_names + branches)}", hint=hint)
-    return Revision(text, commit)
-
-
-# ----------------------------------------------------------------------------- results at a revision
-
-
-@dataclass
-class Result:
-    """One stored eval result: metrics/<model>/<evalset>.json (+ its outputs file) at a revision."""
-
-    model: str
-    evalset: str
-    path: str
-    doc: dict
-    outputs: bytes | None = None
-
-
-def _parse(data: bytes, source: str, validate: bool) -> dict:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidMetrics(f"{source}: not valid JSON: {e}") from None
-    if validate:
-        from gitmodel import metrics
-
-        metrics.validate_metrics(doc, source)
-    elif not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("metrics"), dict):
-        raise InvalidMetrics(f"{source}: not a git-model metrics file (schema_version 1)")
-    return doc
-
-
-def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str | None = None,
-               with_outputs: bool = False, reader: gitrepo.ObjectReader | None = None,
-               validate: bool = True) -> list[Result]:
-    """Every stored result (optionally of one model / eval set) at a revision, from git objects."""
-    root = Path(root)
-    if not rev.is_workspace:
-        return results_at_many(root, [rev], model, evalset, with_outputs, reader, validate)[0]
-    found: list[tuple[str, str, str]] = []   # (model, evalset, path)
-    base = root / dvcyaml.METRICS_DIR
-    models = [model] if model else sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    for m in models:
-        folder = base / m
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.glob("*.json")):
-            if evalset is None or p.stem == evalset:
-                found.append((m, p.stem, p.relative_to(root).as_posix()))
-    results = []
-    for m, e, path in found:
-        doc = _parse((root / path).read_bytes(), f"{path} (workspace)", validate)
-        out = root / dvcyaml.outputs_path(m, e)
-        results.append(Result(m, e, path, doc, out.read_bytes() if with_outputs and out.is_file() else None))
-    return results
-
-
-def results_at_many(root: Path, revs: list[Revision], model: str | None = None, evalset: str | None = None,
-                    with_outputs: bool = False, reader: gitrepo.ObjectReader | None = None,
-                    validate: bool = True) -> list[list[Result]]:
-    """:func:`results_at` for many revisions (never the workspace) in three round trips to one
-    ``git cat-file --batch``, whatever their number: the history of a thousand releases
-    costs what one revision costs, plus reading the blobs."""
-    root = Path(root)
-    own = reader is None
-    reader = reader or gitrepo.ObjectReader(root)
-    try:
-        # 1. the metrics/<model> folder of every revision
-        if model:
-            folders = [[(model, f"{r.commit}:{dvcyaml.METRICS_DIR}/{model}")] for r in revs]
-        else:
-            tops = reader.read_many([f"{r.commit}:{dvcyaml.METRICS_DIR}" for r in revs])
-            folders = [[(m, f"{r.commit}:{dvcyaml.METRICS_DIR}/{m}") for mode, m, _ in gitrepo.tree_entries(top[1])
-                        if mode == "40000"] if top and top[0] == "tree" else [] for r, top in zip(revs, tops)]
-        trees = iter(reader.read_many([spec for entries in folders for _, spec in entries]))
-        # 2. the metrics blobs in them, each read once (an unchanged file is one blob in many releases)
-        found: list[list[tuple[str, str, str, str]]] = []   # per revision: (model, evalset, path, blob sha)
-        for entries in folders:
-            files = []
-            for m, _ in entries:
-                tree = next(trees)
-                if tree is None or tree[0] != "tree":
-                    continue
-                for mode, name, sha in gitrepo.tree_entries(tree[1]):
-                    if mode.startswith("100") and name.endswith(".json") and (evalset is None or name[:-5] == evalset):
-                        files.append((m, name[:-5], f"{dvcyaml.METRICS_DIR}/{m}/{name}", sha))
-            found.append(files)
-        shas = list(dict.fromkeys(sha for files in found for *_, sha in files))
-        blobs = dict(zip(shas, reader.read_many(shas)))
-        outputs: dict[str, tuple[str, bytes] | None] = {}
-        if with_outputs:
-            specs = [f"{r.commit}:{dvcyaml.outputs_path(m, e)}" for r, files in zip(revs, found) for m, e, _, _ in files]
-            outputs = dict(zip(specs, reader.read_many(specs)))
-    finally:
-        if own:
-            reader.close()
-    checked = ValidatedBlobs(root) if validate else None
-    every = []
-    try:
-        for rev, files in zip(revs, found):
-            results = []
-            for m, e, path, sha in files:
-                source = f"{path} at {rev.text}"
-                blob = blobs[sha]
-                if blob is None:
-                    raise InvalidMetrics(f"{source}: blob {sha} is missing from the git object store",
-                                         hint="fetch the full history (`git fetch --unshallow`)")
-                doc = _parse(blob[1], source, validate and sha not in checked)
-                if checked is not None:
-                    checked.add(sha)
-                out = outputs.get(f"{rev.commit}:{dvcyaml.outputs_path(m, e)}") if with_outputs else None
-                results.append(Result(m, e, path, doc, out[1] if out else None))
-            every.append(results)
-    finally:
-        if checked is not None:
-            checked.save()
-    return every
-
-
-class ValidatedBlobs:
-    """Metrics blobs already checked against the schema, by git blob sha.
-
-    Every metrics file is validated when read. A blob never
-    changes, so validating each one once is enough: history commands then read
-    a thousand releases without importing jsonschema. Kept in
-    .dvc/tmp/gitmodel/ (ignored by git), one sha per line, in a file per
-    schema and git-model version, so a new schema validates everything again.
-    """
-
-    # project.STATE_DIR, not imported from there: that would bring fsutil, store and
-    # params onto the path of `git model log` (a test checks that the two agree)
-    STATE_DIR = ".dvc/tmp/gitmodel"
-
-    def __init__(self, root: Path):
-        import hashlib
-
-        from gitmodel import __version__
-
-        schema = (Path(__file__).parent / "schemas" / "metrics.schema.json").read_bytes()
-        key = hashlib.md5(schema + __version__.encode()).hexdigest()[:12]
-        dvc_dir = Path(root) / ".dvc"
-        self.path = dvc_dir.parent / self.STATE_DIR / f"validated-metrics-{key}" if dvc_dir.is_dir() else None
-        self._known: set[str] | None = None
-        self._new: list[str] = []
-
-    def _load(self) -> set[str]:
-        if self._known is None:
-            self._known = set()
-            try:
-                lines = self.path.read_text("ascii").split() if self.path else []
-            except (OSError, UnicodeDecodeError):
-                lines = []   # a damaged cache only means validating again
-            self._known = {line for line in lines if len(line) in (40, 64)}
-        return self._known
-
-    def __contains__(self, sha: str) -> bool:
-        return sha in self._load()
-
-    def add(self, sha: str) -> None:
-        if sha not in self._load():
-            self._known.add(sha)
-            self._new.append(sha)
-
-    def save(self) -> None:
-        if not self._new or self.path is None:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="ascii") as f:   # appends: concurrent readers see whole lines
-                f.write("".join(f"{sha}\n" for sha in self._new))
-            self._new = []
-        except OSError:
-            pass

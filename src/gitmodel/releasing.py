@@ -5,15 +5,17 @@ leaves no trace; checks and write hold the repository lock, so two releases
 cannot both pass the checks on one commit. The tag is GTO's
 ``<model>@v<semver>``, annotated, on the commit HEAD pointed to when the
 checks began; its message is GTO's first line, the user's message and a
-record of what was released (history.release_message).
+record of what was released (refs.release_message). The registry writes it
+(:meth:`registry.Registry.register`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, locking, project, provenance, refs, registry as registry_mod, store
+from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, registry as registry_mod, store
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
+from gitmodel.revisions import Revision
 
 
 class ReleaseRefused(GitModelError):
@@ -106,23 +108,6 @@ def _check_committed(root: Path, model: str, head: str, committed: history.Model
                      f"or restore the committed ones with `dvc checkout {rel}`")
 
 
-def _evalset_md5s(root: Path, rev: registry_mod.Revision, names: list[str],
-                  reader: gitrepo.ObjectReader) -> dict[str, str | None]:
-    """eval set -> its tracked md5 at ``rev`` (.dvc file, else dvc.lock), None when not tracked there."""
-    paths = [dvcyaml.evalset_path(e) for e in names]
-    found = reader.read_many([f"{rev.commit}:{p}.dvc" for p in paths] + [f"{rev.commit}:{store.LOCK_FILE}"])
-    lock = found[-1][1].decode("utf-8", "replace") if found[-1] and found[-1][0] == "blob" else None
-    md5s = {}
-    for name, path, data in zip(names, paths, found):
-        out = None
-        if data and data[0] == "blob":
-            out = store.parse_dvc_file(data[1].decode("utf-8", "replace"), root / (path + ".dvc"))
-        elif lock is not None:
-            out = store.parse_lock(lock, root / store.LOCK_FILE, path)
-        md5s[name] = out.md5 if out else None
-    return md5s
-
-
 @dataclass
 class ReleasePlan:
     """What a release will write, decided (every check passed) before anything is written."""
@@ -145,28 +130,22 @@ def release(model: str, version: str, message: str | None = None, allow_lower: b
     cannot both find HEAD unreleased and put two versions on one commit."""
     refs.check_name(model)
     parsed = refs.Version.parse(version)
-    tag = refs.release_tag(model, parsed)
-    check = refs.parse_tag(tag)
-    if check is None or check.kind != "release" or check.name != model or check.version != parsed:
-        raise ReleaseRefused(f"internal error: {tag!r} does not read back as a release tag")  # pragma: no cover
     message = _check_message(message)
     root = project.open_root(start)
-    with locking.repository_lock(root / project.STATE_DIR, wait=wait, on_wait=on_wait):
-        plan = plan_release(root, model, parsed, message, allow_lower, accept_unverified)
-        # whitespace cleanup keeps the user's lines that start with '#' (git's default drops them)
-        gitrepo.create_tag(root, plan.tag, plan.commit, plan.text, cleanup="whitespace")
+    with registry_mod.writing(root, wait=wait, on_wait=on_wait) as reg:
+        plan = plan_release(root, reg, model, parsed, message, allow_lower, accept_unverified)
+        reg.register(plan.model, plan.version, plan.commit, plan.text)
     return ReleaseResult(plan.model, plan.version, plan.tag, plan.commit, plan.record, plan.text)
 
 
-def plan_release(root: Path, model: str, parsed: refs.Version, message: str | None,
+def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: refs.Version, message: str | None,
                  allow_lower: bool, accept_unverified: str | None = None) -> ReleasePlan:
-    """Every check of a release, reading only; raises when the release is refused. The caller holds
-    the repository lock, so what is checked here still holds when the tag is written."""
+    """Every check of a release, reading only; raises when the release is refused. ``reg`` was read
+    under the repository lock, so what is checked here still holds when the tag is written."""
     tag = refs.release_tag(model, parsed)
     head = gitrepo.head_commit(root)
     if head is None:
         raise ReleaseRefused("the repository has no commit yet", hint="commit the model and its metrics first")
-    reg = registry_mod.load(root)
     _check_tag_free(reg, model, parsed, tag)
     on_head = reg.releases_at(model, head)
     if on_head:
@@ -176,7 +155,7 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         raise ReleaseRefused(f"HEAD ({head[:7]}) is already released as {on_head[-1].tag}{how}",
                              hint="commit the new model first; a commit holds one version of a model")
     _check_version_order(reg, model, parsed, allow_lower)
-    rev = registry_mod.Revision("HEAD", head)
+    rev = Revision("HEAD", head)
     with gitrepo.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]
         if committed.tracked_by is None:
@@ -195,27 +174,20 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
             raise ReleaseRefused(
                 f"model '{model}' has no metrics at HEAD (nothing in {dvcyaml.METRICS_DIR}/{model}/)",
                 hint=f"evaluate it (`git model eval {model} --evalset NAME`, or `dvc repro`) and commit the metrics")
-        evalset_md5 = _evalset_md5s(root, rev, [r.evalset for r in results], reader)
+        tracked = store.tracked_md5s(root, [head], [p for r in results for p in provenance.tracked_paths(r.doc)],
+                                     reader)[head]
     for r in results:
-        measured = (r.doc.get("model") or {}).get("md5")
-        if measured != committed.md5:
+        reasons = provenance.stale_at(root, rev, r.doc, tracked=tracked)
+        if reasons:
             raise StaleArtifact(
-                f"{r.path} is stale: it measured model md5 {measured}, but the committed "
-                f"{committed.path} is md5 {committed.md5}",
-                hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
-        tracked_set = evalset_md5.get(r.evalset)
-        measured_set = (r.doc.get("evalset") or {}).get("md5")
-        if tracked_set is not None and measured_set != tracked_set:
-            raise StaleArtifact(
-                f"{r.path} is stale: it used eval set md5 {measured_set}, but the committed "
-                f"{dvcyaml.evalset_path(r.evalset)} is md5 {tracked_set}",
+                provenance.describe(r.path, rev.label, reasons),
                 hint=f"re-evaluate (`git model eval {model} --evalset {r.evalset}`, or `dvc repro`) and commit")
 
     if provenance.check_verified(results, accept_unverified, f"release {tag}"):
         message = provenance.with_accepted_unverified(message, accept_unverified)
 
     record = {
-        "schema_version": history.RECORD_SCHEMA,
+        "schema_version": refs.RECORD_SCHEMA,
         "model": model,
         "version": str(parsed),
         "path": committed.path,
@@ -227,5 +199,5 @@ def plan_release(root: Path, model: str, parsed: refs.Version, message: str | No
         "evalsets": {r.evalset: {"md5": (r.doc.get("evalset") or {}).get("md5"),
                                  "metrics": history.headline(r.doc["metrics"])} for r in results},
     }
-    text = history.release_message(model, parsed, message, record)
+    text = refs.release_message(model, parsed, message, record)
     return ReleasePlan(model, parsed, tag, head, record, text)

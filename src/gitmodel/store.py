@@ -8,6 +8,7 @@ alone costs ~0.25 s). Reading a tracked entry parses the ``.dvc`` file or
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,16 +144,91 @@ def entry_from(base: Path, rel: str, dvc_text: str | None, lock_text: str | None
     return None
 
 
+# ----------------------------------------------------------------------------- what a revision tracks
+
+# The one out of a .dvc file as DVC writes it: its md5 read without a YAML parser (ruamel is too slow
+# an import for `diff` and `log`); any other shape goes through the full parser.
+_SINGLE_OUT_MD5 = re.compile(r"\Aouts:\n- md5: ([0-9a-f]{32})\n(?:  [^\n]*\n)*\Z")
+
+
+def _texts_at(root: Path, commits: list[str | None], rels: list[str],
+              reader=None) -> list[tuple[list[bytes | None], bytes | None]]:
+    """Per commit (None: the workspace): the bytes of each ``<rel>.dvc`` and of ``dvc.lock`` (None when
+    absent). Every commit's files are read through one ``git cat-file --batch``."""
+    from gitmodel import gitrepo
+
+    found: list[tuple[list[bytes | None], bytes | None]] = []
+    committed = [c for c in commits if c is not None]
+    blobs: dict[str, bytes | None] = {}
+    if committed:
+        specs = [f"{c}:{rel}.dvc" for c in committed for rel in rels] + [f"{c}:{LOCK_FILE}" for c in committed]
+        own = reader is None
+        reader = reader or gitrepo.ObjectReader(root)
+        try:
+            blobs = {spec: item[1] if item and item[0] == "blob" else None
+                     for spec, item in zip(specs, reader.read_many(specs))}
+        finally:
+            if own:
+                reader.close()
+    for commit in commits:
+        if commit is None:
+            texts = [gitrepo.read_at(root, None, rel + ".dvc") for rel in rels]
+            found.append((texts, gitrepo.read_at(root, None, LOCK_FILE)))
+        else:
+            found.append(([blobs[f"{commit}:{rel}.dvc"] for rel in rels], blobs[f"{commit}:{LOCK_FILE}"]))
+    return found
+
+
+def tracked_at(root: Path, commit: str | None, rels: list[str], reader=None) -> dict[str, TrackedOut | None]:
+    """What ``commit`` (None: the workspace) tracks for each path in ``rels``: its ``.dvc`` file, else its
+    ``dvc.lock`` out, else None. The one answer to "what does this revision track"; paths in the
+    results are as :func:`entry_from` makes them; a ``dvc.lock`` out has its stage as ``meta["lineage"]``."""
+    [(texts, lock)] = _texts_at(Path(root), [commit], rels, reader)
+    lock_text = lock.decode("utf-8", "replace") if lock is not None else None
+    found = {}
+    for rel, data in zip(rels, texts):
+        out = entry_from(root, rel, None if data is None else data.decode("utf-8", "replace"), lock_text)
+        if out is not None and data is None:
+            # a stage's out: its lineage is how dvc.lock says the stage made it
+            out.meta = {"lineage": lock_lineage(lock_text, out.source, rel) or {}}
+        found[rel] = out
+    return found
+
+
+def _md5(root: Path, rel: str, dvc: bytes | None, lock: bytes | None, lenient: bool) -> str | None:
+    try:
+        if dvc is not None:
+            text = dvc.decode("utf-8")
+            match = _SINGLE_OUT_MD5.match(text if text.endswith("\n") else text + "\n")
+            if match:
+                return match.group(1)
+        out = entry_from(root, rel, None if dvc is None else dvc.decode("utf-8"),
+                         None if lock is None else lock.decode("utf-8"))
+    except (DvcError, UnicodeDecodeError):
+        if not lenient:
+            raise
+        out = None
+    return out.md5 if out else None
+
+
+def tracked_md5s(root: Path, commits: list[str | None], rels: list[str], reader=None,
+                 lenient: bool = False) -> dict[str | None, dict[str, str | None]]:
+    """commit (None: the workspace) -> path -> the md5 it tracks, as :func:`tracked_at` reads it, without
+    importing a YAML parser for a ``.dvc`` file of DVC's usual shape. ``lenient``: a file that cannot be
+    read (an old commit's broken ``.dvc`` file) tracks nothing rather than raising."""
+    rels = list(dict.fromkeys(rels))
+    commits = list(dict.fromkeys(commits))
+    if not rels:
+        return {c: {} for c in commits}
+    return {commit: {rel: _md5(Path(root), rel, data, lock, lenient) for rel, data in zip(rels, texts)}
+            for commit, (texts, lock) in zip(commits, _texts_at(Path(root), commits, rels, reader))}
+
+
 def tracked(root: Path, path: Path) -> TrackedOut | None:
-    """How DVC tracks ``path`` in the workspace: its ``.dvc`` file, else a ``dvc.lock`` out."""
+    """How DVC tracks ``path`` (absolute, in the workspace) now: :func:`tracked_at` of the workspace."""
     root = Path(root)
-    dvc_file = Path(str(path) + ".dvc")
-    if dvc_file.is_file():
-        return parse_dvc_file(dvc_file.read_text("utf-8"), dvc_file)
-    lock = root / LOCK_FILE
-    if lock.is_file():
-        return parse_lock(lock.read_text("utf-8"), lock, Path(path).relative_to(root).as_posix())
-    return None
+    rel = Path(path).relative_to(root).as_posix() if Path(path).is_absolute() else Path(path).as_posix()
+    return tracked_at(root, None, [rel])[rel]
 
 
 def set_meta(dvc_file: Path, meta: dict) -> None:

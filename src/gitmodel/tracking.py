@@ -7,6 +7,8 @@ anything fails; git staging comes last.
 """
 from __future__ import annotations
 
+import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,18 +39,27 @@ class AddResult:
 
 def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix: str, what: str):
     absolute, rel = project.resolve_inside(root, user_path, what)
-    if not absolute.exists():
-        raise InvalidPath(f"{what} {user_path}: no such file")
-    if not absolute.is_file():
-        raise InvalidPath(f"{what} {user_path} is not a regular file")
+    shown = project.shorten(user_path)
+    try:
+        exists, is_file = absolute.exists(), absolute.is_file()
+    except OSError as e:      # e.g. a path longer than the file system allows
+        raise InvalidPath(f"{what} {shown}: {e.strerror}", hint="give a shorter path") from None
+    if not exists:
+        raise InvalidPath(f"{what} {shown}: no such file",
+                          hint=f"paths are read from the current directory ({os.getcwd()}), as git reads them")
+    if not is_file:
+        raise InvalidPath(f"{what} {shown} is not a regular file", hint=f"give the path of one {suffix} file")
     name = name if name is not None else Path(rel).name[: -len(suffix)] if rel.endswith(suffix) else Path(rel).stem
     refs.check_name(name, "model name" if folder == dvcyaml.MODELS_DIR else "eval set name")
     expected = f"{folder}/{name}{suffix}"
     if rel != expected:
         # The eval matrix finds files by name (models/<name>.gguf), so the
-        # layout is a contract, not a suggestion.
+        # layout is a contract, not a suggestion. The hint's paths are the
+        # user's (relative to the current directory), quoted for a shell.
+        here = Path(os.getcwd())
+        source, target = (shlex.quote(os.path.relpath(root / p, here)) for p in (rel, expected))
         raise InvalidPath(f"{what} {rel} must live at {expected} (git-model finds {folder} by name)",
-                          hint=f"move it: git mv {rel} {expected}  (or mv, if git does not track it yet)")
+                          hint=f"move it: git mv {source} {target}  (or mv, if git does not track it yet)")
     return absolute, rel, name
 
 

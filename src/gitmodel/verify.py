@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, provenance, refs, store
+from gitmodel import (dvcyaml, evalsets, gguf, gitrepo, locking, metrics, params, project, provenance, refs, revisions,
+                      store)
+from gitmodel.revisions import Revision
 from gitmodel.errors import GitModelError, ModelNotFound
 from gitmodel.evaluate import Inputs, _settings, build_doc, parse_metrics, predict, render_outputs
 from gitmodel.fsutil import atomic_write
@@ -62,11 +64,13 @@ class VerifyReport:
     runner: str = "llama"                          # the runner that produced the stored result
     tolerance: float = 0.0                         # on scores and confidences (a result of another runner)
     recorded: str | None = None                    # the metrics file the verification was written into
+    stale: list = field(default_factory=list)      # provenance.StaleReason: why it was not re-run
 
     def to_dict(self) -> dict:
         return {"model": self.model, "evalset": self.evalset, "rev": self.rev, "n": self.n,
                 "identical": self.identical, "problem": self.problem, "params": self.params,
                 "runner": self.runner, "tolerance": self.tolerance, "recorded": self.recorded,
+                "stale": [r.to_dict() for r in self.stale],
                 "differences": [vars(d) for d in self.differences],
                 "metric_differences": [vars(d) for d in self.metric_differences]}
 
@@ -81,14 +85,6 @@ def _object_file(root: Path, md5: str, rel: str, what: str, hashes) -> Path:
         return workspace
     raise ModelNotFound(f"{what} {rel} with md5 {md5} is neither in the local DVC cache nor in the workspace",
                         hint="fetch it with `dvc fetch` (or `dvc pull`) and try again")
-
-
-def _tracked_md5_at(root: Path, rev: str | None, rel: str) -> str | None:
-    dvc = gitrepo.read_at(root, rev, rel + ".dvc")
-    lock = gitrepo.read_at(root, rev, store.LOCK_FILE) if dvc is None else None
-    out = store.entry_from(root, rel, None if dvc is None else dvc.decode("utf-8"),
-                           None if lock is None else lock.decode("utf-8"))
-    return out.md5 if out else None
 
 
 def _same(a, b, tolerance: float) -> bool:
@@ -151,13 +147,13 @@ def metric_differences(stored: dict, recomputed: dict, tolerance: float = 0.0) -
     return found
 
 
-def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyReport:
-    shown_rev = rev or gitrepo.WORKSPACE
+def verify_one(root: Path, model: str, evalset: str, rev: Revision) -> VerifyReport:
+    shown_rev = rev.label
     report = VerifyReport(model, evalset, shown_rev)
     metrics_rel = dvcyaml.metrics_path(model, evalset)
     outputs_rel = dvcyaml.outputs_path(model, evalset)
-    raw = gitrepo.read_at(root, rev, metrics_rel)
-    stored = gitrepo.read_at(root, rev, outputs_rel)
+    raw = gitrepo.read_at(root, rev.commit, metrics_rel)
+    stored = gitrepo.read_at(root, rev.commit, outputs_rel)
     if raw is None or stored is None:
         missing = metrics_rel if raw is None else outputs_rel
         raise ModelNotFound(f"no stored result to verify: {missing} does not exist at {shown_rev}",
@@ -170,11 +166,10 @@ def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyR
                             "checkpoints in-process with llama.cpp only",
                             hint="verify results of the llama or openai runner")
     model_rel = doc["model"]["path"] or dvcyaml.model_path(model)
-    tracked = _tracked_md5_at(root, rev, model_rel)
-    stale = provenance.staleness(doc, model_md5=tracked, evalset_md5=None,
-                                 tracked_as=f"but {model_rel} at {shown_rev} is md5")
+    stale = provenance.stale_at(root, rev, doc)
     if stale:
-        report.problem = f"stale result: {metrics_rel} at {shown_rev}: {'; '.join(stale)}"
+        report.problem = f"stale result: {provenance.describe(metrics_rel, shown_rev, stale)}"
+        report.stale = stale
         return report
     hashes = project.hash_cache(root)
     model_file = _object_file(root, doc["model"]["md5"], model_rel, "model", hashes)
@@ -194,7 +189,7 @@ def verify_one(root: Path, model: str, evalset: str, rev: str | None) -> VerifyR
     recomputed = build_doc(inputs, examples, predictions, info, recorded.get("refusal_patterns") or [])
     report.metric_differences = metric_differences(doc["metrics"], recomputed["metrics"], report.tolerance)
     report.identical = not report.differences and not report.metric_differences
-    if report.identical and rev in (None, gitrepo.WORKSPACE) and provenance.is_unverified(doc):
+    if report.identical and rev.is_workspace and provenance.is_unverified(doc):
         report.recorded = _record_reproduced(root, metrics_rel, raw, doc, info)
     return report
 
@@ -223,20 +218,22 @@ def verify(model: str, evalset: str | None = None, rev: str | None = None,
     """Verify one eval set, or every stored result of the model at ``rev`` (default: the workspace)."""
     root = project.open_root(start)
     refs.check_name(model, "model name")
-    if rev not in (None, gitrepo.WORKSPACE) and gitrepo.resolve_commit(root, rev) is None:
-        raise GitModelError(f"unknown revision {rev!r}", hint="pass a commit, branch or tag, e.g. --rev HEAD~1")
+    resolved = revisions.resolve(root, rev)
+    if resolved.model is not None and resolved.model != model:
+        raise GitModelError(f"--rev {rev} names model '{resolved.model}', not '{model}'",
+                            hint=f"verify {resolved.model}, or name a revision of {model}, e.g. {model}@latest")
     from gitmodel import known
 
-    revs = [None] if rev in (None, gitrepo.WORKSPACE) else [rev, None]
+    revs = [None] if resolved.is_workspace else [resolved.commit, None]
     known.check_model(root, model, known.models(root, revs))
     if evalset is not None:
         names = [refs.check_name(evalset, "eval set name")]
         known.check_evalset(root, evalset, known.evalsets(root, revs, model))
     else:
         folder = f"{dvcyaml.METRICS_DIR}/{model}"
-        names = [n[: -len(".outputs.jsonl")] for n in gitrepo.list_dir_at(root, rev, folder)
+        names = [n[: -len(".outputs.jsonl")] for n in gitrepo.list_dir_at(root, resolved.commit, folder)
                  if n.endswith(".outputs.jsonl")]
         if not names:
-            raise ModelNotFound(f"no stored results for model '{model}' at {rev or gitrepo.WORKSPACE} "
+            raise ModelNotFound(f"no stored results for model '{model}' at {resolved.label} "
                                 f"(nothing in {folder}/)", hint=f"run `git model eval {model} --evalset NAME` first")
-    return [verify_one(root, model, name, rev) for name in names]
+    return [verify_one(root, model, name, resolved) for name in names]

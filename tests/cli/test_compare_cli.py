@@ -52,8 +52,8 @@ def test_diff_and_gate_outside_a_git_model_repository(runner, git_repo):
 
 def test_gate_names_a_bad_model_and_a_bad_gate_setting(runner, gm_repo):
     result = runner.invoke(cli, ["gate", "Chat"])
-    assert result.exit_code == 3
-    assert result.stderr.startswith("Error: invalid model name 'Chat': use lowercase letters")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for 'MODEL': invalid model name 'Chat': use lowercase letters" in result.stderr
     (gm_repo / "params.yaml").write_text("gate:\n  tolerances: {accuracy: 0.1}\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.exit_code == 3

@@ -178,3 +178,44 @@ def test_help_and_version_import_neither_dvc_nor_llama_cpp(outside, argv):
         "    except SystemExit as e: assert e.code == 0, e.code\n"
     )
     assert probe(body, outside) == []
+
+
+# -- `git model --help` is git's (a manual page), so every usage hint says `-h` --------------------
+
+
+@pytest.mark.parametrize("item", ALL, ids=[ident(i) for i in ALL])
+def test_every_usage_error_points_at_dash_h(runner, item):
+    path, _ = item
+    result = runner.invoke(cli, [*path, "--no-such-option"], prog_name="git model")
+    assert result.exit_code == 2
+    command = " ".join(("git model", *path))
+    assert f"Try '{command} -h' for help." in result.stderr, result.stderr
+    assert "--help" not in result.stderr
+
+
+def test_dash_h_through_git_reaches_every_command(outside):
+    for path, _ in LEAVES:
+        proc = run("git", "model", *path, "-h", cwd=outside)
+        assert proc.returncode == 0, (path, proc.stderr)
+        assert proc.stdout.startswith(f"Usage: git model {' '.join(path)}")
+
+
+def test_python_dash_m_usage_error_points_at_dash_h(outside):
+    proc = run(sys.executable, "-m", "gitmodel", "add", cwd=outside)
+    assert proc.returncode == 2
+    assert "Try 'git model add -h' for help." in proc.stderr
+
+
+def test_every_name_version_stage_and_wait_parameter_is_checked_by_the_grammar():
+    """A command added later with a plain `--wait` or MODEL argument would let -5 or 'Bad_Name' reach the core."""
+    from gitmodel.cli import app
+
+    expected = {"wait": app.SECONDS, "fraction": app.FRACTION, "model": app.MODEL_NAME, "stage": app.STAGE_NAME,
+                "version": app.VERSION, "to": app.VERSION, "evalset": app.EVALSET_NAME, "evalsets": app.EVALSET_NAME}
+    checked = 0
+    for path, command in ALL:
+        for param in command.params:
+            if param.name in expected and not getattr(param, "is_flag", False):
+                assert param.type is expected[param.name], (path, param.name, param.type)
+                checked += 1
+    assert checked >= 20

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gating, history, project, registry, rollback, stages
+from gitmodel import gating, history, project, registry, revisions, rollback_plan, status
 from gitmodel.errors import GitModelError
 from tests.conftest import git
 from tests.func.stagekit import gm, tool
@@ -154,8 +154,8 @@ def test_gto_agreement_on_the_zoo(zoo):
         assert sorted(str(r.version) for r in reg.releases[model] if r.deregistered) == gto_deregistered, model
         if model not in shown:                                # deprecated: gto shows nothing of it
             assert model in reg.deprecated and reg.holders(model) == {}, model
-            with pytest.raises(registry.UnknownRevision) as e:
-                registry.resolve(zoo, f"{model}#prod")
+            with pytest.raises(revisions.UnknownRevision) as e:
+                revisions.resolve(zoo, f"{model}#prod")
             assert e.value.message == (f"{model}#prod: no version of '{model}' holds stage 'prod'; '{model}' is "
                                        f"deprecated (a {model}@deprecated tag is its newest), so no stage holds it")
             continue
@@ -169,11 +169,11 @@ def test_gto_agreement_on_the_zoo(zoo):
         [model_log] = history.log(zoo, model)
         assert {s: str(e.release.version) for e in model_log.entries for s in e.stages} == \
             {s: v for s, v in expected.items() if v.startswith("v")}, model   # log lists releases only
-        [st] = stages.status(model, start=zoo)
+        [st] = status.status(model, start=zoo)
         assert {h.stage: h.version or git(zoo, "rev-parse", f"{h.tag}^{{commit}}").strip() for h in st.stages} \
             == expected, model
         for stage_name, holder in expected.items():
-            rev = registry.resolve(zoo, f"{model}#{stage_name}")
+            rev = revisions.resolve(zoo, f"{model}#{stage_name}")
             assert rev.commit == (reg.release(model, holder).commit if holder.startswith("v") else holder)
         baseline = gating.baseline_holder(zoo, model)
         assert (label(baseline) if baseline else None) == expected.get("prod"), model
@@ -190,7 +190,7 @@ def test_the_default_rollback_target_is_what_gto_shows_once_the_holder_leaves_pr
         if holder is None or holder.version is None:
             continue
         try:
-            targets[model] = str(rollback.default_target(reg, model).version)
+            targets[model] = str(rollback_plan.default_target(reg, model).version)
         except GitModelError:
             targets[model] = None
         # the holder leaves prod, as `gto unassign` would write it
@@ -258,3 +258,31 @@ def test_no_stage_tag_goes_on_a_commit_with_two_versions(gm_repo):
     assert git(gm_repo, "tag", "-l") == before
     shown = gto(gm_repo, "show", "--json")
     assert shown["m"]["version"] == "v1.1.0" and not any(shown["m"]["stage"].values())
+
+
+@pytest.mark.slow
+def test_the_registry_writes_assignments_and_unassignments_that_gto_reads_back(released):
+    """The one writer of stage tags: assign v1 then v2 to prod, unassign v2 -- gto and git-model both
+    give prod back to v1; a write outside `registry.writing` (the lock) and a second release tag are refused."""
+    from gitmodel.registry import RegistryConflict, StageError
+    from tests.func.stagekit import MODEL, gto_stages, tag_message
+
+    v1, v2 = "v1.0.0", "v1.2.0"
+    with registry.writing(released) as reg:
+        r1, r2 = reg.find_release(MODEL, v1), reg.find_release(MODEL, v2)
+        first = reg.assign(MODEL, "prod", r1, "Jane <jane@example.com>", {"Gate": "none"})
+        second = reg.assign(MODEL, "prod", r2, "Jane <jane@example.com>", {"Gate": "passed"})
+        assert reg.holder(MODEL, "prod").version == r2.version      # the registry reads its own writes
+        gone = reg.unassign(MODEL, "prod", r2, "Jane <jane@example.com>", {"Reason": "bad canary"})
+        with pytest.raises(StageError, match=f"{MODEL}@{v2} does not hold stage 'prod'"):
+            reg.unassign(MODEL, "prod", r2, "Jane <jane@example.com>", {})
+        with pytest.raises(RegistryConflict, match=f"tag {MODEL}@{v1} already exists"):
+            reg.register(MODEL, r1.version, r1.commit, "again")
+    assert (first.tag, second.tag, gone.tag) == (f"{MODEL}#prod#1", f"{MODEL}#prod#2", f"{MODEL}#prod!#3")
+    assert gto_stages(released) == {"prod": v1}
+    assert str(registry.load(released).holder(MODEL, "prod").version) == v1
+    message = tag_message(released, gone.tag)
+    assert message.splitlines()[0] == f"Unassigning stage 'prod' to artifact '{MODEL}' version '{v2}'"
+    assert "Assigned-By: Jane <jane@example.com>" in message and "Reason: bad canary" in message
+    with pytest.raises(RegistryConflict, match="only under the repository lock"):
+        registry.load(released).assign(MODEL, "prod", r2, "Jane <jane@example.com>", {})

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gitrepo, history, registry
+from gitmodel import gitrepo, history, registry, revisions
 from gitmodel.errors import GitModelError
-from gitmodel.registry import UnknownRevision
+from gitmodel.revisions import UnknownRevision
 from tests.conftest import RELEASES, git
 
 
@@ -159,7 +159,7 @@ def test_validated_blobs_live_in_the_state_folder():
 
 def test_results_at_many_agrees_with_results_at(released):
     reg = registry.load(released)
-    revs = [registry.resolve(released, f"sentiment@{v}", reg) for v in RELEASES] + [registry.resolve(released, "HEAD")]
+    revs = [revisions.resolve(released, f"sentiment@{v}", reg) for v in RELEASES] + [revisions.resolve(released, "HEAD")]
     many = registry.results_at_many(released, revs, with_outputs=True)
     for rev, found in zip(revs, many):
         one = registry.results_at(released, rev, with_outputs=True)
@@ -242,7 +242,7 @@ def test_show_reads_lineage_from_dvc_lock_for_a_stage_made_model(tmp_path):
     (repo / "dvc.lock").write_text(lock)
     git(repo, "add", "dvc.lock")
     git(repo, "commit", "-q", "-m", "lock")
-    rev = registry.resolve(repo, "HEAD")
+    rev = revisions.resolve(repo, "HEAD")
     with gitrepo.ObjectReader(repo) as reader:
         assert history.models_at(repo, rev, reader) == ["chat"]
         state = history.tracked_at(repo, rev, ["chat"], reader)["chat"]
@@ -278,7 +278,7 @@ def test_show_reads_lineage_from_dvc_lock_for_a_stage_made_model(tmp_path):
 def test_unknown_refs_name_the_closest_existing_ones(released, ref, message, hint):
     stage(released, "prod", "v1.2.0", 1)
     with pytest.raises(UnknownRevision) as e:
-        registry.resolve(released, ref)
+        revisions.resolve(released, ref)
     assert e.value.message == message
     assert e.value.hint == hint
 
@@ -287,11 +287,11 @@ def test_a_name_that_is_both_a_branch_and_a_tag_is_an_error(released):
     git(released, "branch", "candidate")
     git(released, "tag", "candidate", "sentiment@v1.0.0^{commit}")
     with pytest.raises(UnknownRevision) as e:
-        registry.resolve(released, "candidate")
+        revisions.resolve(released, "candidate")
     assert e.value.message == "'candidate' is both a branch and a tag: git-model does not guess"
     assert e.value.hint == "say which: refs/heads/candidate or refs/tags/candidate"
-    assert registry.resolve(released, "refs/tags/candidate").commit == commit_of(released, "sentiment@v1.0.0")
-    assert registry.resolve(released, "refs/heads/candidate").commit == commit_of(released, "HEAD")
+    assert revisions.resolve(released, "refs/tags/candidate").commit == commit_of(released, "sentiment@v1.0.0")
+    assert revisions.resolve(released, "refs/heads/candidate").commit == commit_of(released, "HEAD")
     with pytest.raises(UnknownRevision):
         history.show(released, "candidate")
 
@@ -299,6 +299,36 @@ def test_a_name_that_is_both_a_branch_and_a_tag_is_an_error(released):
 def test_a_branch_whose_name_looks_like_a_glob_is_not_ambiguous(released):
     git(released, "branch", "cand")
     git(released, "tag", "cand-1", "HEAD")
-    assert registry.resolve(released, "cand").commit == commit_of(released, "HEAD")
+    assert revisions.resolve(released, "cand").commit == commit_of(released, "HEAD")
     assert gitrepo.ref_kinds(released, "cand") == ["branch"]
     assert gitrepo.ref_kinds(released, "can*") == []
+
+
+def test_show_marks_a_stale_result_with_its_typed_reason(released, demo_dir):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gitmodel.cli import cli
+
+    def gm(*args):
+        result = CliRunner().invoke(cli, list(args), prog_name="git model")
+        assert result.exit_code == 0, result.output + result.stderr
+        return result.stdout
+
+    measured = stored(released, "HEAD")["model"]["md5"]
+    shutil.copy(demo_dir / "sentiment-v1.gguf", released / "models/sentiment.gguf")
+    gm("add", "models/sentiment.gguf")
+    git(released, "commit", "-q", "-am", "new weights, not evaluated")
+    tracked = history.show(released, "HEAD").models[0].md5
+    assert tracked != measured
+    reason = f"it measured model md5 {measured}, but models/sentiment.gguf at HEAD is md5 {tracked}"
+    assert any(line.endswith(f"  STALE: {reason}") for line in gm("show", "HEAD").splitlines())
+    [state] = json.loads(gm("show", "HEAD", "--json"))["models"]
+    assert state["results"]["sentiment"]["stale"] == [
+        {"kind": "model", "path": "models/sentiment.gguf", "recorded": measured, "current": tracked, "changes": [],
+         "text": reason}]
+    # the release it came from is fresh
+    [state] = json.loads(gm("show", f"sentiment@{RELEASES[-1]}", "--json"))["models"]
+    assert state["results"]["sentiment"]["stale"] == []
+    assert "STALE" not in gm("show", f"sentiment@{RELEASES[-1]}")

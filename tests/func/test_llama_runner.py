@@ -177,3 +177,39 @@ def test_runs_print_nothing(demo_dir, capfd):
     with LlamaRunner(demo_dir / "sentiment-v1.gguf", RunSettings()) as runner:
         runner.predict(examples_of(demo_dir / "sentiment.jsonl", limit=20) + [Example(id="g", input="the food")])
     assert capfd.readouterr() == ("", "")
+
+
+def test_ctrl_c_during_predict_stops_after_the_current_example(v2, demo_dir):
+    """SIGINT while llama.cpp works is held back, then raised between two examples: never lost."""
+    import os
+    import signal
+
+    examples = examples_of(demo_dir / "sentiment.jsonl", 10)
+    done = []
+
+    def progress(n):
+        done.append(n)
+        if len(done) == 3:
+            os.kill(os.getpid(), signal.SIGINT)     # arrives while the 4th example is not started yet
+
+    with pytest.raises(KeyboardInterrupt):
+        v2.predict(examples, progress)
+    assert len(done) == 3            # the 4th example ran to its end, then the interrupt stopped the run
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert len(v2.predict(examples[:2])) == 2     # and the runner is still usable
+
+
+def test_a_long_input_within_n_ctx_is_named_in_a_warning(demo_dir):
+    from gitmodel import gguf
+
+    trained = gguf.read_info(demo_dir / "sentiment-v2.gguf").context_length
+    long = Example(id="long", input=" ".join(["good"] * (trained + 50)), labels=("positive", "negative"), line=9)
+    short = Example(id="short", input="good food", labels=("positive", "negative"), line=1)
+    with LlamaRunner(demo_dir / "sentiment-v2.gguf", RunSettings(n_ctx=4 * trained)) as runner:
+        assert runner.warnings() == []
+        runner.predict([short, long, short])
+        (warning,) = runner.warnings()
+    assert warning.startswith(f"1 example is longer than the context sentiment-v2.gguf was trained on ({trained} "
+                              f"tokens, its context_length), though within eval.n_ctx ({4 * trained}): "
+                              "'long' (line 9, ")
+    assert "'short'" not in warning

@@ -150,3 +150,19 @@ def test_plot_command(released, runner):
     assert result.stdout == ("Wrote h.svg: accuracy, label_psi across 3 releases of sentiment "
                              "(v1.0.0 .. v1.10.0)\n")
     assert (released / "h.svg").read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize("output", ["/nonexistent/dir/x.json", "typo-folder/chart.html"])
+def test_plot_refuses_a_missing_parent_folder_instead_of_creating_it(released, runner, output):
+    from pathlib import Path
+
+    from tests.conftest import snapshot_tree
+
+    before = snapshot_tree(released)
+    result = runner.invoke(cli, ["plot", "sentiment", "-o", output])
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    parent = Path(output).parent
+    assert result.stderr == (f"Error: cannot write {output}: the folder {parent} does not exist\n"
+                             f"  hint: create it first (mkdir -p {parent}) or pick another -o\n")
+    assert not parent.exists()
+    assert snapshot_tree(released) == before

@@ -32,7 +32,7 @@ V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
 
 
 def trailers(message: str) -> dict[str, str]:
-    from gitmodel.stages import parse_trailers
+    from gitmodel.refs import parse_trailers
 
     return parse_trailers(message)
 

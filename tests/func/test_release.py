@@ -44,6 +44,14 @@ def assert_refused(result, repo: Path, before_tags: list[str], message: str, hin
     assert tags(repo) == before_tags, "a refused release created a tag"
 
 
+def assert_usage_error(result, repo: Path, before_tags: list[str], param: str, message: str) -> None:
+    """An invalid name or version is a usage error (exit 2), checked before anything runs."""
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for '{param}': {message}", result.stderr
+    assert result.stdout == ""
+    assert tags(repo) == before_tags, "a refused release created a tag"
+
+
 # ----------------------------------------------------------------------------- the tag
 
 
@@ -209,8 +217,8 @@ def test_a_pre_release_of_the_next_version_is_above(released, runner, before):
 @pytest.mark.parametrize("version", ["1.2", "v1", "v1.2.0.0", "latest", "v01.2.0", "V1.2.0", "v1.2.0-", ""])
 def test_refused_when_the_version_is_not_semver(released, runner, before, version):
     result = release(runner, "sentiment", version)
-    assert_refused(result, released, before,
-                   f"invalid version '{version}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
+    assert_usage_error(result, released, before, "VERSION",
+                       f"invalid version '{version}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
 
 
 def test_refused_when_head_already_holds_a_release_of_the_model(released, runner):
@@ -273,8 +281,8 @@ def test_refused_when_metrics_are_stale(released, runner, demo_dir):
     before = tags(released)
     result = release(runner, "sentiment", "v2.0.0")
     assert_refused(result, released, before,
-                   f"metrics/sentiment/sentiment.json is stale: it measured model md5 {old}, "
-                   f"but the committed models/sentiment.gguf is md5 {new}",
+                   f"metrics/sentiment/sentiment.json at HEAD is stale: it measured model md5 {old}, "
+                   f"but models/sentiment.gguf at HEAD is md5 {new}",
                    "re-evaluate (`git model eval sentiment --evalset sentiment`, or `dvc repro`) and commit")
     # the way out works
     assert runner.invoke(cli, ["eval", "sentiment", "--evalset", "sentiment"]).exit_code == 0
@@ -290,7 +298,7 @@ def test_refused_when_metrics_used_another_eval_set(released, runner):
     before = tags(released)
     result = release(runner, "sentiment", "v2.0.0")
     assert result.exit_code == 3
-    assert result.stderr.startswith("Error: metrics/sentiment/sentiment.json is stale: it used eval set md5 ")
+    assert result.stderr.startswith("Error: metrics/sentiment/sentiment.json at HEAD is stale: it measured eval set md5 ")
     assert tags(released) == before
 
 
@@ -355,8 +363,8 @@ def escaped(text: str) -> str:
 def test_hostile_model_names_are_refused_before_git_sees_them(released, runner, before, name):
     snap = snapshot_tree(released)
     result = release(runner, "--", name, "v2.0.0")
-    assert_refused(result, released, before, f"invalid model name '{escaped(name)}': use lowercase letters, "
-                   "digits and '-', starting and ending with a letter or digit (e.g. 'chat' or 'fraud-v2')")
+    assert_usage_error(result, released, before, "MODEL", f"invalid model name '{escaped(name)}': use lowercase "
+                       "letters, digits and '-', starting and ending with a letter or digit (e.g. 'chat' or 'fraud-v2')")
     assert name not in result.stderr or name.isprintable()      # shown escaped, never raw
     assert snapshot_tree(released) == snap
     assert not (released / "pwned").exists()
@@ -365,8 +373,8 @@ def test_hostile_model_names_are_refused_before_git_sees_them(released, runner, 
 @pytest.mark.parametrize("version", HOSTILE + ["v1.0.0\n", "v2.0.0 ", " v2.0.0", "v2.0.0/../x"], ids=escaped)
 def test_hostile_versions_are_refused_before_git_sees_them(released, runner, before, version):
     result = release(runner, "--", "sentiment", version)
-    assert_refused(result, released, before,
-                   f"invalid version '{escaped(version)}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
+    assert_usage_error(result, released, before, "VERSION",
+                       f"invalid version '{escaped(version)}': expected SemVer like v1.2.0 (or v1.2.0-rc.1)")
     assert status_porcelain(released) == ""
     assert not (released / "pwned").exists()
 
@@ -382,8 +390,8 @@ def test_option_like_arguments_without_double_dash_are_usage_errors(released, ru
 def test_hostile_names_through_a_real_process_and_git(released, before):
     for argv in (["--", "--upload-pack=touch pwned", "v2.0.0"], ["--", "sentiment", "-d"]):
         proc = subprocess.run(["git", "model", "release", *argv], cwd=released, capture_output=True, text=True)
-        assert proc.returncode == 3, proc.stderr
-        assert proc.stderr.startswith("Error: invalid ")
+        assert proc.returncode == 2, proc.stderr
+        assert "\nError: Invalid value for " in proc.stderr
     assert tags(released) == before
     assert not (released / "pwned").exists()
 

@@ -92,7 +92,7 @@ def test_rollback_goes_back_to_the_previous_prod_version_verified_committed_and_
     assert tag_commit(repo, "sentiment#prod#4") == tag_commit(repo, f"sentiment@{V2}")
     message = tag_message(repo, "sentiment#prod#4")
     assert message.splitlines()[0] == f"Assigning stage prod to artifact {MODEL} version {V2}"
-    from gitmodel.stages import parse_trailers
+    from gitmodel.refs import parse_trailers
 
     t = parse_trailers(message)
     assert t["Rollback-From"] == V3 and t["Rollback-Commit"] == head(repo) and t["Gate"] == "skipped: rollback"

@@ -87,10 +87,10 @@ def test_new_weights_are_unreleased_and_their_metrics_stale_until_evaluated(rele
     assert doc["tracked"] == {"md5": new, "file": f"{MODEL_PATH}.dvc", "modified": False}
     assert doc["metrics"][0]["stale"] is True
     assert doc["metrics"][0]["reason"] == (
-        f"they describe model md5 {release_md5(released, V3)}, the workspace tracks {new}")
+        f"it measured model md5 {release_md5(released, V3)}, but {MODEL_PATH} at workspace is md5 {new}")
     assert gm_ok("status").stdout.splitlines()[-1] == (
-        f"  metrics:    sentiment: STALE (they describe model md5 {release_md5(released, V3)}, "
-        f"the workspace tracks {new})")
+        f"  metrics:    sentiment: STALE (it measured model md5 {release_md5(released, V3)}, "
+        f"but {MODEL_PATH} at workspace is md5 {new})")
     gm_ok("eval", MODEL, "--evalset", "sentiment")
     assert status_json()[MODEL]["metrics"][0]["stale"] is False
 
@@ -115,7 +115,7 @@ def test_staleness_is_per_eval_set(released, demo_dir):
     small.write_text("".join((demo_dir / "sentiment.jsonl").read_text().splitlines(keepends=True)[:30]))
     gm_ok("evalset", "add", "evalsets/small.jsonl")
     reason = {m["evalset"]: m["reason"] for m in status_json()[MODEL]["metrics"]}["small"]
-    assert reason.startswith("they describe eval set md5 ") and "evalsets/small.jsonl is now " in reason
+    assert reason.startswith("it measured eval set md5 ") and "but evalsets/small.jsonl at workspace is md5 " in reason
 
 
 def test_missing_model_file(released):

@@ -310,15 +310,16 @@ def test_evalset_add_tracks_it_and_joins_the_matrix(runner, model_repo, demo_dir
 
 @pytest.mark.parametrize("name", ["Bad_Name", "my model", "-lead", "trail-", "UPPER", "a.b", "a/b", "a" * 101, ""])
 def test_add_refuses_an_invalid_name(runner, model_repo, name):
+    # an invalid --name is a usage error (exit 2), checked by the one grammar in refs.py
     with nothing_changes(model_repo):
         result = add(runner, MODEL, "--name", name)
         if len(name) > 100:
-            assert_refused(result, f"Error: invalid model name '{name[:20]}'...: longer than 100 characters")
+            phrase = f"invalid model name '{name[:20]}...': longer than 100 characters"
         elif name:
-            assert_refused(result, f"Error: invalid model name '{name}': use lowercase letters, digits and '-'",
-                           "hint: pass --name with a valid model name")
+            phrase = f"invalid model name '{name}': use lowercase letters, digits and '-'"
         else:
-            assert_refused(result, "Error: invalid model name: it is empty")
+            phrase = "invalid model name: it is empty"
+        assert_refused(result, f"Error: Invalid value for '--name': {phrase}", exit_code=2)
 
 
 def test_add_refuses_a_file_stem_with_spaces(runner, model_repo):
@@ -336,7 +337,7 @@ def test_add_refuses_a_file_stem_with_spaces(runner, model_repo):
 def test_add_refuses_control_characters_in_a_name(runner, model_repo, name, shown):
     with nothing_changes(model_repo):
         result = add(runner, MODEL, "--name", name)
-        assert_refused(result, f"Error: invalid model name '{shown}'")
+        assert_refused(result, f"invalid model name '{shown}'", exit_code=2)
         assert name not in result.stderr        # shown escaped, never sent raw to the terminal
 
 
@@ -356,6 +357,20 @@ def test_add_refuses_a_path_that_is_not_models_name_gguf(runner, model_repo, whe
                        f"hint: move it: git mv {where} {expected}")
 
 
+def test_the_git_mv_hint_is_shell_quoted(runner, model_repo, monkeypatch):
+    (model_repo / "my weights").mkdir()
+    os.rename(model_repo / MODEL, model_repo / "my weights" / "sentiment.gguf")
+    monkeypatch.chdir(model_repo / "my weights")         # the hint's paths are the user's, from here
+    with nothing_changes(model_repo):
+        assert_refused(add(runner, "sentiment.gguf"),
+                       "Error: model my weights/sentiment.gguf must live at models/sentiment.gguf",
+                       "hint: move it: git mv sentiment.gguf ../models/sentiment.gguf")
+    monkeypatch.chdir(model_repo)
+    with nothing_changes(model_repo):
+        assert_refused(add(runner, "my weights/sentiment.gguf"),
+                       "hint: move it: git mv 'my weights/sentiment.gguf' models/sentiment.gguf")
+
+
 def test_add_refuses_a_name_that_does_not_match_the_file(runner, model_repo):
     with nothing_changes(model_repo):
         assert_refused(add(runner, MODEL, "--name", "chat"), f"Error: model {MODEL} must live at models/chat.gguf")
@@ -371,9 +386,61 @@ def test_add_refuses_an_absolute_path_outside_the_repository(runner, model_repo,
 
 @pytest.mark.parametrize("path", ["models/../models/sentiment.gguf", "../repo/models/sentiment.gguf",
                                   "models/sub/../sentiment.gguf"])
-def test_add_refuses_dotdot(runner, model_repo, path):
+def test_add_reads_dotdot_as_git_does(runner, model_repo, path):
+    (model_repo / "models" / "sub").mkdir()
+    result = add(runner, path)
+    assert result.exit_code == 0, result.stderr
+    assert (model_repo / f"{MODEL}.dvc").is_file()
+
+
+def test_add_from_a_subdirectory_with_dotdot(runner, model_repo, monkeypatch):
+    """From a subfolder, ../models/x.gguf is a path inside the repository: resolved as git does."""
+    (model_repo / "notebooks").mkdir()
+    monkeypatch.chdir(model_repo / "notebooks")
+    result = add(runner, f"../{MODEL}")
+    assert result.exit_code == 0, result.stderr
+    assert f"Tracked model 'sentiment': {MODEL}" in result.stdout
+    assert "A  models/sentiment.gguf.dvc" in status_porcelain(model_repo).splitlines()
+
+
+def test_evalset_add_from_a_subdirectory_with_dotdot(runner, gm_repo, monkeypatch):
+    (gm_repo / "evalsets" / "support.jsonl").write_bytes(OK)
+    monkeypatch.chdir(gm_repo / "models")
+    result = add_evalset(runner, "../evalsets/support.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert (gm_repo / "evalsets" / "support.jsonl.dvc").is_file()
+
+
+def test_add_refuses_dotdot_that_leaves_the_repository(runner, model_repo, monkeypatch):
+    (model_repo / "notebooks").mkdir()
+    monkeypatch.chdir(model_repo / "notebooks")
     with nothing_changes(model_repo):
-        assert_refused(add(runner, path), f"Error: model {path}: '..' is not allowed")
+        assert_refused(add(runner, "../../elsewhere/x.gguf"), "Error: model ../../elsewhere/x.gguf is outside the repository")
+
+
+def test_add_refuses_dotdot_after_a_symlinked_folder(runner, model_repo, tmp_path):
+    # link/.. is wherever the link points, not the repository root the text suggests
+    outside = tmp_path / "outside" / "deep"
+    outside.mkdir(parents=True)
+    (model_repo / "link").symlink_to(outside, target_is_directory=True)
+    with nothing_changes(model_repo):
+        assert_refused(add(runner, f"link/../{MODEL}"), f"Error: model link/../{MODEL}: '..' after the symlink link")
+
+
+@pytest.mark.parametrize("command", ["add", "evalset add"])
+def test_a_file_name_longer_than_the_file_system_allows_is_an_error(runner, gm_repo, command):
+    folder, suffix = ("models", ".gguf") if command == "add" else ("evalsets", ".jsonl")
+    path = f"{folder}/{'x' * 300}{suffix}"
+    with nothing_changes(gm_repo):
+        result = runner.invoke(cli, [*command.split(), path])
+        assert_refused(result, f"is {300 + len(suffix)} bytes long; the file system allows 255",
+                       "hint: give the file a shorter name")
+
+
+def test_a_path_longer_than_the_file_system_allows_is_an_error(runner, gm_repo):
+    path = "/".join(["models", *["d" * 200] * 25, "x.gguf"])       # each part fits, the whole does not
+    with nothing_changes(gm_repo):
+        assert_refused(add(runner, path), "File name too long")
 
 
 def test_add_refuses_a_symlinked_parent_folder(runner, model_repo, demo_dir):
@@ -539,6 +606,17 @@ BAD_EVALSETS = {
     "repeated-labels": (b'{"id": "a", "input": "x", "labels": ["yes", "yes"]}\n', 1,
                         "field 'labels': labels must be unique"),
     "non-utf8": (OK + b'{"id": "b", "input": "caf\xe9"}\n', 2, "not valid UTF-8 (byte 0xe9 at column 26)"),
+    "duplicate-key": (OK + b'{"id": "b", "input": "x", "expected": "yes", "expected": "no"}\n', 2,
+                      "duplicate key 'expected' at column 46 (first at column 27)"),
+    "duplicate-key-with-labels": (b'{"id": "b", "input": "x", "labels": ["yes", "no"], "input": "y"}\n', 1,
+                                  "duplicate key 'input' at column 52 (first at column 13)"),
+    "lone-surrogate-in-input": (OK + b'{"id": "b", "input": "x \\ud800"}\n', 2,
+                                "field 'input': a lone surrogate \\ud800 is not a character"),
+    "lone-surrogate-in-id": (b'{"id": "\\udc00", "input": "x"}\n', 1,
+                             "field 'id': a lone surrogate \\udc00 is not a character"),
+    "lone-surrogate-in-a-label": (b'{"id": "a", "input": "x", "labels": ["yes", "\\ud800"]}\n', 1,
+                                  "field 'labels[1]': a lone surrogate \\ud800 is not a character"),
+    "unterminated-string": (b'{"id": "a", "input": "x\n', 1, "malformed JSON: Unterminated string starting at column 22"),
     "empty-file": (b"", None, "the eval set is empty (no examples)"),
     "only-blank-lines": (b"\n  \n\n", None, "the eval set is empty (no examples)"),
 }
@@ -552,6 +630,24 @@ def test_evalset_add_refuses_a_bad_line(runner, gm_repo, case):
     where = f"{path}:{line}" if line else f"{path}"
     with nothing_changes(gm_repo):
         assert_refused(add_evalset(runner, "evalsets/bad.jsonl"), f"Error: {where}: {problem}")
+
+
+def test_a_duplicate_key_or_lone_surrogate_names_the_way_out(runner, gm_repo):
+    (gm_repo / "evalsets" / "bad.jsonl").write_bytes(b'{"id": "a", "input": "x", "id": "b"}\n')
+    result = add_evalset(runner, "evalsets/bad.jsonl")
+    assert result.exit_code == 3
+    assert "hint: keep one of the two" in result.stderr
+    (gm_repo / "evalsets" / "bad.jsonl").write_bytes(b'{"id": "a", "input": "\\ud800"}\n')
+    result = add_evalset(runner, "evalsets/bad.jsonl")
+    assert result.exit_code == 3
+    assert "hint: write the character itself, or a complete surrogate pair" in result.stderr
+
+
+def test_evalset_add_of_one_example_says_1_example(runner, gm_repo):
+    (gm_repo / "evalsets" / "one.jsonl").write_bytes(b'{"id": "a", "input": "x", "labels": ["p", "n"]}\n')
+    result = add_evalset(runner, "evalsets/one.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert "  1 example (1 classification, 0 generation)\n" in result.stdout
 
 
 def test_evalset_add_refuses_a_path_outside_evalsets(runner, gm_repo):

@@ -139,3 +139,55 @@ def test_verify_says_which_params_it_ran_with(registry, runner):
     assert "n_threads=1" in shown
     data = json.loads(runner.invoke(cli, ["verify", "sentiment-v2", "--json"]).output)
     assert data[0]["params"] == stored
+
+
+# ----------------------------------------------------------------------------- --rev reads the revision grammar
+
+
+def test_verify_rev_a_stage_verifies_the_version_holding_it(released, runner):
+    from tests.func.stagekit import record_prod
+
+    record_prod(released, "v1.2.0", 1)
+    result = runner.invoke(cli, ["verify", "sentiment", "--rev", "sentiment#prod", "--json"])
+    assert result.exit_code == 0, result.output + result.stderr
+    [report] = json.loads(result.output)
+    assert report["rev"] == "sentiment#prod (sentiment@v1.2.0)" and report["identical"] is True
+    # it is v1.2.0's stored result that was re-run: the demo v2 weights, not the workspace's v3
+    v2 = json.loads(git(released, "show", "sentiment@v1.2.0:metrics/sentiment/sentiment.json"))
+    assert report["params"] == v2["params"] and report["n"] == v2["metrics"]["n"]
+    text = runner.invoke(cli, ["verify", "sentiment", "--rev", "sentiment#prod"])
+    assert text.output.startswith("Reproduced: sentiment on sentiment at sentiment#prod (sentiment@v1.2.0): ")
+
+
+def test_verify_rev_latest_verifies_the_highest_release(released, runner):
+    result = runner.invoke(cli, ["verify", "sentiment", "--rev", "sentiment@latest"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.output.startswith("Reproduced: sentiment on sentiment at sentiment@latest (sentiment@v1.10.0): ")
+
+
+def test_verify_rev_a_stage_nothing_holds(released, runner):
+    result = runner.invoke(cli, ["verify", "sentiment", "--rev", "sentiment#prod"])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[0] == "Error: sentiment#prod: no version of 'sentiment' holds stage 'prod'"
+
+
+def test_verify_rev_of_another_model_is_refused(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "eval v2")
+    assert runner.invoke(cli, ["release", "sentiment-v2", "v1.0.0"]).exit_code == 0
+    result = runner.invoke(cli, ["verify", "sentiment-v1", "--rev", "sentiment-v2@latest"])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[0] == ("Error: --rev sentiment-v2@latest names model 'sentiment-v2', "
+                                             "not 'sentiment-v1'")
+
+
+def test_verify_rev_a_name_that_is_a_branch_and_a_tag_is_refused(registry, runner):
+    assert runner.invoke(cli, EVAL).exit_code == 0
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "eval v2")
+    git(registry, "branch", "candidate")
+    git(registry, "tag", "candidate")
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--rev", "candidate"])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[0] == "Error: 'candidate' is both a branch and a tag: git-model does not guess"

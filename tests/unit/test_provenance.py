@@ -24,40 +24,55 @@ def current(**changes) -> dict:
     return dict({k: params.EVAL_DEFAULTS[k] for k in params.RESULT_KEYS}, **changes)
 
 
+def texts(reasons) -> list[str]:
+    return [str(r) for r in reasons]
+
+
 def test_current_result_has_no_reason():
     assert provenance.staleness(doc(), model_md5=MD5, evalset_md5=MD5, params=current()) == []
 
 
 def test_every_recorded_param_is_compared_with_its_reason():
     reasons = provenance.staleness(doc(), model_md5=MD5, evalset_md5=MD5, params=current(n_threads=2, seed=3))
-    assert reasons == ["eval params changed since: eval.seed: recorded 0, now 3; eval.n_threads: recorded 1, now 2"]
+    assert [r.kind for r in reasons] == [provenance.PARAMS]
+    assert reasons[0].changes == ("eval.seed: recorded 0, now 3", "eval.n_threads: recorded 1, now 2")
+    assert texts(reasons) == ["eval params changed since: eval.seed: recorded 0, now 3; eval.n_threads: recorded 1, now 2"]
 
 
 def test_a_key_an_older_file_did_not_record_stands_for_its_default():
     old = doc()
     del old["params"]["n_gpu_layers"]
     assert provenance.staleness(old, model_md5=MD5, evalset_md5=MD5, params=current()) == []
-    assert provenance.staleness(old, model_md5=MD5, evalset_md5=MD5, params=current(n_gpu_layers=8)) == [
+    assert texts(provenance.staleness(old, model_md5=MD5, evalset_md5=MD5, params=current(n_gpu_layers=8))) == [
         "eval params changed since: eval.n_gpu_layers: recorded 0, now 8"]
 
 
 def test_openai_settings_are_compared_for_openai_results_only():
     served = doc(params=dict(current(runner="openai"), openai={"model": None, "scoring": "echo", "top_logprobs": 20}))
     now = dict(current(runner="openai"), openai={"model": None, "scoring": "top_logprobs", "top_logprobs": 20})
-    assert provenance.staleness(served, model_md5=MD5, evalset_md5=MD5, params=now) == [
+    assert texts(provenance.staleness(served, model_md5=MD5, evalset_md5=MD5, params=now)) == [
         'eval params changed since: eval.openai.scoring: recorded "echo", now "top_logprobs"']
     assert provenance.staleness(doc(), model_md5=MD5, evalset_md5=MD5, params=dict(current(), openai={})) == []
 
 
 def test_model_and_evalset_md5():
     reasons = provenance.staleness(doc(), model_md5=OTHER, evalset_md5=OTHER)
-    assert reasons == [f"they describe model md5 {MD5}, the workspace tracks {OTHER}",
-                       f"they describe eval set md5 {MD5}, evalsets/e.jsonl is now {OTHER}"]
+    assert [(r.kind, r.recorded, r.current, r.path) for r in reasons] == [
+        (provenance.MODEL, MD5, OTHER, "models/m.gguf"), (provenance.EVALSET, MD5, OTHER, "evalsets/e.jsonl")]
+    assert texts(reasons) == [f"it measured model md5 {MD5}, but models/m.gguf at workspace is md5 {OTHER}",
+                              f"it measured eval set md5 {MD5}, but evalsets/e.jsonl at workspace is md5 {OTHER}"]
+    assert provenance.describe("metrics/m/e.json", "HEAD", reasons[:1]) == (
+        f"metrics/m/e.json at HEAD is stale: it measured model md5 {MD5}, but models/m.gguf at workspace is md5 {OTHER}")
+
+
+def test_what_the_revision_does_not_track_is_not_compared():
+    # a served model names no tracked file; a file the revision does not track has nothing to differ from
+    assert provenance.staleness(doc(), model_md5=None, evalset_md5=None) == []
 
 
 def test_served_timings_at_another_concurrency_are_stale():
     served = doc(timing_conditions={"runner": "openai", "concurrency": 1, "n_threads": None, "machine": "x"})
-    assert provenance.staleness(served, model_md5=MD5, evalset_md5=MD5, params=current(), concurrency=8) == [
+    assert texts(provenance.staleness(served, model_md5=MD5, evalset_md5=MD5, params=current(), concurrency=8)) == [
         "timings were measured at eval.openai.concurrency 1, now 8"]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gitmodel.refs import Version
 from gitmodel.registry import Release, StageEvent, stage_holders
-from gitmodel.rollback import Planned, uncommitted
+from gitmodel.rollback_plan import Planned, uncommitted
 
 V1, V2 = Version.parse("v1.0.0"), Version.parse("v2.0.0")
 RELEASES = [Release("m", V1, "m@v1.0.0", "c1", 10, order=0), Release("m", V2, "m@v2.0.0", "c2", 11, order=1)]
@@ -67,3 +67,22 @@ def test_a_rollback_may_not_lose_untracked_edited_or_staged_content():
     # staged, then the workspace put back: only committing would lose the staged content
     assert uncommitted([planned(b"H", b"S", b"H")], commit=False) == []
     assert uncommitted([planned(b"H", b"S", b"H")], commit=True) == ["f (staged change)"]
+
+
+def test_tag_names_and_messages_read_back_through_the_one_grammar():
+    from gitmodel import refs
+
+    assert refs.parse_tag(refs.unassign_tag("m", "prod", 7)) == refs.Tag("m", "stage", stage="prod", counter=7,
+                                                                         cancel=True)
+    assert refs.parse_tag(refs.stage_tag("m", "prod", 3)) == refs.Tag("m", "stage", stage="prod", counter=3)
+    record = {"schema_version": refs.RECORD_SCHEMA, "md5": "a" * 32}
+    text = refs.release_message("m", V2, "# not a comment\nsecond line", record)
+    assert text.splitlines()[0] == "Registering artifact m version v2.0.0"
+    assert refs.parse_release_message(text, "m", V2) == ("# not a comment\nsecond line", record)
+    message = refs.stage_message("m", "canary", V2, {"Assigned-By": "Jane <j@x>", "Fraction": "0.1", "Gate": None,
+                                                     "Accepted-Risk": "spans\ntwo lines"})
+    assert message.splitlines()[0] == "Assigning stage canary to artifact m version v2.0.0"
+    assert refs.parse_trailers(message) == {"Assigned-By": "Jane <j@x>", "Fraction": "0.1",
+                                            "Accepted-Risk": "spans two lines"}
+    assert refs.stage_message("m", "prod", V2, {}, unassign=True) == \
+        "Unassigning stage 'prod' to artifact 'm' version 'v2.0.0'\n"

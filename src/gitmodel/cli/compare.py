@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
 
 GATE_MARKER = "<!-- git-model-gate -->"   # (diff's marker is ci.COMMENT_MARKER: the workflow finds its comment by it)
 MD_MAX_EXAMPLES = 50                      # per list in a comment: a PR comment holds 65,536 characters
@@ -142,7 +142,7 @@ def _one_sided(result, f, md: bool = False) -> str | None:
 def _behaviour_text(result, f) -> list[str]:
     b = f.behaviour
     old, new = result.old.label, result.new.label
-    lines = [f"Behaviour of {_where(f)} ({b['matched']} examples at both revisions):"]
+    lines = [f"Behaviour of {_where(f)} ({plural(b['matched'], 'example')} at both revisions):"]
     if not b["matched"]:   # one side only: every id would be listed, and nothing compared
         return lines + [f"  only at {old}: {len(b['only_old'])} · only at {new}: {len(b['only_new'])}"]
     counts = [f"{name} {len(b[key])}" for key, name in _LISTS]
@@ -355,8 +355,8 @@ def _diff_json(result, examples: bool) -> None:
 @cli.command("diff")
 @click.argument("a", required=False, metavar="[A]")
 @click.argument("b", required=False, metavar="[B]")
-@click.option("--model", "-m", help="Only this model's results (implied by a registry reference such as chat@v1.2.0).")
-@click.option("--evalset", "-e", help="Only results on this eval set.")
+@click.option("--model", "-m", type=MODEL_NAME, help="Only this model's results (implied by a registry reference such as chat@v1.2.0).")
+@click.option("--evalset", "-e", type=EVALSET_NAME, help="Only results on this eval set.")
 @json_option
 @click.option("--md", "as_md", is_flag=True, help="Print a GitHub-flavoured Markdown pull-request comment.")
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged metrics too (as `dvc metrics diff --all`).")
@@ -513,11 +513,13 @@ def _render_gate_md(results) -> None:
 
 
 @cli.command("gate")
-@click.argument("model")
+@click.argument("model", type=MODEL_NAME)
 @click.option("--baseline", metavar="REF", help="What the candidate must meet or beat (default: MODEL#prod).")
 @click.option("--candidate", metavar="REF", default="workspace", show_default=True,
-              help="The results to gate: a revision, MODEL@vX.Y.Z, or the workspace.")
-@click.option("--evalset", "-e", help="Gate on this eval set only (default: every eval set the candidate has).")
+              help="The results to gate: MODEL@vX.Y.Z, MODEL@latest, MODEL#stage, any git revision, or the "
+                   "workspace.")
+@click.option("--evalset", "-e", type=EVALSET_NAME,
+              help="Gate on this eval set only (default: every eval set the candidate has).")
 @json_option
 @click.option("--md", "as_md", is_flag=True, help="Print a GitHub-flavoured Markdown report.")
 @click.option("--rerun", is_flag=True,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural, wait_option
 
 def _progress_factory():
     """A tqdm bar on stderr when it is a terminal; nothing in CI or when piped."""
@@ -57,12 +57,11 @@ def runner_options(f):
 
 
 @cli.command("eval")
-@click.argument("model")
-@click.option("--evalset", "-e", required=True, help="Eval set name (evalsets/<name>.jsonl).")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--evalset", "-e", type=EVALSET_NAME, required=True, help="Eval set name (evalsets/<name>.jsonl).")
 @runner_options
 @click.option("--force", is_flag=True, help="Re-run even when the stored result is for the same inputs.")
-@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for another git-model command holding the repository lock.")
+@wait_option
 @json_option
 def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
     """Evaluate a model on an eval set into metrics/<model>/<evalset>.json.
@@ -88,10 +87,12 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 
     result = evaluate.run_eval(model, evalset, runner=runner, url=url, entry=entry, force=force, wait=wait,
                                progress_factory=_progress_factory(), on_wait=on_wait)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         emit_json({"model": result.model, "evalset": result.evalset, "cached": result.cached,
                     "metrics_path": result.metrics_path, "outputs_path": result.outputs_path,
-                    "seconds": round(result.seconds, 3), **result.doc})
+                    "seconds": round(result.seconds, 3), "warnings": result.warnings, **result.doc})
         return
     if result.cached:
         click.echo(f"Up to date: {result.metrics_path} already holds this model, eval set, params and runner "
@@ -113,9 +114,12 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
 
 
 @cli.command()
-@click.argument("model")
-@click.option("--evalset", "-e", help="Verify this eval set only (default: every stored result of the model).")
-@click.option("--rev", help="Verify the result stored at this git revision (default: the workspace).")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--evalset", "-e", type=EVALSET_NAME,
+              help="Verify this eval set only (default: every stored result of the model).")
+@click.option("--rev", metavar="REV",
+              help="Verify the result stored at this revision: MODEL@vX.Y.Z, MODEL@latest, MODEL#stage or any git "
+                   "revision (default: the workspace).")
 @json_option
 @click.pass_context
 def verify(ctx, model, evalset, rev, as_json) -> None:
@@ -135,6 +139,7 @@ def verify(ctx, model, evalset, rev, as_json) -> None:
     Examples:
       git model verify chat
       git model verify chat --evalset support --rev chat@v1.2.0
+      git model verify chat --rev chat#prod
     """
     from gitmodel import verify as verify_core
 
@@ -157,13 +162,14 @@ def _render_verify(r, shown: int) -> None:
     if r.identical:
         how = "byte for byte" if not r.tolerance else \
             f"answers equal, scores within {r.tolerance:g} of the {r.runner} runner's"
-        click.echo(f"Reproduced: {where}: all {r.n} outputs identical, {how}; summary metrics recomputed equal")
+        click.echo(f"Reproduced: {where}: {'' if r.n == 1 else 'all '}{plural(r.n, 'output')} identical, {how}; "
+                   "summary metrics recomputed equal")
     elif r.problem:
         click.echo(f"NOT reproducible: {where}: {r.problem}")
     else:
         parts = []
         if r.differences:
-            parts.append(f"{len(r.differences)} of {r.n} outputs differ")
+            parts.append(f"{len(r.differences)} of {plural(r.n, 'output')} {'differs' if len(r.differences) == 1 else 'differ'}")
         if r.metric_differences:
             keys = ", ".join(d.key for d in r.metric_differences)
             parts.append(f"stored summary differs from the one recomputed from the outputs on {keys}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, wait_option
 
 
 def _number(value) -> str:
@@ -28,16 +28,15 @@ def _local_date(timestamp: int) -> str:
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("version")
+@click.argument("model", type=MODEL_NAME)
+@click.argument("version", type=VERSION)
 @click.option("--message", "-m", help="What changed in this release; goes into the tag message after GTO's line.")
 @click.option("--allow-lower", is_flag=True,
               help="Release a version below the highest existing one (e.g. a fix on an older line).")
 @click.option("--accept-unverified", metavar="RATIONALE",
               help="Release although some metrics are unverified (not tied to the tracked md5); "
                    "the rationale is recorded in the tag message.")
-@click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for another git-model command holding the repository lock.")
+@wait_option
 @json_option
 def release(model, version, message, allow_lower, accept_unverified, wait, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
@@ -92,7 +91,7 @@ def _metric_columns(entries) -> list[tuple[str, str]]:
 
 
 @cli.command("log")
-@click.argument("model", required=False)
+@click.argument("model", type=MODEL_NAME, required=False)
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=1), metavar="N",
               help="Show only the N newest versions (of each model).")
 @json_option
@@ -188,11 +187,10 @@ def _render_model(state) -> list[str]:
     for result in state.results:
         doc = result.doc
         evalset_md5 = (doc.get("evalset") or {}).get("md5")
-        model_md5 = (doc.get("model") or {}).get("md5")
-        stale = model_md5 and state.md5 and model_md5 != state.md5
+        stale = state.stale.get(result.evalset)
         runner = (doc.get("runner") or {}).get("name", "?")
         lines.append(f"  metrics on {result.evalset} ({result.path}; eval set md5 {evalset_md5}, runner {runner})"
-                     + (f"  STALE: measured model md5 {model_md5}" if stale else ""))
+                     + (f"  STALE: {'; '.join(map(str, stale))}" if stale else ""))
         for key, value in history.leaves(doc["metrics"]):
             lines.append(f"    {key:<40} {_number(value)}")
     return lines
@@ -238,10 +236,10 @@ def show(ref, as_json) -> None:
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", type=MODEL_NAME)
 @click.option("--metric", "-m", "metric_keys", multiple=True, metavar="KEY",
               help="A metric to plot, dotted for nested ones (labels.positive.fpr); repeatable. Default: accuracy.")
-@click.option("--evalset", "-e", "evalsets", multiple=True, metavar="NAME",
+@click.option("--evalset", "-e", "evalsets", type=EVALSET_NAME, multiple=True, metavar="NAME",
               help="Only this eval set; repeatable. Default: every eval set of the releases.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
               help="Where to write: .html (self-contained, interactive), .png, .svg, or .json "

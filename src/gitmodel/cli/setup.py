@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
 
 @cli.command()
 @click.option("--ci", type=click.Choice(["github"]),
@@ -75,7 +75,7 @@ def _render_lineage(meta: dict) -> list[str]:
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--name", help="Model name (default: the file stem). Lowercase letters, digits and '-'.")
+@click.option("--name", type=MODEL_NAME, help="Model name (default: the file stem). Lowercase letters, digits and '-'.")
 @click.option("--dataset", type=click.Path(path_type=str),
               help="Training dataset; its md5 is read from its .dvc file, or hashed when DVC does not track it.")
 @click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE",
@@ -124,7 +124,7 @@ def evalset() -> None:
 
 @evalset.command("add")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--name", help="Eval set name (default: the file stem).")
+@click.option("--name", type=EVALSET_NAME, help="Eval set name (default: the file stem).")
 @json_option
 def evalset_add(path, name, as_json) -> None:
     """Validate an eval set line by line and track it with DVC.
@@ -150,5 +150,5 @@ def evalset_add(path, name, as_json) -> None:
     kinds = f"{result.classification} classification, {result.examples - result.classification} generation"
     cats = f"; categories: {', '.join(result.categories)}" if result.categories else ""
     click.echo(f"{verb} eval set '{result.name}': {result.path} (md5 {result.md5})")
-    click.echo(f"  {result.examples} examples ({kinds}){cats}")
+    click.echo(f"  {plural(result.examples, 'example')} ({kinds}){cats}")
     click.echo(f"Staged: {' '.join(result.staged)}. Next: git commit")

@@ -3,12 +3,7 @@ from __future__ import annotations
 
 import click
 
-from gitmodel.cli.app import cli, emit_json, json_option
-
-
-def _wait_option(f):
-    return click.option("--wait", type=float, default=0.0, show_default=True, metavar="SECONDS",
-                        help="Wait this long for another git-model command holding the repository lock.")(f)
+from gitmodel.cli.app import FRACTION, MODEL_NAME, STAGE_NAME, VERSION, cli, emit_json, json_option, wait_option
 
 
 def _older(version: str, baseline: str | None) -> bool:
@@ -26,10 +21,10 @@ def _on_wait(holder: str) -> None:
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("version")
-@click.option("--stage", "-s", required=True, help="The stage to assign: prod, canary, staging or your own name.")
-@click.option("--fraction", type=float, metavar="F",
+@click.argument("model", type=MODEL_NAME)
+@click.argument("version", type=VERSION)
+@click.option("--stage", "-s", type=STAGE_NAME, required=True, help="The stage to assign: prod, canary, staging or your own name.")
+@click.option("--fraction", type=FRACTION, metavar="F",
               help="Share of traffic the stage serves, 0 < F <= 1: required for canary, refused for prod.")
 @click.option("--accept-risk", metavar="RATIONALE",
               help="Promote to prod although the gate fails; the rationale is recorded in the tag message.")
@@ -39,7 +34,7 @@ def _on_wait(holder: str) -> None:
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
-@_wait_option
+@wait_option
 @json_option
 @click.pass_context
 def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
@@ -97,14 +92,15 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
 
 
 @cli.command()
-@click.argument("model")
-@click.option("--to", "to", metavar="VERSION",
-              help="The release to roll back to (default: the version that held prod before the current one).")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--to", "to", metavar="REV",
+              help="The release to roll back to: a version (v1.2.0), MODEL@vX.Y.Z, MODEL@latest, MODEL#stage, or a "
+                   "git revision that holds a release (default: the version that held prod before the current one).")
 @click.option("--no-commit", is_flag=True,
               help="Restore the workspace, the .dvc / dvc.lock entry and metrics only: no commit, no prod tag.")
 @click.option("--force", is_flag=True,
               help="Replace the workspace model even when it holds changes that are not in the DVC cache.")
-@_wait_option
+@wait_option
 @json_option
 def rollback(model, to, no_commit, force, wait, as_json) -> None:
     """Put a released version back in the workspace, commit it and give it prod.
@@ -129,6 +125,7 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
     Examples:
       git model rollback chat
       git model rollback chat --to v1.2.0
+      git model rollback chat --to chat#staging
       git model rollback chat --to v1.2.0 --no-commit
     """
     from gitmodel import rollback as rollback_core
@@ -192,7 +189,7 @@ def _render_status(st) -> list[str]:
 
 
 @cli.command()
-@click.argument("model", required=False)
+@click.argument("model", type=MODEL_NAME, required=False)
 @json_option
 def status(model, as_json) -> None:
     """Show which version each model has in the workspace, in each stage, and stale metrics.
@@ -207,9 +204,9 @@ def status(model, as_json) -> None:
       git model status
       git model status chat --json
     """
-    from gitmodel import stages
+    from gitmodel import status as status_mod
 
-    statuses = stages.status(model)
+    statuses = status_mod.status(model)
     if as_json:
         emit_json({"models": [s.to_dict() for s in statuses]})
         return

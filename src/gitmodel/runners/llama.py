@@ -33,8 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gitmodel import interrupts
 from gitmodel.errors import RunnerError
 from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+
+# How many of the examples longer than the training context a warning names.
+SHOWN_LONG_EXAMPLES = 5
 
 # llama.cpp's log levels (ggml_log_level) that we keep for error messages.
 _LOG_WARN, _LOG_ERROR, _LOG_CONT = 3, 4, 5
@@ -131,6 +135,10 @@ class LlamaRunner:
         self._joiner = settings.label_prefix.encode("utf-8")
         self._parting: dict[tuple[str, ...], bool] = {}
         self._cached: list[int] = []      # the tokens the KV cache holds, position by position
+        # The context the model was trained on (the GGUF's <arch>.context_length):
+        # n_ctx may be larger, and positions past it are ones the model never saw.
+        self._n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._llm.model))
+        self._beyond_training: dict[str, tuple[int, int]] = {}    # example id -> (line, tokens)
         self._info = {"name": self.name, "version": llama_cpp.__version__,
                       "llama_cpp_version": _llama_cpp_version(llama_cpp)}
 
@@ -139,23 +147,41 @@ class LlamaRunner:
     def info(self) -> dict:
         return dict(self._info)
 
+    def warnings(self) -> list[str]:
+        """What the caller should tell the user about the run (the runner never prints)."""
+        if not self._beyond_training:
+            return []
+        items = list(self._beyond_training.items())
+        shown = ", ".join(f"{id_!r} (line {line}, {n} tokens)" if line else f"{id_!r} ({n} tokens)"
+                          for id_, (line, n) in items[:SHOWN_LONG_EXAMPLES])
+        more = f" and {len(items) - SHOWN_LONG_EXAMPLES} more" if len(items) > SHOWN_LONG_EXAMPLES else ""
+        count = "1 example is" if len(items) == 1 else f"{len(items)} examples are"
+        return [f"{count} longer than the context {self.model_path.name} was trained on "
+                f"({self._n_ctx_train} tokens, its context_length), though within eval.n_ctx "
+                f"({self._n_ctx}): {shown}{more}; the model never saw positions that far, "
+                "so its answers there may be unreliable"]
+
     def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
         if self._llm is None:
             raise RunnerError("the llama runner was closed")
         predictions = []
-        for example in examples:
-            if example.labels:
-                predictions.append(self._classify(example))
-            else:
-                predictions.append(self._generate(example))
-            if progress is not None:
-                progress(1)
+        # Ctrl-C takes effect between examples: never inside llama.cpp or its log callback.
+        with interrupts.deferred() as interrupt:
+            for example in examples:
+                if example.labels:
+                    predictions.append(self._classify(example))
+                else:
+                    predictions.append(self._generate(example))
+                interrupt.check()
+                if progress is not None:
+                    progress(1)
         return predictions
 
     def close(self) -> None:
         if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+            with interrupts.deferred():
+                self._llm.close()
+                self._llm = None
 
     def __enter__(self) -> LlamaRunner:
         return self
@@ -191,6 +217,8 @@ class LlamaRunner:
                 # A label of several tokens continues from the KV cache, one token at a time.
                 step_logits, step_total = self._logits_after(full, j)
                 logprobs[i] += float(step_logits[full[j]]) - step_total
+        if not all(map(math.isfinite, logprobs)):
+            raise self._not_a_number(example, dict(zip(labels, logprobs)))
         latency_ms = (time.perf_counter() - start) * 1000.0
         return classification(labels, logprobs, [len(full) - shared for full in fulls], latency_ms)
 
@@ -221,7 +249,11 @@ class LlamaRunner:
             while len(generated) < budget:
                 if sampler is None:
                     # Greedy; np.argmax takes the lowest id on a tie, as llama.cpp's greedy sampler does.
-                    token = int(np.argmax(self._logits_view()))
+                    # It also stops at the first NaN, so one look at the chosen logit finds any.
+                    logits = self._logits_view()
+                    token = int(np.argmax(logits))
+                    if math.isnan(logits[token]):
+                        raise self._not_a_number(example, None)
                 else:
                     token = self._lib.llama_sampler_sample(sampler, self._ctx, -1)
                 if self._lib.llama_vocab_is_eog(self._vocab, token):
@@ -247,6 +279,15 @@ class LlamaRunner:
 
     # -- llama.cpp --------------------------------------------------------
 
+    def _not_a_number(self, example: Example, scores: dict | None) -> RunnerError:
+        where = f" (line {example.line})" if example.line else ""
+        what = (f"NaN or infinite label scores ({', '.join(f'{k}: {v}' for k, v in scores.items())})"
+                if scores is not None else "NaN logits")
+        return RunnerError(
+            f"{self.model_path}: the model produced {what} for example {example.id!r}{where}: "
+            "its weights hold NaN or infinite values, or overflow",
+            hint="the checkpoint is likely corrupted: re-convert or re-download it, then `git model add` it again")
+
     def _tokenize(self, text: bytes, example: Example) -> list[int]:
         """Tokens of ``text`` with BOS; an error naming the example when it exceeds n_ctx."""
         n = self._lib.llama_tokenize(self._vocab, text, len(text), self._tokens, self._n_ctx, True, False)
@@ -256,6 +297,10 @@ class LlamaRunner:
                 f"example {example.id!r}{where}: {abs(n)} tokens do not fit the context of {self._n_ctx} tokens",
                 hint="raise eval.n_ctx in params.yaml or shorten the input",
             )
+        if 0 < self._n_ctx_train < n:
+            known = self._beyond_training.get(example.id)
+            if known is None or known[1] < n:
+                self._beyond_training[example.id] = (example.line, n)
         return self._tokens[:n]
 
     def _detokenize(self, tokens: list[int]) -> bytes:

@@ -1,0 +1,138 @@
+"""``git model status``: per model, the workspace weights and the release they match, the stage
+holders, and whether the metrics in the workspace still describe the weights. Reads only."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitmodel import dvcyaml, gitrepo, jsonio, project, provenance, refs, revisions, store
+from gitmodel import registry as registry_mod
+from gitmodel.errors import InvalidName
+
+
+@dataclass
+class HolderStatus:
+    stage: str
+    version: str | None
+    tag: str
+    counter: int | None
+    fraction: float | None
+    assigned_at: str
+    by: str
+    trailers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MetricsStatus:
+    evalset: str
+    path: str
+    model_md5: str | None
+    stale: bool
+    reason: str | None = None
+    unverified: str | None = None      # why the producer is not tied to the model md5 (None: it is)
+
+
+@dataclass
+class ModelStatus:
+    model: str
+    path: str
+    workspace_md5: str | None          # None: the model file is not in the workspace
+    tracked_md5: str | None            # what the .dvc file / dvc.lock in the workspace records
+    tracked_in: str | None             # that file, relative to the root
+    releases: list[str] = field(default_factory=list)   # releases whose weights are the workspace's
+    stages: list[HolderStatus] = field(default_factory=list)
+    metrics: list[MetricsStatus] = field(default_factory=list)
+
+    @property
+    def release(self) -> str | None:
+        return self.releases[-1] if self.releases else None
+
+    @property
+    def state(self) -> str:
+        if self.workspace_md5 is None:
+            return "missing"
+        return "released" if self.releases else "unreleased"
+
+    @property
+    def modified(self) -> bool:
+        """The workspace bytes differ from what DVC tracks (not yet `git model add`-ed)."""
+        return self.workspace_md5 is not None and self.workspace_md5 != self.tracked_md5
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "path": self.path, "state": self.state,
+            "workspace": {"md5": self.workspace_md5, "release": self.release, "releases": self.releases},
+            "tracked": {"md5": self.tracked_md5, "file": self.tracked_in, "modified": self.modified},
+            "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
+                                 "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
+            "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
+                         "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
+        }
+
+
+def _model_rel(artifacts: dict, model: str) -> str:
+    entry = artifacts.get(model)
+    path = entry.get("path") if isinstance(entry, dict) else None
+    return str(path) if path else dvcyaml.model_path(model)
+
+
+def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
+    folder = root / dvcyaml.METRICS_DIR / model
+    found = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rel = p.relative_to(root).as_posix()
+        try:
+            doc = jsonio.loads(p.read_bytes())
+            md5 = doc["model"]["md5"]
+        except (ValueError, KeyError, TypeError, OSError):
+            found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
+            continue
+        reasons = provenance.stale_at(root, revisions.Revision(gitrepo.WORKSPACE, None), doc, with_params=True)
+        reason = "; ".join(map(str, reasons)) or None
+        unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
+        found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
+    return found
+
+
+def status(model: str | None = None, start: Path | None = None) -> list[ModelStatus]:
+    """Per model: the workspace weights and the release they match, stage holders, stale metrics."""
+    root = project.open_root(start)
+    reg = registry_mod.load(root)
+    artifacts = dvcyaml.artifacts(root)
+    names = sorted(set(artifacts) | set(reg.models()))
+    if model is not None:
+        refs.check_name(model, "model name")
+        if model not in names and not (root / dvcyaml.model_path(model)).exists():
+            import difflib
+
+            close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
+            raise InvalidName(f"unknown model '{model}'" + (f"; did you mean {', '.join(close)}?" if close else
+                                                            f"; models: {', '.join(names) or 'none yet'}"),
+                              hint="track one with `git model add models/<name>.gguf`")
+        names = [model]
+    hashes = project.hash_cache(root)
+    statuses = []
+    with gitrepo.ObjectReader(root) as reader:
+        for name in names:
+            rel = _model_rel(artifacts, name)
+            path = root / rel
+            tracked = store.tracked(root, path)
+            workspace_md5 = hashes.md5(path) if path.is_file() else None
+            st = ModelStatus(name, rel, workspace_md5, tracked.md5 if tracked else None,
+                             tracked.source.relative_to(root).as_posix() if tracked else None)
+            releases = reg.active_releases(name)
+            md5s = {commit: found[rel] for commit, found in store.tracked_md5s(
+                root, [r.commit for r in releases], [rel], reader=reader, lenient=True).items()}
+            st.releases = [str(r.version) for r in releases if workspace_md5 and md5s.get(r.commit) == workspace_md5]
+            for stage, event in sorted(reg.holders(name).items()):
+                trailers = event.trailers
+                # our own record of the time (tag times may be nudged forward to keep them ordered)
+                when = trailers.get("Assigned-At") or \
+                    datetime.fromtimestamp(event.time, timezone.utc).astimezone().isoformat()
+                st.stages.append(HolderStatus(
+                    stage, str(event.version) if event.version else None, event.tag, event.counter,
+                    event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
+            st.metrics = _metrics_status(root, name)
+            statuses.append(st)
+    return statuses
