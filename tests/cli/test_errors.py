@@ -147,7 +147,6 @@ INVALID = {
                               "'half' is not a number"),
     "promote-wait-negative": (["promote", "sentiment", "v1.0.0", "--stage", "prod", "--wait", "-5"],
                               "Invalid value for '--wait': -5 is not a number of seconds >= 0"),
-    "rollback-to": (["rollback", "sentiment", "--to", "latest"], "Invalid value for '--to': invalid version 'latest'"),
     "rollback-wait-negative": (["rollback", "sentiment", "--wait", "-5"], "-5 is not a number of seconds >= 0"),
     "eval-wait-negative": (["eval", "sentiment", "-e", "x", "--wait", "-5"], "-5 is not a number of seconds >= 0"),
     "release-wait-negative": (["release", "sentiment", "v1.0.0", "--wait", "-5"], "-5 is not a number of seconds >= 0"),

@@ -210,8 +210,9 @@ def test_every_name_version_stage_and_wait_parameter_is_checked_by_the_grammar()
     """A command added later with a plain `--wait` or MODEL argument would let -5 or 'Bad_Name' reach the core."""
     from gitmodel.cli import app
 
+    # (rollback --to is a revision, resolved against the repository by the one revision grammar)
     expected = {"wait": app.SECONDS, "fraction": app.FRACTION, "model": app.MODEL_NAME, "stage": app.STAGE_NAME,
-                "version": app.VERSION, "to": app.VERSION, "evalset": app.EVALSET_NAME, "evalsets": app.EVALSET_NAME}
+                "version": app.VERSION, "evalset": app.EVALSET_NAME, "evalsets": app.EVALSET_NAME}
     checked = 0
     for path, command in ALL:
         for param in command.params:
