@@ -25,7 +25,7 @@ symlink; reflink when a probe reflink works), it times side by side:
 Between timed runs the page cache is written back (``sync``, untimed), so that
 one run's dirty pages do not slow the next; rounds interleave the contenders,
 so that a noisy machine slows them alike. It prints the figures and the
-ratios against the goals of issue 5: with a link type, ``ours`` within 1.5x of
+ratios against its goals: with a link type, ``ours`` within 1.5x of
 ``dvc`` (and ``ours, first`` within 1.5x ``dvc`` + one md5 pass); with copy,
 ``ours`` within 1.3x of ``cp`` (and ``ours, first`` within 1.3x ``cp`` + one md5
 pass). Temp data: the two cache objects, the workspace file and one transient

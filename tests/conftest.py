@@ -189,3 +189,14 @@ def released(released_template, tmp_path, monkeypatch) -> Path:
     shutil.copytree(released_template, repo, symlinks=True)
     monkeypatch.chdir(repo)
     return repo
+
+
+# Every test on the demo checkpoints waits for the session fixtures that build them (and run llama.cpp
+# on them): slow whatever its own body does, so `make test-fast` (-m "not slow") leaves it out.
+SLOW_FIXTURES = {"demo_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

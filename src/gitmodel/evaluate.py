@@ -200,12 +200,12 @@ def _concurrency(inputs: Inputs) -> int | None:
     return int(inputs.openai.get("concurrency", 4)) if inputs.runner_kind == "openai" else None
 
 
-def outputs_line(example: Example, prediction: Prediction) -> str:
-    """One line of outputs.jsonl: fixed key order, rounded floats, no timings."""
+def output_record(example: Example, prediction: Prediction) -> dict:
+    """One record of outputs.jsonl: fixed key order, rounded floats, no timings."""
     scores = None
     if prediction.scores is not None:
         scores = {k: round(float(v), OUTPUT_DECIMALS) for k, v in prediction.scores.items()}
-    record = {
+    return {
         "id": example.id,
         "output": prediction.output,
         "label": prediction.label,
@@ -215,11 +215,24 @@ def outputs_line(example: Example, prediction: Prediction) -> str:
         "output_tokens": int(prediction.output_tokens),
         "scores": scores,
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction]) -> bytes:
-    return "".join(outputs_line(e, p) + "\n" for e, p in zip(examples, predictions)).encode("utf-8")
+def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction],
+                   source: str | None = None) -> bytes:
+    """The bytes of outputs.jsonl. With ``source`` (the file about to be written), each record is
+    first checked against its schema, so a runner's bad value is refused naming the line and field."""
+    lines = []
+    for n, (example, prediction) in enumerate(zip(examples, predictions), 1):
+        record = output_record(example, prediction)
+        if source is not None:
+            try:
+                metrics.validate_output(record, f"{source}:{n}")
+            except InvalidMetrics as e:
+                raise InvalidMetrics(f"not written: {e.message}",
+                                     hint=f"the runner's answer to example {example.id!r} cannot be stored; "
+                                          "the previous results are untouched") from e
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
 
 
 def _runner_for(inputs: Inputs, model_file: Path | None = None):
@@ -352,7 +365,7 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
             _check_served(inputs, info)
         doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
         metrics.validate_metrics(doc, metrics_rel)
-        outputs = render_outputs(examples, predictions)
+        outputs = render_outputs(examples, predictions, source=outputs_rel)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         # Both files or neither: outputs first, so that a crash (not a Ctrl-C,
         # which replace_all undoes) between the renames leaves a summary whose

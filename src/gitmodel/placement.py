@@ -19,7 +19,6 @@ from pathlib import Path
 from gitmodel import fsutil, store
 from gitmodel.errors import GitModelError
 
-LINK_TYPES = ("reflink", "hardlink", "symlink")
 FICLONE = 0x40049409        # linux/fs.h: _IOW(0x94, 9, int)
 
 

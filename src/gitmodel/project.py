@@ -100,7 +100,6 @@ def resolve_inside(root: Path, user_path: str | Path, what: str = "path") -> tup
 class InitResult:
     root: Path
     created: list[str] = field(default_factory=list)   # paths made or changed, relative to root
-    dvc_initialized: bool = False
 
     @property
     def changed(self) -> bool:
@@ -127,7 +126,6 @@ def init(start: Path | None = None) -> InitResult:
                 snap.add(root / ".dvcignore")
                 store.init(root)
                 made_dvc = True
-                result.dvc_initialized = True
                 result.created += [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
             data = dvcyaml.load(root)
             if data is None:

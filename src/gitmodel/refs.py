@@ -24,7 +24,6 @@ SEMVER = (r"(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
           r"(?:-(?P<prerelease>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
           r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
 VERSION_RE = re.compile(rf"^v{SEMVER}\Z")
-STAGE_RE = NAME_RE
 MAX_NAME_LENGTH = 100
 
 
@@ -46,12 +45,6 @@ def check_name(name: str, what: str = "model name") -> str:
             hint=f"pass --name with a valid {what}" if what == "model name" else None,
         )
     return name
-
-
-def suggest_name(stem: str) -> str:
-    """A valid name close to a file stem: 'Llama_3.2-1B' -> 'llama-3-2-1b'."""
-    s = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
-    return s or "model"
 
 
 @total_ordering

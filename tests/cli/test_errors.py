@@ -1,5 +1,5 @@
 """Errors are caught once: `Error: ...` and a hint on stderr, exit 3; click's usage errors exit 2;
-`--traceback` lets the exception through (DESIGN.md, "Exit codes and errors")."""
+`--traceback` lets the exception through."""
 from __future__ import annotations
 
 import shutil

@@ -37,7 +37,7 @@ def ident(item) -> str:
     return " ".join(item[0]) or "git-model"
 
 
-def test_the_walk_finds_every_command_of_this_issue():
+def test_the_walk_finds_the_setup_commands():
     found = {" ".join(path) for path, _ in ALL}
     assert {"", "init", "add", "evalset", "evalset add"} <= found
 

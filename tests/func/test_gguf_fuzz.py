@@ -94,6 +94,7 @@ def mutate(data: bytes, info: GGUFInfo, rng: random.Random) -> tuple[str, bytes]
     return kind, bytes(mutated)
 
 
+@pytest.mark.slow
 def test_mutated_checkpoints_parse_or_raise_invalid_gguf(checkpoint, tmp_path):
     data, info = checkpoint
     path = tmp_path / "fuzzed.gguf"

@@ -202,6 +202,7 @@ def test_the_default_rollback_target_is_what_gto_shows_once_the_holder_leaves_pr
         assert target == (fallback if fallback is None or fallback.startswith("v") else None), model
 
 
+@pytest.mark.slow
 def test_a_stage_tag_on_a_commit_with_two_versions_is_refused_like_gto(gm_repo):
     [c] = commits(gm_repo, 1)
     tag(gm_repo, "m@v1.0.0", c, T0 + 10)
@@ -242,6 +243,7 @@ def test_a_lightweight_release_tag_is_not_a_release(released):
     assert gm_ok("release", MODEL, "v1.11.0").stdout.startswith(f"Released {MODEL}@v1.11.0 on ")
 
 
+@pytest.mark.slow
 def test_no_stage_tag_goes_on_a_commit_with_two_versions(gm_repo):
     [c] = commits(gm_repo, 1)
     tag(gm_repo, "m@v1.0.0", c, T0 + 10)

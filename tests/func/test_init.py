@@ -87,6 +87,7 @@ def test_init_creates_the_layout_and_stages_it_without_committing(runner, git_re
     assert dvc_stage_names(git_repo) == []
 
 
+@pytest.mark.slow
 def test_dvc_stage_list_reads_the_eval_matrix(git_repo):
     from gitmodel import project
 
@@ -149,6 +150,7 @@ stages:
 """
 
 
+@pytest.mark.slow
 def test_init_keeps_a_users_own_dvc_yaml(runner, git_repo):
     (git_repo / "dvc.yaml").write_text(USER_DVC_YAML)
     git(git_repo, "add", "dvc.yaml")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import ROOT, git
@@ -15,6 +16,7 @@ FILES = ["dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".gitignore", ".dv
          "models/.gitignore", "evalsets/.gitignore"]
 
 
+@pytest.mark.slow
 def test_dvc_repro_on_a_fresh_copy_builds_the_demo_and_matches_the_lock(tmp_path):
     repo = tmp_path / "project"
     for rel in FILES:

@@ -230,7 +230,7 @@ def test_the_first_cache_type_this_file_system_supports_is_used(in_prod, cache_t
 
 
 def test_reflink_on_this_file_system_is_found_out_before_the_model_is_touched(in_prod):
-    """The issue's finding: with `cache.type reflink` on ext4, DVC's checkout deleted the workspace model
+    """With `cache.type reflink` on ext4, DVC's checkout deleted the workspace model
     and then failed. Ours tries the reflink at a temporary name beside the model first, sees the file
     system refuse it, and copies instead: the model is never gone."""
     repo = in_prod

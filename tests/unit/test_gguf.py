@@ -608,6 +608,7 @@ def test_overlapping_tensors(write):
 # -- whole-file properties ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_truncation_of_a_valid_file_is_reported(llama_like):
     full = llama_like.read_bytes()
     info = read_info(llama_like)

@@ -26,7 +26,7 @@ def _show_usage_error(e: click.UsageError) -> None:
 
 
 class GitModelGroup(click.Group):
-    """Catches every GitModelError in one place: ``Error: ...`` on stderr, exit code from DESIGN.md."""
+    """Catches every GitModelError in one place: ``Error: ...`` on stderr and the error's exit code."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
