@@ -191,6 +191,20 @@ def released(released_template, tmp_path, monkeypatch) -> Path:
     return repo
 
 
+@pytest.fixture
+def in_prod(released) -> Path:
+    """`released`, with prod assigned to each release in turn (v1.0.0 -> v1.2.0 -> v1.10.0); the workspace
+    holds v1.10.0."""
+    import time
+
+    from tests.func.stagekit import record_prod
+
+    start = int(time.time()) - 100
+    for counter, version in enumerate(RELEASES, start=1):
+        record_prod(released, version, counter, when=start + counter)
+    return released
+
+
 # Every test on the demo checkpoints waits for the session fixtures that build them (and run llama.cpp
 # on them): slow whatever its own body does, so `make test-fast` (-m "not slow") leaves it out.
 SLOW_FIXTURES = {"demo_dir"}

@@ -28,7 +28,6 @@ from tests.func.stagekit import (
     gm_ok,
     gto_stages,
     md5,
-    record_prod,
     release_md5,
     run,
     stray_temps,
@@ -40,14 +39,6 @@ from tests.func.stagekit import (
 )
 
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
-
-
-@pytest.fixture
-def in_prod(released) -> Path:
-    start = int(time.time()) - 100
-    for counter, version in enumerate((V1, V2, V3), start=1):
-        record_prod(released, version, counter, when=start + counter)
-    return released
 
 
 def head(repo: Path) -> str:

@@ -2,24 +2,12 @@
 restores it, every other form is refused before anything is touched (real git, DVC and tags)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import git, snapshot_tree
-from tests.func.stagekit import MODEL, consistent, gm, gm_ok, record_prod, stray_temps, tag_commit, tags
+from tests.func.stagekit import MODEL, consistent, gm, gm_ok, stray_temps, tag_commit, tags
 
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
-
-
-@pytest.fixture
-def in_prod(released) -> Path:
-    """prod went v1.0.0 -> v1.2.0 -> v1.10.0; the workspace holds v1.10.0."""
-    start = int(time.time()) - 100
-    for counter, version in enumerate((V1, V2, V3), start=1):
-        record_prod(released, version, counter, when=start + counter)
-    return released
 
 
 def refused(repo: Path, to: str) -> list[str]:
