@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gitmodel import fsutil, interrupts, jsonio
-from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, store
+from gitmodel import (dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, resultschema,
+                      store)
 from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
                              StaleArtifact)
 from gitmodel.runners import make_runner
@@ -170,7 +171,7 @@ def parse_metrics(data: bytes, source: str) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidMetrics(f"{source}: not valid JSON: {e}",
                              hint="re-create it with `git model eval --force`") from None
-    metrics.validate_metrics(doc, source)
+    resultschema.validate_metrics(doc, source)
     return doc
 
 
@@ -226,7 +227,7 @@ def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction
         record = output_record(example, prediction)
         if source is not None:
             try:
-                metrics.validate_output(record, f"{source}:{n}")
+                resultschema.validate_output(record, f"{source}:{n}")
             except InvalidMetrics as e:
                 raise InvalidMetrics(f"not written: {e.message}",
                                      hint=f"the runner's answer to example {example.id!r} cannot be stored; "
@@ -312,7 +313,7 @@ def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_
         if key not in runner and key != "name":
             runner[key] = value
     return {
-        "schema_version": metrics.SCHEMA_VERSION,
+        "schema_version": resultschema.SCHEMA_VERSION,
         "model": inputs.model_ref,
         "evalset": inputs.evalset_ref,
         "params": inputs.params,
@@ -364,7 +365,7 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         if identity is not None:
             _check_served(inputs, info)
         doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
-        metrics.validate_metrics(doc, metrics_rel)
+        resultschema.validate_metrics(doc, metrics_rel)
         outputs = render_outputs(examples, predictions, source=outputs_rel)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         # Both files or neither: outputs first, so that a crash (not a Ctrl-C,

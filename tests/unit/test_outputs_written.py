@@ -62,17 +62,17 @@ def mutations():
 
 
 def test_the_fast_check_says_yes_only_to_what_the_schema_accepts():
-    from gitmodel import metrics, schemacheck
+    from gitmodel import resultschema, schemacheck
 
-    check = schemacheck.compile_check(metrics.load_schema("outputs"))
+    check = schemacheck.compile_check(resultschema.load_schema("outputs"))
     assert check is not None, "the outputs schema uses a keyword the fast check does not know"
-    validator, yes = metrics._validator("outputs"), 0
+    validator, yes = resultschema._validator("outputs"), 0
     for record in mutations():
         # a no only costs time: jsonschema then decides (it takes 3.0 as an integer, the fast check does not)
         if check(record):
             yes += 1
             assert validator.is_valid(record), record
-            metrics.validate_output(record, "o.jsonl:1")
+            resultschema.validate_output(record, "o.jsonl:1")
     assert yes > 20          # the good records do take the fast path
 
 
