@@ -1,4 +1,4 @@
-"""Metrics: hand-computed values, the declarations (metricspecs) and the result schema (resultschema)."""
+"""Metrics: hand-computed values, the declarations (metricspecs) and the result schema (resultfiles)."""
 from __future__ import annotations
 
 import copy
@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from gitmodel import metrics, metricspecs, resultschema
+from gitmodel import metrics, metricspecs, resultfiles
 from gitmodel.errors import InvalidMetrics, InvalidParams
 from gitmodel.metrics import DEFAULT_REFUSAL_PATTERNS, compute, correct
 from gitmodel.metricspecs import HIGHER, INFO, LOWER, QUALITY, STABLE, TIMING, iter_leaves, spec
-from gitmodel.resultschema import validate_metrics, validate_output
+from gitmodel.resultfiles import validate_metrics, validate_output
 from gitmodel.runners.base import Example, Prediction
 
 ABC = ("a", "b", "c")
@@ -488,12 +488,12 @@ def schemas_without_description(schema, path="$"):
 
 @pytest.mark.parametrize("name", ["metrics", "outputs"])
 def test_every_schema_field_has_a_description(name):
-    assert schemas_without_description(resultschema.load_schema(name)) == []
+    assert schemas_without_description(resultfiles.load_schema(name)) == []
 
 
 def test_load_schema_is_cached():
-    assert resultschema.load_schema("metrics") is resultschema.load_schema("metrics.schema.json")
-    assert resultschema.load_schema("metrics")["properties"]["schema_version"]["const"] == resultschema.SCHEMA_VERSION
+    assert resultfiles.load_schema("metrics") is resultfiles.load_schema("metrics.schema.json")
+    assert resultfiles.load_schema("metrics")["properties"]["schema_version"]["const"] == resultfiles.SCHEMA_VERSION
 
 
 def test_label_psi_of_a_never_predicted_label_is_smoothed_and_stated():

@@ -1,4 +1,5 @@
-"""The schema of the files an eval writes: the metrics JSON and each outputs.jsonl record.
+"""The files an eval writes: ``metrics/<model>/<evalset>.json`` (the summary) and
+``<evalset>.outputs.jsonl`` (one record per example): their bytes, and their schema.
 
 Validation names the file, the JSON path of the first bad field and what was
 expected; a plain predicate compiled from the schema (:mod:`gitmodel.schemacheck`)
@@ -6,14 +7,83 @@ says yes to a good outputs record before jsonschema is asked.
 """
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from gitmodel import jsonio
 from gitmodel.errors import InvalidMetrics
+from gitmodel.metrics import correct
 from gitmodel.metricspecs import iter_leaves
+from gitmodel.runners.base import Example, Prediction
 
 SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------- the bytes written
+
+# Confidences and scores in outputs.jsonl are rounded so that the record is
+# stable across the last bits of float arithmetic; 4 decimals still tells
+# every flip of an answer apart.
+OUTPUT_DECIMALS = 4
+
+
+def output_record(example: Example, prediction: Prediction) -> dict:
+    """One record of outputs.jsonl: fixed key order, rounded floats, no timings."""
+    scores = None
+    if prediction.scores is not None:
+        scores = {k: round(float(v), OUTPUT_DECIMALS) for k, v in prediction.scores.items()}
+    return {
+        "id": example.id,
+        "output": prediction.output,
+        "label": prediction.label,
+        "confidence": None if prediction.confidence is None else round(float(prediction.confidence), OUTPUT_DECIMALS),
+        "correct": correct(example, prediction),
+        "tie": bool(prediction.tie),
+        "output_tokens": int(prediction.output_tokens),
+        "scores": scores,
+    }
+
+
+def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction],
+                   source: str | None = None) -> bytes:
+    """The bytes of outputs.jsonl. With ``source`` (the file about to be written), each record is
+    first checked against its schema, so a runner's bad value is refused naming the line and field."""
+    lines = []
+    for n, (example, prediction) in enumerate(zip(examples, predictions), 1):
+        record = output_record(example, prediction)
+        if source is not None:
+            try:
+                validate_output(record, f"{source}:{n}")
+            except InvalidMetrics as e:
+                raise InvalidMetrics(f"not written: {e.message}",
+                                     hint=f"the runner's answer to example {example.id!r} cannot be stored; "
+                                          "the previous results are untouched") from e
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
+def read_metrics(path: Path, source: str | None = None) -> dict | None:
+    """A metrics file, validated; None when it does not exist."""
+    if not path.is_file():
+        return None
+    return parse_metrics(path.read_bytes(), source or str(path))
+
+
+def parse_metrics(data: bytes, source: str) -> dict:
+    """A metrics document from its bytes, validated; ``source`` names it in errors."""
+    try:
+        doc = jsonio.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidMetrics(f"{source}: not valid JSON: {e}",
+                             hint="re-create it with `git model eval --force`") from None
+    validate_metrics(doc, source)
+    return doc
+
+
+# --------------------------------------------------------------------------- schema
 
 _HINT = "the file was edited by hand or written by another git-model version; " \
         "re-run `git model eval ... --force` to rewrite it"
