@@ -31,7 +31,8 @@ def run_git(root: Path | str | None, *args: str, input: bytes | None = None, che
 
 
 def git_error(args: list[str], stderr: bytes | str | None, doing: str | None = None) -> GitError:
-    """Our error for a failed git command: the command, what git said, and a way out where one is known."""
+    """Our error for a failed git command: the command, what git said, what we were doing, and a way out
+    where one is known."""
     if isinstance(stderr, bytes):
         stderr = stderr.decode("utf-8", "replace")
     said = (stderr or "").strip()
@@ -45,7 +46,7 @@ def git_error(args: list[str], stderr: bytes | str | None, doing: str | None = N
         hint = f"another git process may be running; if none is, remove {lock} and retry"
         said = said.splitlines()[0]     # git's advice that follows is the hint, said shorter
     command = " ".join(str(a) for a in args[:3] if not str(a).startswith("-m"))
-    message = f"{doing or f'git {command}'} failed" + (f": {said}" if said else "")
+    message = f"git {command} failed" + (f": {said}" if said else "") + (f" ({doing})" if doing else "")
     return GitError(message, hint=hint)
 
 
@@ -59,10 +60,12 @@ def open_repo(root: Path | str):
         raise NotAGitRepository(root) from None
 
 
-def _command_failed(e, doing: str) -> GitError:
+def _command_failed(e, doing: str, args: list[str] | None = None) -> GitError:
     """A GitPython ``GitCommandError`` as our error (its ``command`` holds the arguments, ``stderr`` git's words)."""
-    args = [str(a) for a in (e.command if isinstance(e.command, (list, tuple)) else [e.command])]
-    return git_error(args[1:] if args and args[0].endswith("git") else args, e.stderr, doing)
+    if args is None:
+        args = [str(a) for a in (e.command if isinstance(e.command, (list, tuple)) else [e.command])]
+        args = args[1:] if args and args[0].endswith("git") else args
+    return git_error(args, e.stderr, doing)
 
 
 def find_root(start: Path | str | None = None) -> Path:
@@ -277,7 +280,7 @@ def create_tag(root: Path, name: str, commit: str, message: str, cleanup: str | 
         # GitPython puts "--" before the name and the commit
         open_repo(root).create_tag(name, ref=commit, message=message, a=True, **options)
     except git.exc.GitCommandError as e:
-        raise _command_failed(e, f"creating tag {name} on {commit[:12]}") from None
+        raise _command_failed(e, f"creating tag {name} on {commit[:12]}", ["tag", "-a", name]) from None
 
 
 def ref_kinds(root: Path, name: str) -> list[str]:
@@ -369,7 +372,8 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
         failed = _command_failed(e, f"committing {', '.join(present)}")
         hooks = [p for p in git_paths(root, *(f"hooks/{h}" for h in COMMIT_HOOKS)) if os.access(p, os.X_OK)]
         if e.command and "commit" in map(str, e.command) and hooks:
-            failed.message += f" (git ran the hook{'s' if len(hooks) > 1 else ''} {', '.join(map(str, hooks))})"
+            failed.message = failed.message.removesuffix(")") + \
+                f"; git ran the hook{'s' if len(hooks) > 1 else ''} {', '.join(map(str, hooks))})"
             failed.args = (failed.message,)
             failed.hint = failed.hint or "fix what the hook reports, then run the command again"
         raise failed from None

@@ -51,8 +51,8 @@ def test_a_commit_refused_by_a_hook_names_the_hook(git_repo):
     with pytest.raises(GitError) as caught:
         gitrepo.commit_paths(git_repo, ["notes.txt"], "notes")
     message = str(caught.value)
-    assert message.startswith("committing notes.txt failed")
-    assert "weights must not be committed" in message and str(hook) in message
+    assert message.startswith("git commit --only --quiet failed: weights must not be committed")
+    assert f"(committing notes.txt; git ran the hook {hook})" in message
     assert caught.value.hint
     assert git(git_repo, "rev-parse", "HEAD") == head
 
@@ -63,7 +63,8 @@ def test_a_commit_blocked_by_index_lock_names_the_lock(git_repo):
     (git_repo / "notes.txt").write_text("x\n")
     with pytest.raises(GitError) as caught:
         gitrepo.commit_paths(git_repo, ["notes.txt"], "notes")
-    assert str(caught.value).startswith("committing notes.txt failed: Unable to create")
+    assert str(caught.value).startswith("git add -A -- failed: Unable to create")
+    assert str(caught.value).endswith("(committing notes.txt)")
     assert str(lock) in str(caught.value) and f"remove {lock}" in caught.value.hint
     assert "\n" not in str(caught.value)      # git's own advice is the hint, not repeated
 
@@ -79,7 +80,7 @@ def test_create_tag_writes_an_annotated_tag_with_the_date_and_hash_lines(git_rep
 def test_a_tag_that_exists_gives_our_error_naming_it(git_repo):
     head = git(git_repo, "rev-parse", "HEAD").strip()
     git(git_repo, "tag", "m@v1", head)
-    with pytest.raises(GitError, match=r"^creating tag m@v1 on [0-9a-f]{12} failed: tag 'm@v1' already exists"):
+    with pytest.raises(GitError, match=r"^git tag -a m@v1 failed: tag 'm@v1' already exists \(creating tag m@v1 on [0-9a-f]{12}\)$"):
         gitrepo.create_tag(git_repo, "m@v1", head, "again")
 
 
