@@ -68,8 +68,7 @@ def release(model, version, message, allow_lower, accept_unverified, wait, as_js
     result = releasing.release(model, version, message=message, allow_lower=allow_lower,
                                accept_unverified=accept_unverified, wait=wait, on_wait=on_wait)
     if as_json:
-        emit_json({"tag": result.tag, "model": result.model, "version": str(result.version),
-                   "commit": result.commit, "record": result.record})
+        emit_json(result.to_dict())
         return
     record = result.record
     click.echo(f"Released {result.tag} on {result.commit[:7]} ({record['path']} md5 {record['md5']})")
@@ -113,7 +112,7 @@ def log_cmd(model, limit, as_json) -> None:
 
     logs = history.log(project.open_root(), model, limit)
     if as_json:
-        emit_json([entry.to_json() for model_log in logs for entry in model_log.entries])
+        emit_json([entry.to_dict() for model_log in logs for entry in model_log.entries])
         return
     if not any(model_log.total for model_log in logs):
         name = model or "MODEL"
@@ -217,7 +216,7 @@ def show(ref, as_json) -> None:
 
     shown = history.show(project.open_root(), ref)
     if as_json:
-        emit_json(shown.to_json())
+        emit_json(shown.to_dict())
         return
     rev = shown.revision
     if rev.is_workspace:

@@ -37,8 +37,7 @@ def init(ci: str | None, as_json: bool) -> None:
     else:
         result = project.init()
     if as_json:
-        emit_json({"root": str(result.root), "changed": result.changed, "created": result.created,
-                   **({"ci": {"path": workflow.path, "status": workflow.status}} if workflow else {})})
+        emit_json(result.to_dict())
         return
     if workflow is not None:
         click.echo({"created": f"Wrote {workflow.path} (staged): pull requests get a `git model diff` comment",
@@ -106,8 +105,7 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
                                 params_file=params_file, base_model=base_model,
                                 training_duration=training_duration)
     if as_json:
-        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
-                    "dvc_file": result.dvc_file, "meta": result.meta, "staged": result.staged})
+        emit_json(result.to_dict())
         return
     verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)",
             "lineage updated": "Same weights, new lineage for"}[result.status]
@@ -142,9 +140,7 @@ def evalset_add(path, name, as_json) -> None:
 
     result = tracking.add_evalset(path, name=name)
     if as_json:
-        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
-                    "examples": result.examples, "classification": result.classification,
-                    "categories": result.categories, "staged": result.staged})
+        emit_json(result.to_dict())
         return
     verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)"}[result.status]
     kinds = f"{result.classification} classification, {result.examples - result.classification} generation"
