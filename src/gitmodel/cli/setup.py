@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
+from gitmodel.cli.render import lineage
 
 @cli.command()
 @click.option("--ci", type=click.Choice(["github"]),
@@ -52,26 +53,6 @@ def init(ci: str | None, as_json: bool) -> None:
     click.echo("Staged with git add. Next: git model add models/<name>.gguf")
 
 
-def _render_lineage(meta: dict) -> list[str]:
-    lines = []
-    g = meta.get("gguf") or {}
-    if g:
-        params = g.get("parameters")
-        shown = f"{params:,}" if isinstance(params, int) else "?"
-        lines.append(f"  gguf:      {g.get('architecture') or '?'}, {shown} parameters, "
-                     f"{g.get('quantization') or '?'}, context {g.get('context_length') or '?'}")
-    lin = meta.get("lineage") or {}
-    if "dataset" in lin:
-        lines.append(f"  dataset:   {lin['dataset']['path']} (md5 {lin['dataset']['md5']})")
-    if "params" in lin:
-        lines.append("  params:    " + ", ".join(f"{k}={v}" for k, v in lin["params"].items()))
-    if "base_model" in lin:
-        lines.append(f"  base:      {lin['base_model']}")
-    if "training_duration_s" in lin:
-        lines.append(f"  trained:   {lin['training_duration_s']} s")
-    return lines
-
-
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--name", type=MODEL_NAME, help="Model name (default: the file stem). Lowercase letters, digits and '-'.")
@@ -110,7 +91,7 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
     verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)",
             "lineage updated": "Same weights, new lineage for"}[result.status]
     click.echo(f"{verb} model '{result.name}': {result.path} (md5 {result.md5})")
-    for line in _render_lineage(result.meta):
+    for line in lineage(result.meta.get("gguf"), result.meta.get("lineage")):
         click.echo(line)
     click.echo(f"Staged: {' '.join(result.staged)}. Next: git commit")
 
