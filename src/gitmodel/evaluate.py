@@ -20,17 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gitmodel import fsutil, interrupts, jsonio
-from gitmodel import dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, store
-from gitmodel.errors import (EvalSetNotFound, GitModelError, InvalidMetrics, ModelNotFound, RunnerError,
+from gitmodel import fsutil, interrupts
+from gitmodel import (dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, resultfiles,
+                      store)
+from gitmodel.errors import (EvalSetNotFound, GitModelError, ModelNotFound, RunnerError,
                              StaleArtifact)
 from gitmodel.runners import make_runner
 from gitmodel.runners.base import Example, Prediction, RunSettings
-
-# Confidences and scores in outputs.jsonl are rounded so that the record is
-# stable across the last bits of float arithmetic; 4 decimals still tells
-# every flip of an answer apart.
-OUTPUT_DECIMALS = 4
 
 ProgressFactory = Callable[[int, str], Callable[[int], None]]
 
@@ -162,23 +158,6 @@ def _module_file(root: Path, entry: str) -> Path | None:
     return None
 
 
-def read_metrics(path: Path, source: str | None = None) -> dict | None:
-    """A metrics file, validated; None when it does not exist."""
-    if not path.is_file():
-        return None
-    return parse_metrics(path.read_bytes(), source or str(path))
-
-
-def parse_metrics(data: bytes, source: str) -> dict:
-    try:
-        doc = jsonio.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidMetrics(f"{source}: not valid JSON: {e}",
-                             hint="re-create it with `git model eval --force`") from None
-    metrics.validate_metrics(doc, source)
-    return doc
-
-
 def _is_current(doc: dict | None, inputs: Inputs, identity: dict | None = None) -> bool:
     """Whether the stored result was computed from these inputs, so a re-run would give it again.
 
@@ -203,41 +182,6 @@ def _is_current(doc: dict | None, inputs: Inputs, identity: dict | None = None) 
 
 def _concurrency(inputs: Inputs) -> int | None:
     return int(inputs.openai.get("concurrency", 4)) if inputs.runner_kind == "openai" else None
-
-
-def output_record(example: Example, prediction: Prediction) -> dict:
-    """One record of outputs.jsonl: fixed key order, rounded floats, no timings."""
-    scores = None
-    if prediction.scores is not None:
-        scores = {k: round(float(v), OUTPUT_DECIMALS) for k, v in prediction.scores.items()}
-    return {
-        "id": example.id,
-        "output": prediction.output,
-        "label": prediction.label,
-        "confidence": None if prediction.confidence is None else round(float(prediction.confidence), OUTPUT_DECIMALS),
-        "correct": metrics.correct(example, prediction),
-        "tie": bool(prediction.tie),
-        "output_tokens": int(prediction.output_tokens),
-        "scores": scores,
-    }
-
-
-def render_outputs(examples: Sequence[Example], predictions: Sequence[Prediction],
-                   source: str | None = None) -> bytes:
-    """The bytes of outputs.jsonl. With ``source`` (the file about to be written), each record is
-    first checked against its schema, so a runner's bad value is refused naming the line and field."""
-    lines = []
-    for n, (example, prediction) in enumerate(zip(examples, predictions), 1):
-        record = output_record(example, prediction)
-        if source is not None:
-            try:
-                metrics.validate_output(record, f"{source}:{n}")
-            except InvalidMetrics as e:
-                raise InvalidMetrics(f"not written: {e.message}",
-                                     hint=f"the runner's answer to example {example.id!r} cannot be stored; "
-                                          "the previous results are untouched") from e
-        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
-    return "".join(lines).encode("utf-8")
 
 
 def _runner_for(inputs: Inputs, model_file: Path | None = None):
@@ -317,7 +261,7 @@ def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_
         if key not in runner and key != "name":
             runner[key] = value
     return {
-        "schema_version": metrics.SCHEMA_VERSION,
+        "schema_version": resultfiles.SCHEMA_VERSION,
         "model": inputs.model_ref,
         "evalset": inputs.evalset_ref,
         "params": inputs.params,
@@ -351,7 +295,7 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         previous = None
         if not force:
             try:
-                previous = read_metrics(root / metrics_rel, metrics_rel)
+                previous = resultfiles.read_metrics(root / metrics_rel, metrics_rel)
             except GitModelError:
                 previous = None  # a damaged result is simply recomputed
         served = identity = None
@@ -369,8 +313,8 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
         if identity is not None:
             _check_served(inputs, info)
         doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
-        metrics.validate_metrics(doc, metrics_rel)
-        outputs = render_outputs(examples, predictions, source=outputs_rel)
+        resultfiles.validate_metrics(doc, metrics_rel)
+        outputs = resultfiles.render_outputs(examples, predictions, source=outputs_rel)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         # Both files or neither: outputs first, so that a crash (not a Ctrl-C,
         # which replace_all undoes) between the renames leaves a summary whose
@@ -435,4 +379,4 @@ def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str
     examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
     predictions, info = predict(inputs, examples, progress_factory)
     doc = build_doc(inputs, examples, predictions, info, run_params.get("refusal_patterns") or [])
-    return Rerun(inputs, examples, predictions, info, doc, render_outputs(examples, predictions))
+    return Rerun(inputs, examples, predictions, info, doc, resultfiles.render_outputs(examples, predictions))

@@ -242,7 +242,7 @@ def gate(baseline: Mapping, candidate: Mapping, policy: GatePolicy | None = None
     lower-is-better when ``candidate <= baseline + allowed``, stable when
     ``|candidate - baseline| <= allowed``, with ``allowed = absolute + relative * |baseline|``.
     The tolerance is params.yaml's for the key (the most specific pattern),
-    else the metric's own declared default (metrics.MetricSpec.tolerance), else
+    else the metric's own declared default (metricspecs.MetricSpec.tolerance), else
     the policy's ``quality_tolerance`` (absolute) or ``timing_tolerance`` (relative) by kind; a plain
     number is absolute for quality metrics and relative for timing metrics.
     Info metrics, undeclared keys and metrics new in the candidate are listed as

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, metricspecs, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
@@ -20,9 +20,6 @@ from gitmodel.refs import parse_release_message
 from gitmodel.registry import Registry, Release
 from gitmodel.results import Result
 from gitmodel.revisions import Revision
-
-# The metrics a release is summed up by, in this order, when its results have them.
-HEADLINE = ("n", "accuracy", "refusal_rate", "output_tokens.mean")
 
 # ----------------------------------------------------------------------------- headline metrics
 
@@ -41,12 +38,13 @@ def is_number(value) -> bool:
 
 
 def headline(metrics: dict) -> dict:
-    """The :data:`HEADLINE` metrics present in a metrics dict, e.g. ``{"n": 400, "accuracy": 0.75}``."""
-    return {key: value for key in HEADLINE if is_number(value := _dotted(metrics, key))}
+    """The headline metrics (:func:`metricspecs.headline_keys`) present in a metrics dict, in their order,
+    e.g. ``{"n": 400, "accuracy": 0.75}``."""
+    return {key: value for key in metricspecs.headline_keys() if is_number(value := _dotted(metrics, key))}
 
 
 def leaves(metrics: dict, prefix: str = ""):
-    """(dotted key, value) of every leaf, depth first (metrics.iter_leaves without importing numpy)."""
+    """(dotted key, value) of every leaf, depth first (for plain dicts of a parsed metrics file)."""
     for key, value in metrics.items():
         if isinstance(value, dict):
             yield from leaves(value, f"{prefix}{key}.")

@@ -5,7 +5,7 @@
 - :func:`metric_rows` is the human table: better / worse by each metric's direction.
 - :func:`paired_leaves` is the one walk over both documents' metrics, shared with the gate's rules.
 
-Directions come from :func:`metrics.spec`, never from a list of our own; ``metrics`` (jsonschema)
+Directions come from :func:`metricspecs.spec`, never from a list of our own; ``metricspecs``
 is imported inside the functions that need a direction: ``git model diff --json`` needs none.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def metrics_of(doc: Mapping | None) -> Mapping:
 
 def leaves(metrics: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) of every non-mapping leaf, depth first (the one walk lives in metrics)."""
-    from gitmodel.metrics import iter_leaves
+    from gitmodel.metricspecs import iter_leaves
 
     return iter_leaves(metrics, prefix)
 
@@ -146,11 +146,11 @@ def comparable(old_doc: Mapping, new_doc: Mapping, names: tuple[str, str] = ("ol
 
 
 def declared(key: str):
-    """The :class:`metrics.MetricSpec` that declares ``key``, or None for a key no metric declares."""
-    from gitmodel import metrics
+    """The :class:`metricspecs.MetricSpec` that declares ``key``, or None for a key no metric declares."""
+    from gitmodel import metricspecs
 
     try:
-        return metrics.spec(key)
+        return metricspecs.spec(key)
     except KeyError:
         return None
 

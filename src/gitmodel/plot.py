@@ -40,10 +40,10 @@ class PlotResult:
 
 
 def _direction(key: str) -> str | None:
-    from gitmodel import metrics
+    from gitmodel import metricspecs
 
     try:
-        return str(metrics.spec(key).direction)
+        return str(metricspecs.spec(key).direction)
     except KeyError:
         return None
 

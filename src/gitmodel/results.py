@@ -35,9 +35,9 @@ def _parse(data: bytes, source: str, validate: bool) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidMetrics(f"{source}: not valid JSON: {e}") from None
     if validate:
-        from gitmodel import metrics
+        from gitmodel import resultfiles
 
-        metrics.validate_metrics(doc, source)
+        resultfiles.validate_metrics(doc, source)
     elif not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("metrics"), dict):
         raise InvalidMetrics(f"{source}: not a git-model metrics file (schema_version 1)")
     return doc

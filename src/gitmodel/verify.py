@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, locking, metrics, project, provenance, refs, revisions
+from gitmodel import dvcyaml, gitrepo, locking, metricspecs, project, provenance, refs, resultfiles, revisions
 from gitmodel.revisions import Revision
 from gitmodel.errors import GitModelError, ModelNotFound
-from gitmodel.evaluate import parse_metrics, rerun_stored
+from gitmodel.evaluate import rerun_stored
 from gitmodel.fsutil import atomic_write
 
 SHOWN_DIFFERENCES = 10
@@ -113,7 +113,7 @@ def _diff(stored: bytes, reproduced: bytes, tolerance: float = 0.0) -> list[Diff
 
 def _is_timing(key: str) -> bool:
     try:
-        return metrics.spec(key).kind == metrics.TIMING
+        return metricspecs.spec(key).kind == metricspecs.TIMING
     except KeyError:
         return False
 
@@ -124,7 +124,7 @@ def metric_differences(stored: dict, recomputed: dict, tolerance: float = 0.0) -
     ``tolerance`` applies to the confidence metrics only: the answers behind every other metric
     must be equal whatever the runner.
     """
-    old, new = dict(metrics.iter_leaves(stored)), dict(metrics.iter_leaves(recomputed))
+    old, new = dict(metricspecs.iter_leaves(stored)), dict(metricspecs.iter_leaves(recomputed))
     found = []
     for key in dict.fromkeys([*old, *new]):
         if _is_timing(key):
@@ -147,7 +147,7 @@ def verify_one(root: Path, model: str, evalset: str, rev: Revision) -> VerifyRep
         missing = metrics_rel if raw is None else outputs_rel
         raise ModelNotFound(f"no stored result to verify: {missing} does not exist at {shown_rev}",
                             hint=f"run `git model eval {model} --evalset {evalset}` first")
-    doc = parse_metrics(raw, f"{metrics_rel} at {shown_rev}")
+    doc = resultfiles.parse_metrics(raw, f"{metrics_rel} at {shown_rev}")
     report.params = dict(doc["params"])
     report.runner = doc["runner"]["name"]
     if report.runner not in REPRODUCIBLE_RUNNERS:
@@ -182,7 +182,7 @@ def _record_reproduced(root: Path, metrics_rel: str, raw: bytes, doc: dict, info
                    f"{info.get('llama_cpp_version')} from the DVC cache object of md5 {doc['model']['md5']} "
                    f"at {when}"),
     })
-    metrics.validate_metrics(doc, metrics_rel)
+    resultfiles.validate_metrics(doc, metrics_rel)
     with locking.repository_lock(root / project.STATE_DIR):
         path = root / metrics_rel
         if not path.is_file() or path.read_bytes() != raw:

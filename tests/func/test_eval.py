@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import metrics
+from gitmodel import metrics, resultfiles
 from gitmodel.cli import cli
 from tests.conftest import git, snapshot_tree, status_porcelain
 
@@ -21,7 +21,7 @@ EVAL = ["eval", "sentiment-v2", "--evalset", "sentiment"]
 
 def load(repo: Path, model: str) -> dict:
     doc = json.loads((repo / f"metrics/{model}/sentiment.json").read_text())
-    metrics.validate_metrics(doc, model)
+    resultfiles.validate_metrics(doc, model)
     return doc
 
 
@@ -58,7 +58,7 @@ def test_metrics_file_records_provenance_and_outputs_one_line_per_example(regist
     assert list(first) == ["id", "output", "label", "confidence", "correct", "tie", "output_tokens", "scores"]
     assert "latency" not in lines[0]
     for line in lines[:20]:
-        metrics.validate_output(json.loads(line), "outputs")
+        resultfiles.validate_output(json.loads(line), "outputs")
 
 
 def test_outputs_are_byte_identical_across_runs(registry, runner):
@@ -638,7 +638,7 @@ def _finished_first(output: tuple[str, str], repo: Path) -> bool:
     assert out.startswith("Evaluated sentiment on big in "), (out, err)
     assert "Interrupted" not in err, err
     doc = json.loads((repo / "metrics/sentiment/big.json").read_text())
-    metrics.validate_metrics(doc, "big.json")
+    resultfiles.validate_metrics(doc, "big.json")
     assert len((repo / "metrics/sentiment/big.outputs.jsonl").read_text().splitlines()) == doc["metrics"]["n"]
     git(repo, "checkout", "-q", "--", "metrics")
     return True
@@ -763,7 +763,7 @@ def test_metric_bounds(key, value, message):
     from gitmodel.errors import InvalidMetrics
 
     with pytest.raises(InvalidMetrics) as info:
-        metrics.validate_metrics(doc, "x.json")
+        resultfiles.validate_metrics(doc, "x.json")
     assert str(info.value) == f"x.json: field metrics.{key}: {message}"
 
 

@@ -274,7 +274,7 @@ def gm(runner, *args):
 
 def quality(doc: dict) -> dict:
     """Every metric that does not measure time."""
-    from gitmodel.metrics import iter_leaves, spec
+    from gitmodel.metricspecs import iter_leaves, spec
 
     return {k: v for k, v in iter_leaves(doc["metrics"]) if spec(k).kind.value != "timing"}
 

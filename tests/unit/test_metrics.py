@@ -1,4 +1,4 @@
-"""Metrics: hand-computed values, the direction registry and the metrics schema."""
+"""Metrics: hand-computed values, the declarations (metricspecs) and the result schema (resultfiles)."""
 from __future__ import annotations
 
 import copy
@@ -7,12 +7,11 @@ import math
 
 import pytest
 
-from gitmodel import metrics
+from gitmodel import metrics, metricspecs, resultfiles
 from gitmodel.errors import InvalidMetrics, InvalidParams
-from gitmodel.metrics import (
-    DEFAULT_REFUSAL_PATTERNS, HIGHER, INFO, LOWER, QUALITY, STABLE, TIMING,
-    compute, correct, iter_leaves, spec, validate_metrics, validate_output,
-)
+from gitmodel.metrics import DEFAULT_REFUSAL_PATTERNS, compute, correct
+from gitmodel.metricspecs import HIGHER, INFO, LOWER, QUALITY, STABLE, TIMING, iter_leaves, spec
+from gitmodel.resultfiles import validate_metrics, validate_output
 from gitmodel.runners.base import Example, Prediction
 
 ABC = ("a", "b", "c")
@@ -274,7 +273,7 @@ def test_every_key_compute_produces_has_a_spec():
 def test_every_declared_metric_is_produced():
     # and the other way: no stale declaration that nothing computes
     produced = {spec(key).pattern for key, _ in iter_leaves(rich_result())}
-    assert produced == {s.pattern for s in metrics.declared()}
+    assert produced == {s.pattern for s in metricspecs.declared()}
 
 
 @pytest.mark.parametrize("key, direction, kind", [
@@ -331,7 +330,34 @@ def test_iter_leaves():
 
 def test_declaring_a_metric_twice_is_refused():
     with pytest.raises(ValueError, match="declared twice"):
-        metrics.metric("accuracy", HIGHER, "again")
+        metricspecs.declare("accuracy", HIGHER, "again")
+
+
+def test_a_headline_metric_must_be_one_fixed_key():
+    with pytest.raises(ValueError, match="one fixed key"):
+        metricspecs.declare("accuracy_by_category.<category>.x", HIGHER, "per category", headline=5)
+    assert "accuracy_by_category.<category>.x" not in {s.pattern for s in metricspecs.declared()}
+
+
+def test_headline_keys_come_from_the_declarations_in_headline_order():
+    assert metricspecs.headline_keys() == ("n", "accuracy", "refusal_rate", "output_tokens.mean")
+    flagged = {s.pattern for s in metricspecs.declared() if s.headline is not None}
+    assert flagged == set(metricspecs.headline_keys())
+    assert spec("refusal_rate").headline == 3 and spec("latency_ms.p50").headline is None
+
+
+def test_files_keep_the_declaration_order():
+    # compute() writes its keys in registration order; the declarations list them in that order too
+    tops = list(dict.fromkeys(s.pattern.split(".")[0] for s in metricspecs.declared()))
+    assert list(rich_result()) == [t for t in tops if t in rich_result()]
+    assert list(metrics._COMPUTERS) == tops
+
+
+def test_computing_an_undeclared_key_is_refused():
+    with pytest.raises(ValueError, match="declared nowhere"):
+        metrics.computes("f1")
+    with pytest.raises(ValueError, match="computed by both"):
+        metrics.computes("accuracy")(lambda run: None)
 
 
 def test_default_refusal_patterns_are_valid():
@@ -462,12 +488,12 @@ def schemas_without_description(schema, path="$"):
 
 @pytest.mark.parametrize("name", ["metrics", "outputs"])
 def test_every_schema_field_has_a_description(name):
-    assert schemas_without_description(metrics.load_schema(name)) == []
+    assert schemas_without_description(resultfiles.load_schema(name)) == []
 
 
 def test_load_schema_is_cached():
-    assert metrics.load_schema("metrics") is metrics.load_schema("metrics.schema.json")
-    assert metrics.load_schema("metrics")["properties"]["schema_version"]["const"] == metrics.SCHEMA_VERSION
+    assert resultfiles.load_schema("metrics") is resultfiles.load_schema("metrics.schema.json")
+    assert resultfiles.load_schema("metrics")["properties"]["schema_version"]["const"] == resultfiles.SCHEMA_VERSION
 
 
 def test_label_psi_of_a_never_predicted_label_is_smoothed_and_stated():

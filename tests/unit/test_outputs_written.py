@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gitmodel import evaluate
+from gitmodel import resultfiles
 from gitmodel.errors import InvalidMetrics
 from gitmodel.runners.base import Example, Prediction
 
@@ -21,8 +21,8 @@ def good() -> Prediction:
 
 def test_good_records_are_written_as_before():
     predictions = [good() for _ in EXAMPLES]
-    data = evaluate.render_outputs(EXAMPLES, predictions, source=SOURCE)
-    assert data == evaluate.render_outputs(EXAMPLES, predictions)
+    data = resultfiles.render_outputs(EXAMPLES, predictions, source=SOURCE)
+    assert data == resultfiles.render_outputs(EXAMPLES, predictions)
     assert [json.loads(line)["id"] for line in data.decode().splitlines()] == ["r-0", "r-1", "r-2"]
 
 
@@ -36,7 +36,7 @@ def test_a_record_the_schema_refuses_is_named_by_line_and_field(field, value, ex
     predictions = [good(), good(), good()]
     setattr(predictions[1], field, value)
     with pytest.raises(InvalidMetrics) as e:
-        evaluate.render_outputs(EXAMPLES, predictions, source=SOURCE)
+        resultfiles.render_outputs(EXAMPLES, predictions, source=SOURCE)
     assert e.value.message.startswith(f"not written: {SOURCE}:2: ")
     assert expected in e.value.message
     assert "'r-1'" in e.value.hint
@@ -62,17 +62,17 @@ def mutations():
 
 
 def test_the_fast_check_says_yes_only_to_what_the_schema_accepts():
-    from gitmodel import metrics, schemacheck
+    from gitmodel import resultfiles, schemacheck
 
-    check = schemacheck.compile_check(metrics.load_schema("outputs"))
+    check = schemacheck.compile_check(resultfiles.load_schema("outputs"))
     assert check is not None, "the outputs schema uses a keyword the fast check does not know"
-    validator, yes = metrics._validator("outputs"), 0
+    validator, yes = resultfiles._validator("outputs"), 0
     for record in mutations():
         # a no only costs time: jsonschema then decides (it takes 3.0 as an integer, the fast check does not)
         if check(record):
             yes += 1
             assert validator.is_valid(record), record
-            metrics.validate_output(record, "o.jsonl:1")
+            resultfiles.validate_output(record, "o.jsonl:1")
     assert yes > 20          # the good records do take the fast path
 
 

@@ -30,21 +30,9 @@ def progress_factory():
 
 def _headline(doc: dict) -> str:
     # the stored values, as stored (6 decimals at most): a rounded 0.9 for a stored 0.87 misleads
-    m = doc["metrics"]
-    parts = [f"n={m.get('n', 0)}"]
-    if "accuracy" in m:
-        parts.append(f"accuracy={m['accuracy']}")
-    if "label_psi" in m:
-        parts.append(f"label_psi={m['label_psi']}")
-    if "ties" in m and m["ties"]:
-        parts.append(f"ties={m['ties']}")
-    if "calibration" in m and "ece" in m["calibration"]:
-        parts.append(f"calibration.ece={m['calibration']['ece']}")
-    if "output_tokens" in m:
-        parts.append(f"output_tokens.mean={m['output_tokens']['mean']}")
-    if "latency_ms" in m:
-        parts.append(f"latency p50={m['latency_ms']['p50']} ms")
-    return "  ".join(parts)
+    from gitmodel.history import headline
+
+    return "  ".join(f"{key}={value}" for key, value in headline(doc["metrics"]).items())
 
 
 def runner_options(f):
