@@ -105,6 +105,9 @@ class CiResult:
     path: str        # relative to the root
     status: str      # "created" | "unchanged" (same text) | "kept" (a different file is there: left alone)
 
+    def to_dict(self) -> dict:
+        return {"path": self.path, "status": self.status}
+
 
 def _check_target(root: Path) -> Path:
     target = root / WORKFLOW_PATH
@@ -147,4 +150,5 @@ def init_with_ci(kind: str, start: Path | None = None):
     root = gitrepo.find_root(start)
     _check_target(root)
     result = project.init(root)
-    return result, write_github_workflow(root)
+    result.ci = write_github_workflow(root)
+    return result, result.ci

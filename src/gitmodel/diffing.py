@@ -60,6 +60,22 @@ class DiffResult:
         cwd = Path(cwd or os.getcwd())
         return {os.path.relpath(self.root / f.path, cwd): f.dvc for f in self.files if f.dvc}
 
+    def to_dict(self, examples: bool = False, cwd: Path | str | None = None) -> dict:
+        """``--json``: :meth:`dvc_json` as it is; with ``examples``, that under ``metrics`` beside each
+        file's comparability, stale sides and behavioural diff."""
+        data = self.dvc_json(cwd)
+        if not examples:
+            return data
+        cwd = Path(cwd or os.getcwd())
+        shown = {f.path: os.path.relpath(self.root / f.path, cwd) for f in self.files}
+        return {
+            "metrics": data,
+            "comparability": {shown[f.path]: {"comparable": f.comparable, "reason": f.reason or None}
+                              for f in self.files},
+            "stale": {shown[f.path]: f.stale for f in self.files if f.stale},
+            "behaviour": {shown[f.path]: f.behaviour for f in self.files if f.behaviour is not None},
+        }
+
     @property
     def not_comparable(self) -> list[FileDiff]:
         return [f for f in self.files if not f.comparable]

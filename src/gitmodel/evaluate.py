@@ -62,6 +62,11 @@ class EvalResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)   # for the user: e.g. inputs past the training context
 
+    def to_dict(self) -> dict:
+        return {"model": self.model, "evalset": self.evalset, "cached": self.cached,
+                "metrics_path": self.metrics_path, "outputs_path": self.outputs_path,
+                "seconds": round(self.seconds, 3), "warnings": self.warnings, **self.doc}
+
 
 def _settings(p: dict) -> RunSettings:
     return RunSettings(temperature=float(p["temperature"]), seed=int(p["seed"]), max_tokens=int(p["max_tokens"]),

@@ -75,7 +75,7 @@ class LogEntry:
         r = self.release
         return parse_release_message(r.message, r.model, r.version)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         r = self.release
         message, record = self.user_message_and_record
         return {
@@ -179,7 +179,7 @@ class ModelState:
     message: str = ""                 # the user's part of the release tag's message
     stale: dict = field(default_factory=dict)   # eval set -> [provenance.StaleReason], for stale results only
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return {
             "model": self.model, "path": self.path, "md5": self.md5, "size": self.size,
             "tracked_by": self.tracked_by, "lineage": self.lineage, "gguf": self.gguf,
@@ -253,10 +253,10 @@ class Shown:
     revision: Revision
     models: list[ModelState]
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         rev = self.revision
         return {"revision": rev.text, "commit": rev.commit, "workspace": rev.is_workspace,
-                "models": [m.to_json() for m in self.models]}
+                "models": [m.to_dict() for m in self.models]}
 
 
 def show(root: Path, ref: str) -> Shown:

@@ -100,10 +100,15 @@ def resolve_inside(root: Path, user_path: str | Path, what: str = "path") -> tup
 class InitResult:
     root: Path
     created: list[str] = field(default_factory=list)   # paths made or changed, relative to root
+    ci: object = None   # ci.CiResult when `init --ci` wrote (or kept) a workflow
 
     @property
     def changed(self) -> bool:
         return bool(self.created)
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.root), "changed": self.changed, "created": self.created,
+                **({"ci": self.ci.to_dict()} if self.ci is not None else {})}
 
 
 def init(start: Path | None = None) -> InitResult:

@@ -33,6 +33,10 @@ class ReleaseResult:
     record: dict
     message: str
 
+    def to_dict(self) -> dict:
+        return {"tag": self.tag, "model": self.model, "version": str(self.version),
+                "commit": self.commit, "record": self.record}
+
 
 def _check_message(message: str | None) -> str | None:
     if message is None:

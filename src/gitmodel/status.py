@@ -95,6 +95,11 @@ def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
     return found
 
 
+def to_dict(statuses: list[ModelStatus]) -> dict:
+    """``status --json``: every model's status under ``models``."""
+    return {"models": [s.to_dict() for s in statuses]}
+
+
 def status(model: str | None = None, start: Path | None = None) -> list[ModelStatus]:
     """Per model: the workspace weights and the release they match, stage holders, stale metrics."""
     root = project.open_root(start)

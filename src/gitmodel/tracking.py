@@ -36,6 +36,10 @@ class AddResult:
             return "updated"
         return "unchanged" if self.previous_meta in (None, self.meta) else "lineage updated"
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "md5": self.md5, "status": self.status,
+                "dvc_file": self.dvc_file, "meta": self.meta, "staged": self.staged}
+
 
 def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix: str, what: str):
     absolute, rel = project.resolve_inside(root, user_path, what)
@@ -109,6 +113,11 @@ class EvalSetResult(AddResult):
     examples: int = 0
     classification: int = 0
     categories: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "md5": self.md5, "status": self.status,
+                "examples": self.examples, "classification": self.classification,
+                "categories": self.categories, "staged": self.staged}
 
 
 def add_evalset(user_path, *, name: str | None = None, start: Path | None = None) -> EvalSetResult:

@@ -25,8 +25,27 @@ ROWS = [
     (["P", "M", "a-very-long-revision-name", "b", "", "Verdict"], ("left", "right", "left", "right", "left", "left")),
 ])
 @pytest.mark.parametrize("rows", [ROWS, ROWS[:1]])   # never called without rows
-def test_table_is_tabulates_simple_format(headers, align, rows):
-    assert table(rows, headers, align) == tabulate(rows, headers=headers, disable_numparse=True, colalign=align)
+@pytest.mark.parametrize("fmt", ["simple", "plain"])
+def test_table_is_tabulates_format(headers, align, rows, fmt):
+    assert table(rows, headers, align, fmt) == tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True,
+                                                        colalign=align)
+
+
+@pytest.mark.parametrize("fmt", ["simple", "plain"])
+def test_table_is_tabulates_format_on_random_cells(fmt):
+    # cells with inner and surrounding blanks, empty cells and headers, no headers at all
+    import random
+
+    rng = random.Random(fmt)
+    for _ in range(500):
+        columns = rng.randint(1, 5)
+        headers = ["".join(rng.choice("ab ") for _ in range(rng.randint(0, 9))) for _ in range(columns)] \
+            if rng.random() < 0.8 else []
+        rows = [["".join(rng.choice("xy-.0 ") for _ in range(rng.randint(0, 12))) for _ in range(columns)]
+                for _ in range(rng.randint(1, 4))]
+        align = tuple(rng.choice(["left", "right"]) for _ in range(columns))
+        assert table(rows, headers, align, fmt) == tabulate(rows, headers=headers, tablefmt=fmt,
+                                                            disable_numparse=True, colalign=align), (headers, rows)
 
 
 @pytest.mark.parametrize("argv", [["diff", "--json", "--md"], ["gate", "chat", "--json", "--md"]])

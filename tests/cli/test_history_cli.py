@@ -82,7 +82,8 @@ def test_log_table(released, runner):
     rows = [[v, local(released, f"sentiment@{v}"), short(released, f"sentiment@{v}"),
              "prod" if v == "v1.2.0" else "-", f"{accuracy(released, f'sentiment@{v}'):.4f}"] for v in RELEASES[::-1]]
     header = ["VERSION", "DATE", "COMMIT", "STAGES", "sentiment:accuracy"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    # tabulate's plain format: a column as wide as its widest cell, its header's plus two at least
+    widths = [max([len(header[i]) + 2] + [len(r[i]) for r in rows]) for i in range(5)]
     expected = ["sentiment: 3 releases"] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
                                              for r in [header, *rows]]
     assert result.stdout.splitlines() == expected
@@ -138,7 +139,9 @@ def test_show_text(released, runner):
                          "    demo v2 weights"]
     assert f"  model:     models/sentiment.gguf md5 {md5}, 547,776 bytes (tracked by models/sentiment.gguf.dvc)" in lines
     assert "  params:    epochs=2" in lines and "  base:      demo-base" in lines and "  trained:   7200 s" in lines
-    assert f"    {'accuracy':<40} {accuracy(released, 'sentiment@v1.2.0'):.4f}" in lines
+    metrics = lines[lines.index(next(x for x in lines if x.startswith("  metrics on sentiment"))) + 1:]
+    assert f"    accuracy{' ' * (max(len(x.split()[0]) for x in metrics) - 6)}" \
+           f"{accuracy(released, 'sentiment@v1.2.0'):.4f}" in metrics   # one column of values
 
 
 def test_show_json(released, runner):

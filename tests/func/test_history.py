@@ -54,7 +54,7 @@ def test_log_is_newest_version_first_by_semver_with_metrics_read_at_each_release
 
 def test_log_json_entry(released):
     [model_log] = history.log(released, "sentiment")
-    data = model_log.entries[0].to_json()
+    data = model_log.entries[0].to_dict()
     record_md5 = history.parse_release_message(
         git(released, "for-each-ref", "refs/tags/sentiment@v1.10.0", "--format=%(contents)"))[1]["md5"]
     assert data == {
@@ -122,7 +122,7 @@ def test_log_reads_release_tags_made_by_hand_or_by_gto(released):
     [model_log] = history.log(released, "sentiment", limit=1)
     entry = model_log.entries[0]
     assert str(entry.release.version) == "v2.0.0" and model_log.total == 4
-    assert entry.to_json()["md5"] is None and entry.to_json()["message"] == "hand-made"
+    assert entry.to_dict()["md5"] is None and entry.to_dict()["message"] == "hand-made"
     assert entry.metrics == model_log.entries[0].metrics and entry.metrics["sentiment"]["n"] == 400
 
 

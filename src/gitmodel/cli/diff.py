@@ -267,24 +267,11 @@ def _render_diff_md(result, show_all: bool, precision: int) -> None:
 
 
 def _diff_json(result, examples: bool) -> None:
-    import os
-
     # stdout keeps dvc's shape; the loud part goes to stderr (the eval set md5 and params that differ
     # are in the shape already, as changed keys)
     for line in _stale_lines(result, explain=False) + _not_comparable_lines(result, explain=False):
         click.echo(f"Warning: {line}", err=True)
-    data = result.dvc_json()
-    if not examples:
-        emit_json(data)   # exactly `dvc metrics diff --json`
-        return
-    shown = {f.path: os.path.relpath(result.root / f.path) for f in result.files}
-    emit_json({
-        "metrics": data,
-        "comparability": {shown[f.path]: {"comparable": f.comparable, "reason": f.reason or None}
-                          for f in result.files},
-        "stale": {shown[f.path]: f.stale for f in result.files if f.stale},
-        "behaviour": {shown[f.path]: f.behaviour for f in result.files if f.behaviour is not None},
-    })
+    emit_json(result.to_dict(examples=examples))   # without --examples: exactly `dvc metrics diff --json`
 
 
 @cli.command("diff")

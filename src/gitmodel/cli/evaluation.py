@@ -78,9 +78,7 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
-        emit_json({"model": result.model, "evalset": result.evalset, "cached": result.cached,
-                    "metrics_path": result.metrics_path, "outputs_path": result.outputs_path,
-                    "seconds": round(result.seconds, 3), "warnings": result.warnings, **result.doc})
+        emit_json(result.to_dict())
         return
     if result.cached:
         click.echo(f"Up to date: {result.metrics_path} already holds this model, eval set, params and runner "

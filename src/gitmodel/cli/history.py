@@ -4,21 +4,7 @@ from __future__ import annotations
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, wait_option
-
-
-def _number(value) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return str(value) if isinstance(value, int) else f"{value:.4f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """Plain columns, as wide as their widest cell: a version is never cut short."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = []
-    for cells in [headers, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
-    return lines
+from gitmodel.cli.render import fixed, lineage, table
 
 
 def _local_date(timestamp: int) -> str:
@@ -68,13 +54,12 @@ def release(model, version, message, allow_lower, accept_unverified, wait, as_js
     result = releasing.release(model, version, message=message, allow_lower=allow_lower,
                                accept_unverified=accept_unverified, wait=wait, on_wait=on_wait)
     if as_json:
-        emit_json({"tag": result.tag, "model": result.model, "version": str(result.version),
-                   "commit": result.commit, "record": result.record})
+        emit_json(result.to_dict())
         return
     record = result.record
     click.echo(f"Released {result.tag} on {result.commit[:7]} ({record['path']} md5 {record['md5']})")
     for evalset, entry in record["evalsets"].items():
-        shown = "  ".join(f"{k} {_number(v)}" for k, v in entry["metrics"].items())
+        shown = "  ".join(f"{k} {fixed(v)}" for k, v in entry["metrics"].items())
         click.echo(f"  {evalset}: {shown}")
     click.echo(f"Share it: git push origin {result.tag}")
 
@@ -113,7 +98,7 @@ def log_cmd(model, limit, as_json) -> None:
 
     logs = history.log(project.open_root(), model, limit)
     if as_json:
-        emit_json([entry.to_json() for model_log in logs for entry in model_log.entries])
+        emit_json([entry.to_dict() for model_log in logs for entry in model_log.entries])
         return
     if not any(model_log.total for model_log in logs):
         name = model or "MODEL"
@@ -133,12 +118,12 @@ def log_cmd(model, limit, as_json) -> None:
         for entry in model_log.entries:
             r = entry.release
             row = [str(r.version), _local_date(r.time), r.commit[:7], ",".join(entry.stages) or "-"]
-            row += [_number(entry.metrics.get(e, {}).get(k, "-")) for e, k in columns]
+            row += [fixed(entry.metrics.get(e, {}).get(k, "-")) for e, k in columns]
             if any_note:
                 row.append("deregistered" if r.deregistered else "")
             rows.append(row)
-        for line in _table(headers + (["NOTE"] if any_note else []), rows):
-            click.echo(line)
+        # plain columns, as wide as their widest cell: a version is never cut short
+        click.echo(table(rows, headers + (["NOTE"] if any_note else []), fmt="plain"))
 
 
 def _render_model(state) -> list[str]:
@@ -160,28 +145,7 @@ def _render_model(state) -> list[str]:
         lines.append(f"  model:     {state.path} md5 {state.md5}{size} (tracked by {state.tracked_by})")
     else:
         lines.append(f"  model:     {state.path} is not tracked at this revision")
-    g = state.gguf
-    if g:
-        params = g.get("parameters")
-        shown = f"{params:,}" if isinstance(params, int) else "?"
-        lines.append(f"  gguf:      {g.get('architecture') or '?'}, {shown} parameters, "
-                     f"{g.get('quantization') or '?'}, context {g.get('context_length') or '?'}")
-    lin = state.lineage
-    if "stage" in lin:
-        lines.append(f"  made by:   dvc.lock stage {lin['stage']}: {lin.get('cmd')}")
-        for dep in lin.get("deps") or []:
-            lines.append(f"    dep      {dep.get('path')} (md5 {dep.get('md5')})")
-        for file, values in (lin.get("params") or {}).items():
-            if isinstance(values, dict):
-                lines.append(f"    params   {file}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    if isinstance(lin.get("dataset"), dict):
-        lines.append(f"  dataset:   {lin['dataset'].get('path')} (md5 {lin['dataset'].get('md5')})")
-    if isinstance(lin.get("params"), dict) and "stage" not in lin:
-        lines.append("  params:    " + ", ".join(f"{k}={v}" for k, v in lin["params"].items()))
-    if lin.get("base_model"):
-        lines.append(f"  base:      {lin['base_model']}")
-    if lin.get("training_duration_s") is not None:
-        lines.append(f"  trained:   {lin['training_duration_s']} s")
+    lines += lineage(state.gguf, state.lineage)
     if not state.results:
         lines.append("  metrics:   none at this revision")
     for result in state.results:
@@ -191,8 +155,8 @@ def _render_model(state) -> list[str]:
         runner = (doc.get("runner") or {}).get("name", "?")
         lines.append(f"  metrics on {result.evalset} ({result.path}; eval set md5 {evalset_md5}, runner {runner})"
                      + (f"  STALE: {'; '.join(map(str, stale))}" if stale else ""))
-        for key, value in history.leaves(doc["metrics"]):
-            lines.append(f"    {key:<40} {_number(value)}")
+        leaves = [[key, fixed(value)] for key, value in history.leaves(doc["metrics"])]
+        lines += ["    " + line for line in table(leaves, None, fmt="plain").splitlines()]
     return lines
 
 
@@ -217,7 +181,7 @@ def show(ref, as_json) -> None:
 
     shown = history.show(project.open_root(), ref)
     if as_json:
-        emit_json(shown.to_json())
+        emit_json(shown.to_dict())
         return
     rev = shown.revision
     if rev.is_workspace:

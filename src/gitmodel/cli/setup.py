@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
+from gitmodel.cli.render import lineage
 
 @cli.command()
 @click.option("--ci", type=click.Choice(["github"]),
@@ -37,8 +38,7 @@ def init(ci: str | None, as_json: bool) -> None:
     else:
         result = project.init()
     if as_json:
-        emit_json({"root": str(result.root), "changed": result.changed, "created": result.created,
-                   **({"ci": {"path": workflow.path, "status": workflow.status}} if workflow else {})})
+        emit_json(result.to_dict())
         return
     if workflow is not None:
         click.echo({"created": f"Wrote {workflow.path} (staged): pull requests get a `git model diff` comment",
@@ -51,26 +51,6 @@ def init(ci: str | None, as_json: bool) -> None:
     for path in result.created:
         click.echo(f"  + {path}")
     click.echo("Staged with git add. Next: git model add models/<name>.gguf")
-
-
-def _render_lineage(meta: dict) -> list[str]:
-    lines = []
-    g = meta.get("gguf") or {}
-    if g:
-        params = g.get("parameters")
-        shown = f"{params:,}" if isinstance(params, int) else "?"
-        lines.append(f"  gguf:      {g.get('architecture') or '?'}, {shown} parameters, "
-                     f"{g.get('quantization') or '?'}, context {g.get('context_length') or '?'}")
-    lin = meta.get("lineage") or {}
-    if "dataset" in lin:
-        lines.append(f"  dataset:   {lin['dataset']['path']} (md5 {lin['dataset']['md5']})")
-    if "params" in lin:
-        lines.append("  params:    " + ", ".join(f"{k}={v}" for k, v in lin["params"].items()))
-    if "base_model" in lin:
-        lines.append(f"  base:      {lin['base_model']}")
-    if "training_duration_s" in lin:
-        lines.append(f"  trained:   {lin['training_duration_s']} s")
-    return lines
 
 
 @cli.command()
@@ -106,13 +86,12 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
                                 params_file=params_file, base_model=base_model,
                                 training_duration=training_duration)
     if as_json:
-        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
-                    "dvc_file": result.dvc_file, "meta": result.meta, "staged": result.staged})
+        emit_json(result.to_dict())
         return
     verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)",
             "lineage updated": "Same weights, new lineage for"}[result.status]
     click.echo(f"{verb} model '{result.name}': {result.path} (md5 {result.md5})")
-    for line in _render_lineage(result.meta):
+    for line in lineage(result.meta.get("gguf"), result.meta.get("lineage")):
         click.echo(line)
     click.echo(f"Staged: {' '.join(result.staged)}. Next: git commit")
 
@@ -142,9 +121,7 @@ def evalset_add(path, name, as_json) -> None:
 
     result = tracking.add_evalset(path, name=name)
     if as_json:
-        emit_json({"name": result.name, "path": result.path, "md5": result.md5, "status": result.status,
-                    "examples": result.examples, "classification": result.classification,
-                    "categories": result.categories, "staged": result.staged})
+        emit_json(result.to_dict())
         return
     verb = {"added": "Tracked", "updated": "Updated", "unchanged": "Re-tracked (unchanged)"}[result.status]
     kinds = f"{result.classification} classification, {result.examples - result.classification} generation"

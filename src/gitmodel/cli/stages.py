@@ -208,7 +208,7 @@ def status(model, as_json) -> None:
 
     statuses = status_mod.status(model)
     if as_json:
-        emit_json({"models": [s.to_dict() for s in statuses]})
+        emit_json(status_mod.to_dict(statuses))
         return
     if not statuses:
         click.echo("No models yet. Track one with: git model add models/<name>.gguf")
