@@ -43,15 +43,6 @@ def headline(metrics: dict) -> dict:
     return {key: value for key in metricspecs.headline_keys() if is_number(value := _dotted(metrics, key))}
 
 
-def leaves(metrics: dict, prefix: str = ""):
-    """(dotted key, value) of every leaf, depth first (for plain dicts of a parsed metrics file)."""
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            yield from leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def metric_value(metrics: dict, key: str):
     """The number at a dotted key (``labels.positive.fpr``), or None."""
     value = _dotted(metrics, key)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
+
+from gitmodel.metricspecs import iter_leaves
 
 
 # Floats in metrics files are rounded to 6 decimals; this slack only absorbs
@@ -34,13 +36,6 @@ def metrics_of(doc: Mapping | None) -> Mapping:
     if "schema_version" in doc and isinstance(doc.get("metrics"), Mapping):
         return doc["metrics"]
     return doc
-
-
-def leaves(metrics: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) of every non-mapping leaf, depth first (the one walk lives in metrics)."""
-    from gitmodel.metricspecs import iter_leaves
-
-    return iter_leaves(metrics, prefix)
 
 
 def merged_keys(first: list[str], second: list[str]) -> list[str]:
@@ -80,7 +75,7 @@ def _dvc_extract(value: Any) -> Any:
 def dvc_flatten(doc: Mapping | None) -> dict[str, Any]:
     """A metrics file as ``dvc metrics show`` reads it: dotted keys of its number and string leaves."""
     extracted = _dvc_extract(doc) if doc else {}
-    return dict(leaves(extracted)) if isinstance(extracted, Mapping) else {}
+    return dict(iter_leaves(extracted)) if isinstance(extracted, Mapping) else {}
 
 
 def _dvc_diff_values(old: Any, new: Any, all: bool) -> dict:
@@ -208,7 +203,7 @@ def metric_rows(old: Mapping | None, new: Mapping | None, all: bool = True) -> l
 def paired_leaves(old: Mapping | None, new: Mapping | None):
     """(key, old value, new value, spec or None, change or None, in old, in new) for every metrics
     leaf of either side, in merged key order: the one walk behind the diff table and the gate."""
-    old_flat, new_flat = dict(leaves(metrics_of(old))), dict(leaves(metrics_of(new)))
+    old_flat, new_flat = dict(iter_leaves(metrics_of(old))), dict(iter_leaves(metrics_of(new)))
     for key in merged_keys(list(old_flat), list(new_flat)):
         o, n = old_flat.get(key), new_flat.get(key)
         change = n - o if is_number(o) and is_number(n) else None

@@ -5,6 +5,7 @@ import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, wait_option
 from gitmodel.cli.render import fixed, lineage, table
+from gitmodel.metricspecs import iter_leaves
 
 
 def _local_date(timestamp: int) -> str:
@@ -127,8 +128,6 @@ def log_cmd(model, limit, as_json) -> None:
 
 
 def _render_model(state) -> list[str]:
-    from gitmodel import history
-
     lines = []
     title = state.model
     if state.release is not None:
@@ -155,7 +154,7 @@ def _render_model(state) -> list[str]:
         runner = (doc.get("runner") or {}).get("name", "?")
         lines.append(f"  metrics on {result.evalset} ({result.path}; eval set md5 {evalset_md5}, runner {runner})"
                      + (f"  STALE: {'; '.join(map(str, stale))}" if stale else ""))
-        leaves = [[key, fixed(value)] for key, value in history.leaves(doc["metrics"])]
+        leaves = [[key, fixed(value)] for key, value in iter_leaves(doc["metrics"])]
         lines += ["    " + line for line in table(leaves, None, fmt="plain").splitlines()]
     return lines
 
