@@ -28,10 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitmodel import project
 from gitmodel.errors import CheckpointCrashes, RunnerError
+from gitmodel.fsutil import HashCache
 
 MEMORY_FILE = "loadcheck.json"
-STATE_DIR = ".dvc/tmp/gitmodel"
 # Text that walks the tokenizer's common paths: words, a newline (llama.cpp
 # looks for its token), bytes outside most vocabularies (byte fallback), and
 # special-token text.
@@ -64,11 +65,9 @@ def ensure_loads(path: str | os.PathLike[str], *, md5: str | None = None, root: 
     if importlib.util.find_spec("llama_cpp") is None:
         return None   # no llama.cpp here: nothing can crash (the llama runner says what is missing)
     root = root if root is not None else _repository_root(path)
-    memory = _Memory(root / STATE_DIR / MEMORY_FILE if root is not None else None)
+    memory = _Memory(root / project.STATE_DIR / MEMORY_FILE if root is not None else None)
     if md5 is None:
-        from gitmodel.fsutil import HashCache
-
-        md5 = HashCache(root / STATE_DIR / "hashes.json" if root is not None else None).md5(path)
+        md5 = (project.hash_cache(root) if root is not None else HashCache(None)).md5(path)
     known = memory.get(md5)
     if known is not None and known["status"] == LOADED:
         return None
