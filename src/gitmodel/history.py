@@ -16,6 +16,7 @@ from gitmodel import dvcyaml, gitrepo, metricspecs, provenance, refs, revisions,
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
+from gitmodel.metricdiff import is_number
 from gitmodel.refs import parse_release_message
 from gitmodel.registry import Registry, Release
 from gitmodel.results import Result
@@ -31,10 +32,6 @@ def _dotted(metrics: dict, key: str):
             return None
         value = value[part]
     return value
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def headline(metrics: dict) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gitmodel import gitrepo, history, refs, registry as registry_mod, results as results_mod
 from gitmodel.errors import GitModelError
+from gitmodel.metricdiff import is_number
 from gitmodel.metricspecs import iter_leaves
 from gitmodel.fsutil import atomic_write
 from gitmodel.revisions import Revision
@@ -102,7 +103,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
     missing = [k for k in metric_keys if not any(row["metric"] == k for row in rows)]
     if missing:
         available = sorted({k for found in results for res in found for k, v in iter_leaves(res.doc["metrics"])
-                            if history.is_number(v)})
+                            if is_number(v)})
         close = difflib.get_close_matches(missing[0], available, n=3, cutoff=0.5)
         raise PlotError(f"metric '{missing[0]}' is in no release of {model}"
                         + (f"; did you mean {', '.join(close)}?" if close else ""),
