@@ -48,6 +48,18 @@ def test_table_is_tabulates_format_on_random_cells(fmt):
                                                             disable_numparse=True, colalign=align), (headers, rows)
 
 
+def test_a_table_of_wide_characters_lines_up_as_a_terminal_shows_it():
+    # a category in Japanese is two columns per character on a terminal; the verdicts still line up
+    rows = [["accuracy_by_category.請求", "0.9", "better"], ["accuracy_by_category.billing", "0.8", "worse"]]
+    text = table(rows, ["Metric", "HEAD", ""], ("left", "right", "left"))
+    assert text == tabulate(rows, headers=["Metric", "HEAD", ""], tablefmt="simple", disable_numparse=True,
+                            colalign=("left", "right", "left"))
+    import wcwidth
+
+    lines = text.splitlines()
+    assert len({wcwidth.wcswidth(line[:line.rindex("0.")]) for line in lines[2:]}) == 1
+
+
 @pytest.mark.parametrize("argv", [["diff", "--json", "--md"], ["gate", "chat", "--json", "--md"]])
 def test_json_and_md_together_is_a_usage_error(runner, gm_repo, argv):
     result = runner.invoke(cli, argv, prog_name="git model")

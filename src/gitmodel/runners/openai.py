@@ -34,31 +34,19 @@ Generation: ``prompt = input`` at ``temperature`` and ``seed`` with
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import socket
-import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
 from gitmodel.errors import RunnerError
 from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+from gitmodel.runners.http import JSONClient
 
 SCORINGS = ("echo", "top_logprobs")
-RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
-# Server messages can hold a whole traceback (llama_cpp.server puts one in its 500s).
-MAX_MESSAGE_CHARS = 300
 DEFAULT_TOP_LOGPROBS = 20
 MD5_HEADER = "X-Model-Md5"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt; carries the message to raise when attempts run out."""
 
 
 class OpenAIRunner:
@@ -80,11 +68,9 @@ class OpenAIRunner:
         self.url = url.rstrip("/")
         self.settings = settings
         self.model = model
-        self.api_key_env = api_key_env
         self.concurrency = concurrency
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        self.http = JSONClient(url, api_key_env=api_key_env, timeout=timeout, retries=retries, backoff=backoff,
+                               on_headers=lambda headers: self._note_md5(headers.get(MD5_HEADER)))
         self.scoring = scoring or settings.extra.get("scoring", "echo")
         if self.scoring not in SCORINGS:
             raise RunnerError(f"openai runner: unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORINGS)}")
@@ -101,7 +87,6 @@ class OpenAIRunner:
         self.outside_top_k = 0                           # examples with a label outside the top k
         self.unanswered = 0                              # examples with no label within the top k
         self._resolved = False
-        self._stop = threading.Event()
 
     # -- protocol -----------------------------------------------------------------
 
@@ -146,7 +131,7 @@ class OpenAIRunner:
         return {"served_model": served, "served_md5": next(iter(self._served_md5s), None)}
 
     def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
-        self._stop.clear()
+        self.http.stop.clear()
         self.outside_top_k = self.unanswered = 0
         self._resolve_model()
         tasks: list[tuple[int, int]] = []  # (example index, label index or -1 for one request per example)
@@ -191,7 +176,7 @@ class OpenAIRunner:
         finally:
             # On failure or Ctrl-C, workers still in a request give up before their next attempt.
             if failed:
-                self._stop.set()
+                self.http.stop.set()
             executor.shutdown(wait=not failed, cancel_futures=True)
         return [p for p in predictions if p is not None]
 
@@ -224,85 +209,8 @@ class OpenAIRunner:
         self._remember(answer)
         return result, time.perf_counter() - began
 
-    def _post(self, path: str, body: dict, example: Example | None) -> dict:
-        return self._call(path, json.dumps(body).encode("utf-8"), example)
-
-    def _call(self, path: str, data: bytes | None, example: Example | None) -> dict:
-        """GET (no data) or POST JSON with retries; returns the decoded JSON object."""
-        endpoint = self.url + path
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        api_key = os.environ.get(self.api_key_env)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            if attempt:
-                # Exponential backoff without jitter: runs stay reproducible and tests fast.
-                # Waiting on the stop flag lets a failed run end without sitting out the delay.
-                self._stop.wait(self.backoff * 2 ** (attempt - 1))
-            if self._stop.is_set():
-                raise RunnerError("openai runner: stopped (another request failed)")
-            try:
-                raw = self._once(endpoint, data, headers)
-                break
-            except _Retryable as exc:
-                if attempt == attempts - 1:
-                    suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
-                    raise RunnerError(f"{exc}{suffix}",
-                                      hint="check that the server is up and the URL is right") from None
-        return self._decode(endpoint, raw, example)
-
-    def _once(self, endpoint: str, data: bytes | None, headers: dict) -> bytes:
-        request = urllib.request.Request(endpoint, data=data, headers=headers,
-                                         method="POST" if data is not None else "GET")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                self._note_md5(response.headers.get(MD5_HEADER))
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            message = f"{endpoint} answered HTTP {exc.code}: {_server_message(exc)}"
-            if exc.code in RETRY_STATUSES:
-                raise _Retryable(message) from None
-            error = RunnerError(message, hint=self._hint_for(exc.code, message))
-            error.status = exc.code
-            raise error from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Retryable(f"{endpoint} did not answer within {self.timeout:g} s") from None
-            if isinstance(reason, ConnectionRefusedError):
-                raise _Retryable(f"cannot reach {self.url}: connection refused; is the server running?") from None
-            raise _Retryable(f"cannot reach {self.url}: {_reason_text(reason)}") from None
-        except (TimeoutError, socket.timeout):
-            raise _Retryable(f"{endpoint} did not answer within {self.timeout:g} s") from None
-        except (ConnectionError, OSError) as exc:
-            # Dropped mid-answer (RemoteDisconnected, reset): the server may be restarting.
-            raise _Retryable(f"{endpoint} dropped the connection: {_reason_text(exc)}") from None
-
-    def _hint_for(self, status: int, message: str) -> str | None:
-        if "logits_all" in message:
-            return "start llama_cpp.server with --logits_all true so it can return log-probabilities"
-        if status in (401, 403):
-            return f"put the API key in the environment variable {self.api_key_env}"
-        if status == 404:
-            return "is the URL the API's base (it usually ends in /v1)?"
-        return None
-
-    @staticmethod
-    def _decode(endpoint: str, raw: bytes, example: Example | None) -> dict:
-        about = f" for example {example.id!r}" if example is not None else ""
-        try:
-            answer = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            snippet = raw[:80].decode("utf-8", errors="replace")
-            raise RunnerError(f"{endpoint} answered{about} with something that is not JSON: {snippet!r}",
-                              hint="is the URL an OpenAI-compatible API (it usually ends in /v1)?") from None
-        if not isinstance(answer, dict):
-            raise RunnerError(f"{endpoint} answered{about} with a JSON {type(answer).__name__}, expected an object",
-                              hint="is the URL an OpenAI-compatible API (it usually ends in /v1)?")
-        return answer
+    def _post(self, path: str, body: dict, example: Example) -> dict:
+        return self.http.post(path, body, about=f" for example {example.id!r}")
 
     def _note_md5(self, value: Any) -> None:
         if isinstance(value, str) and _MD5.match(value.strip().lower()):
@@ -317,7 +225,7 @@ class OpenAIRunner:
         if always and self._identified:
             return
         try:
-            listing = self._call("/models", None, None)
+            listing = self.http.get("/models")
         except RunnerError as exc:
             # An endpoint without /models can still complete; anything else (down, refused) is fatal.
             if getattr(exc, "status", None) in (404, 405):
@@ -469,33 +377,3 @@ _FIELD_HINTS = {
     "token_logprobs": "the server must return logprobs for the echoed prompt",
     "completion_tokens": "the server must report `usage` in its answers",
 }
-
-
-def _server_message(exc: urllib.error.HTTPError) -> str:
-    """The server's own words: OpenAI's ``{"error": {"message"}}``, or the body's start."""
-    try:
-        body = exc.read()
-    except OSError:
-        body = b""
-    message = ""
-    try:
-        payload = json.loads(body)
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if isinstance(error, dict):
-            message = str(error.get("message") or "")
-        elif isinstance(error, str):
-            message = error
-        elif isinstance(payload, dict) and isinstance(payload.get("detail"), str):
-            message = payload["detail"]
-    except (ValueError, UnicodeDecodeError):
-        message = body.decode("utf-8", errors="replace")
-    message = " ".join(message.split()) or (exc.reason if isinstance(exc.reason, str) else "") or "no message"
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[:MAX_MESSAGE_CHARS] + "..."
-    return message
-
-
-def _reason_text(reason: Any) -> str:
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower() if isinstance(reason, ConnectionError) else str(reason.strerror)
-    return str(reason) or type(reason).__name__
