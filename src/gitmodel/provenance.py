@@ -148,7 +148,8 @@ def stale_at(root, rev, doc: Mapping, *, with_params: bool = False,
         from gitmodel import params as params_mod
         from gitmodel.evaluate import recorded_params
 
-        current = params_mod.eval_params(Path(root))
+        evalset = (doc.get("evalset") or {}).get("name")
+        current = params_mod.eval_params(Path(root), evalset)   # with the eval set's own overrides
         # the runner the result was made with is the one to re-run it with: `--runner` chooses per run
         runner = (doc.get("params") or {}).get("runner") or current["runner"]
         params, concurrency = recorded_params(dict(current, runner=runner)), current["openai"]["concurrency"]
