@@ -138,11 +138,10 @@ class Prompting:
 
 def read_fewshot(root: Path, rel: str, where: str, max_line_bytes: int) -> list[Example]:
     """The few-shot examples of ``rel`` (a JSONL file of the repository, eval-set format)."""
-    what = f"{where} (the few-shot file)"
     from gitmodel import evalsets
     from gitmodel.errors import InvalidEvalSet
 
-    path, _ = project.resolve_inside(Path(root), rel, what)
+    path = repo_file(root, rel, where)
     if not path.is_file():
         raise InvalidPrompt(f"{where}: few-shot file {rel} not found",
                             hint="name a JSONL file of examples (id, input, expected) relative to the repository root")
