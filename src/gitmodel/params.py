@@ -20,7 +20,7 @@ eval:
   seed: 0                # sampling seed, recorded with every result
   max_tokens: 64         # generation length cap per example
   n_ctx: 2048            # context window the model is loaded with; longer inputs are refused
-  n_threads: 1           # llama.cpp threads; results are reproducible for a fixed value
+  n_threads: 1           # llama.cpp threads (0: every core); outputs are the same for any count
   n_gpu_layers: 0        # layers offloaded to a GPU when llama.cpp was built with one
   label_prefix: " "      # text between an input and a label when the label is scored
   max_line_bytes: 1048576  # eval set lines longer than this are refused (1 MiB)
@@ -36,9 +36,10 @@ eval:
   number_tolerance: 0.000001  # the number scorer: |first number of the output - expected| allowed
   slices: []             # example fields to slice accuracy and false-positive rates by, e.g. [region]
   min_slice: 20          # slices with fewer examples are reported with their n, left out of the bias gaps
-  parallel: 1            # llama runner: generations decoded together in one batch (recorded: it may move floats)
+  parallel: 1            # llama runner: generations decoded together in one batch, e.g. 8 or 16 for a generation
+                         # eval set (2-3x the tokens/s on a CPU); recorded: the batch shape may move floats
   evalsets: {}           # per eval set overrides of prompt, fewshot, chat, system, stop, scorer, json_schema,
-                         # number_tolerance, slices, min_slice, label_prefix, max_tokens, e.g.
+                         # number_tolerance, slices, min_slice, label_prefix, max_tokens, parallel, e.g.
                          #   support: {prompt: "Q: {input}\\nA:", stop: ["\\n"], scorer: contains}
   openai:
     concurrency: 4       # requests in flight
@@ -101,7 +102,7 @@ RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_thread
                "json_schema", "number_tolerance", "slices", "min_slice", "parallel")
 # The settings one eval set may set for itself under `eval.evalsets.<name>` (its prompt, its scoring).
 PER_EVALSET_KEYS = ("prompt", "fewshot", "chat", "system", "stop", "scorer", "json_schema", "number_tolerance",
-                    "slices", "min_slice", "label_prefix", "max_tokens")
+                    "slices", "min_slice", "label_prefix", "max_tokens", "parallel")
 # The same for the openai runner's own settings, recorded as `openai:` with its results only.
 # Concurrency changes timings, not outputs: it is recorded in the timing conditions.
 OPENAI_RESULT_KEYS = ("model", "scoring", "top_logprobs")
@@ -171,7 +172,10 @@ def eval_params(root: Path, evalset: str | None = None) -> dict:
         own = {k: v for k, v in merged.items() if k in PER_EVALSET_KEYS}
         merged.update(_merge(own, overrides[evalset], f"eval.evalsets.{evalset}", path))
     _check_prompting(merged, path, evalset)
-    for key in ("max_line_bytes", "max_tokens", "n_ctx", "n_threads", "parallel"):
+    if merged["n_threads"] < 0:
+        raise InvalidParams(f"{path}: eval.n_threads must be 0 (every core) or more, got {merged['n_threads']}",
+                            hint=f"fix eval.n_threads in {PARAMS_FILE} (default: 1)")
+    for key in ("max_line_bytes", "max_tokens", "n_ctx", "parallel"):
         if merged[key] < 1:
             raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
                                 hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")

@@ -187,3 +187,43 @@ def test_the_python_runner_sees_the_rendered_prompt_and_stops_alike(answers, run
     rows = [json.loads(l) for l in (answers / "evalsets/sentiment-answers.jsonl").read_text().splitlines()]
     got = outputs(answers, "echo", "sentiment-answers")
     assert [l["output"] for l in got] == [f"Q: {r['input']} ({r['category']})" for r in rows]
+
+
+def test_parallel_generation_is_recorded_and_byte_identical_run_to_run(answers, runner):
+    set_eval(answers, "  evalsets:\n    sentiment-answers:\n      scorer: contains\n      parallel: 4\n")
+    args = ["eval", "sentiment-v2", "--evalset", "sentiment-answers"]
+    assert runner.invoke(cli, args).exit_code == 0
+    first = (answers / "metrics/sentiment-v2/sentiment-answers.outputs.jsonl").read_bytes()
+    assert doc(answers, "sentiment-v2", "sentiment-answers")["params"]["parallel"] == 4
+    assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
+    assert (answers / "metrics/sentiment-v2/sentiment-answers.outputs.jsonl").read_bytes() == first
+    # another batch shape is another result: not up to date
+    params = answers / "params.yaml"
+    params.write_text(params.read_text().replace("      parallel: 4\n", "      parallel: 2\n"))
+    assert "Evaluated" in runner.invoke(cli, args).output
+
+
+def test_n_threads_zero_uses_every_core_and_changes_no_output(registry, runner):
+    assert runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"]).exit_code == 0
+    one = (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_bytes()
+    set_eval(registry, "  n_threads: 0\n")
+    assert runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"]).exit_code == 0
+    assert (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_bytes() == one
+    d = doc(registry, "sentiment-v2", "sentiment")
+    from gitmodel.evaluate import available_cores
+
+    assert d["params"]["n_threads"] == 0 and d["timing_conditions"]["n_threads"] == available_cores()
+
+
+def test_verify_says_when_it_reproduced_on_another_build(registry, runner):
+    assert runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"]).exit_code == 0
+    path = registry / "metrics/sentiment-v2/sentiment.json"
+    d = json.loads(path.read_text())
+    d["runner"]["llama_cpp_version"] = "0.0.1 (older build)"
+    path.write_text(json.dumps(d, indent=2) + "\n")
+    git(registry, "add", "-A")
+    git(registry, "commit", "-q", "-m", "a result of an older build")
+    result = runner.invoke(cli, ["verify", "sentiment-v2", "--evalset", "sentiment"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"  reproduced on another build: llama.cpp \S.* \(stored with 0.0.1 \(older build\)\): "
+                     r"no output differs", result.output)

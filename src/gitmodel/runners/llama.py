@@ -134,6 +134,7 @@ class LlamaRunner:
         self._view_address, self._view = 0, self._wide
         self._joiner = settings.label_prefix.encode("utf-8")
         self._piece_buffer = ctypes.create_string_buffer(64)
+        self._batcher = None              # the batched generator, when eval.parallel > 1
         self._parting: dict[tuple[str, ...], bool] = {}
         self._cached: list[int] = []      # the tokens the KV cache holds, position by position
         # The context the model was trained on (the GGUF's <arch>.context_length):
@@ -165,24 +166,46 @@ class LlamaRunner:
     def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
         if self._llm is None:
             raise RunnerError("the llama runner was closed")
-        predictions = []
+        predictions: list[Prediction | None] = [None] * len(examples)
+        batched = self.settings.parallel > 1 and self.settings.temperature == 0
         # Ctrl-C takes effect between examples: never inside llama.cpp or its log callback.
         with interrupts.deferred() as interrupt:
-            for example in examples:
-                if example.labels:
-                    predictions.append(self._classify(example))
-                else:
-                    predictions.append(self._generate(example))
+            def done(index: int, prediction: Prediction) -> None:
+                predictions[index] = prediction
                 interrupt.check()
                 if progress is not None:
                     progress(1)
+
+            for index, example in enumerate(examples):
+                if example.labels:
+                    done(index, self._classify(example))
+                elif not batched:
+                    done(index, self._generate(example))
+            if batched:
+                generations = [(i, e) for i, e in enumerate(examples) if not e.labels]
+                if generations:
+                    self._batched().generate(generations, done)
         return predictions
 
     def close(self) -> None:
         if self._llm is not None:
             with interrupts.deferred():
+                if self._batcher is not None:
+                    self._batcher.close()
+                    self._batcher = None
                 self._llm.close()
                 self._llm = None
+
+    def _batched(self):
+        """The generator of ``parallel`` sequences at once, on a context of its own (made on first use)."""
+        if self._batcher is None:
+            from gitmodel.runners.llamabatch import BatchedGenerator
+
+            self._batcher = BatchedGenerator(
+                self._lib, self._llm.model, self._llm.context_params, self.settings, self._vocab,
+                tokenize=lambda example: self._tokenize(example.text.encode("utf-8"), example),
+                piece=self._piece, not_a_number=lambda example: self._not_a_number(example, None))
+        return self._batcher
 
     def __enter__(self) -> LlamaRunner:
         return self
