@@ -119,6 +119,8 @@ def test_a_fewshot_file_changes_what_the_model_sees_and_its_md5_is_recorded(regi
                                            "(tokenizer.chat_template), so eval.system cannot be used"),
     ('  stop: "\\n"\n', "eval.stop must be a list of non-empty strings"),
     ('  scorer: json_schema\n  json_schema: missing.schema.json\n', None),
+    ("  chat: evil.jinja\n", "evil.jinja: the chat template tried to reach outside its sandbox"),
+    ("  chat: raising.jinja\n", "raising.jinja: the chat template failed to render: TemplateError: no system turn"),
 ])
 def test_bad_settings_fail_before_anything_runs_and_write_nothing(registry, runner, setting, message):
     if message is None:   # a scorer matters for generations only: give the eval set one
@@ -126,6 +128,8 @@ def test_bad_settings_fail_before_anything_runs_and_write_nothing(registry, runn
         path.write_text(path.read_text() + '{"id": "g1", "input": "the food was"}\n')
         assert runner.invoke(cli, ["evalset", "add", "evalsets/sentiment.jsonl"]).exit_code == 0
         message = "the schema file"
+    (registry / "evil.jinja").write_text("{{ messages.__class__.__mro__ }}")
+    (registry / "raising.jinja").write_text("{{ raise_exception('no system turn') }}")
     set_eval(registry, setting)
     before = snapshot_tree(registry)
     result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"])
@@ -227,3 +231,11 @@ def test_verify_says_when_it_reproduced_on_another_build(registry, runner):
     assert result.exit_code == 0, result.output
     assert re.search(r"  reproduced on another build: llama.cpp \S.* \(stored with 0.0.1 \(older build\)\): "
                      r"no output differs", result.output)
+
+
+def test_a_slice_field_missing_on_examples_is_counted_and_said(registry, runner):
+    set_eval(registry, "  slices: [region]\n")
+    result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"])
+    assert result.exit_code == 0
+    assert "Warning: slice field 'region' is missing on 400 of 400 examples ('r0001', 'r0002'" in result.stderr
+    assert doc(registry, "sentiment-v2", "sentiment")["metrics"]["slices"]["region"]["(missing)"]["n"] == 400
