@@ -35,7 +35,6 @@ class _Slot:
     n_past: int
     budget: int
     started: float
-    cpu_started: float
     generated: list[int] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
     output: str | None = None
@@ -123,7 +122,7 @@ class BatchedGenerator:
         self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
         self._fill([(t, i, seq, i == len(prompt) - 1) for i, t in enumerate(prompt)])
         budget = min(self.settings.max_tokens, self._seq_ctx - len(prompt))
-        slot = _Slot(index, example, len(prompt), budget, started, cpu_started, row=len(prompt) - 1)
+        slot = _Slot(index, example, len(prompt), budget, started, row=len(prompt) - 1)
         slot.cpu_ms = (time.process_time() - cpu_started) * 1000.0
         return slot
 
