@@ -193,6 +193,11 @@ def bisect(root: Path, model: str, good: str, bad: str, *, example_id: str | Non
     candidates = md5_changes(commits, md5s, good_md5)
     good_result = _good_result(root, good_rev, model, evalset)
     good_doc, evalset = good_result.doc, good_result.evalset
+    if (good_doc.get("model") or {}).get("md5") != good_md5:
+        raise BisectError(f"the results of {model} on {evalset} stored at {good_rev.label} were computed on "
+                          f"md5 {(good_doc.get('model') or {}).get('md5')}, not on the checkpoint it tracks (md5 "
+                          f"{good_md5}): they cannot say what good answered",
+                          hint="name as --good a release evaluated on its own checkpoint (`git model log`)")
     judge, only = _judge(root, good_rev, good_result, example_id, metric, threshold)
     result = BisectResult(model, evalset, f"example {example_id}" if example_id else f"metric {metric}",
                           good_rev, bad_rev, candidates)
@@ -296,7 +301,8 @@ def _evaluate(root, commit, md5, model, good_doc, only, result):
             lo = max((c for c in known_good if c in order), key=order.get, default=result.good.commit)
             hi = min((c for c in known_bad if c in order), key=order.get, default=result.bad.commit)
             progress = f"; so far: good up to {lo[:12]}, bad from {hi[:12]}"
-            hint = f"fetch it (`dvc fetch` at that commit), or resume with --good {lo[:12]} --bad {hi[:12]}"
+            hint = (f"push it to the DVC remote from a machine that has it (`dvc push`), or resume with "
+                    f"--good {lo[:12]} --bad {hi[:12]}")
         else:
             hint = e.hint
         raise BisectError(f"cannot judge commit {commit[:12]}: its checkpoint (md5 {md5}) is in neither the "
