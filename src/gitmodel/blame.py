@@ -72,6 +72,17 @@ def find_record(outputs: bytes | None, example_id: str) -> dict | None:
     """The line of an outputs file whose id is ``example_id``, parsing only the lines that mention it."""
     if not outputs:
         return None
+    # the line as resultfiles writes it; eval set ids are unique, so the first such line is the one
+    canonical = b'{"id":' + json.dumps(example_id, ensure_ascii=False).encode("utf-8") + b","
+    at = outputs.find(canonical)
+    if at >= 0 and (at == 0 or outputs[at - 1:at] == b"\n"):
+        end = outputs.find(b"\n", at)
+        try:
+            record = jsonio.loads(outputs[at:len(outputs) if end < 0 else end])
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and record.get("id") == example_id:
+            return record
     found = None
     for needle in {json.dumps(example_id, ensure_ascii=False).encode("utf-8"), json.dumps(example_id).encode()}:
         at = outputs.find(needle)
