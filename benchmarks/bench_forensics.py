@@ -184,7 +184,7 @@ def llama_shapes(gib: float) -> list[tuple[str, tuple[int, int]]]:
     """Blocks of a 2048-wide llama (attention and FFN matrices) until the file holds ``gib`` GiB of F16."""
     d, ff, vocab = 2048, 5632, 32000
     shapes = [("token_embd.weight", (vocab, d))]
-    budget = int(gib * (1 << 30)) // 2 - vocab * d * 2
+    budget = int(gib * (1 << 30)) // 2 - vocab * d * 2     # elements left for the blocks
     block = 0
     per_block = 4 * d * d + 3 * d * ff
     while budget >= per_block:
@@ -193,6 +193,9 @@ def llama_shapes(gib: float) -> list[tuple[str, tuple[int, int]]]:
             shapes.append((f"blk.{block}.{name}.weight", shape))
         budget -= per_block
         block += 1
+    while budget >= d * d:       # fill up to the size asked with square matrices of one more block
+        shapes.append((f"blk.{block}.attn_{len(shapes)}.weight", (d, d)))
+        budget -= d * d
     shapes.append(("output.weight", (vocab, d)))
     return shapes
 

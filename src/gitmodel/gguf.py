@@ -717,6 +717,16 @@ class TensorData:
             raise ValueError(f"bytes {start}:{stop} of tensor {tensor.name!r} ({tensor.nbytes} bytes)")
         return self._view[first + start: first + stop]
 
+    def prefetch(self, tensor: TensorInfo) -> None:
+        """Ask the kernel to start reading a tensor's pages into the page cache (not into this process)."""
+        import mmap
+
+        if self._map is None or not hasattr(mmap, "MADV_WILLNEED") or not tensor.nbytes:
+            return
+        first, end = self.span(tensor)
+        begin = first // self._page * self._page
+        self._map.madvise(mmap.MADV_WILLNEED, begin, end - begin)
+
     def drop(self, tensor: TensorInfo, start: int = 0, stop: int | None = None) -> None:
         """Let the kernel take back the pages of bytes ``start:stop`` of a tensor (the file is unchanged)."""
         import mmap

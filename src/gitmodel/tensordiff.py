@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,13 +97,17 @@ def _gguf_quants():
     return _QUANTS[0]
 
 
-def floats(type_id: int, raw) -> np.ndarray:
-    """The values of ``raw`` (whole blocks of a tensor of ggml type ``type_id``) as float32."""
+def floats(type_id: int, raw, out: np.ndarray | None = None) -> np.ndarray:
+    """The values of ``raw`` (whole blocks of a tensor of ggml type ``type_id``) as float32; F16 values
+    land in ``out`` when given (a buffer reused from slice to slice costs no fresh pages)."""
     native = _NATIVE.get(type_id)
     if native is not None:
         return np.frombuffer(raw, dtype=native).astype(np.float32, copy=False)
     if type_id == _F16:
-        return np.take(_f16_table(), np.frombuffer(raw, dtype="<u2"))
+        bits = np.frombuffer(raw, dtype="<u2")
+        if out is None:
+            return np.take(_f16_table(), bits)
+        return np.take(_f16_table(), bits, out=out[:bits.size])
     if type_id == _BF16:
         return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
     dequantize, qtype_of = _gguf_quants()
@@ -141,13 +146,18 @@ def compare_values(a: TensorData, ta: TensorInfo, b: TensorData, tb: TensorInfo,
     ga, gb = GGML_TYPES[ta.ggml_type], GGML_TYPES[tb.ggml_type]
     n = ta.n_elements
 
+    local = threading.local()
+
     def one(first: int) -> Sums:
+        if not hasattr(local, "buffers"):
+            local.buffers = [np.empty(SLICE_ELEMENTS, dtype=np.float32) for _ in range(3)]
+        bx, by, bd = local.buffers
         last = min(first + SLICE_ELEMENTS, n)
         sa = (first // ga.block_size * ga.type_size, last // ga.block_size * ga.type_size)
         sb = (first // gb.block_size * gb.type_size, last // gb.block_size * gb.type_size)
-        x = floats(ta.ggml_type, a.raw(ta, *sa))
-        y = floats(tb.ggml_type, b.raw(tb, *sb))
-        d = y - x
+        x = floats(ta.ggml_type, a.raw(ta, *sa), bx)
+        y = floats(tb.ggml_type, b.raw(tb, *sb), by)
+        d = np.subtract(y, x, out=bd[:x.size])
         part = Sums(float(np.dot(x, x)), float(np.dot(y, y)), float(np.dot(x, y)), float(np.dot(d, d)),
                     float(max(d.max(), -d.min())) if d.size else 0.0)
         if not all(math.isfinite(v) for v in (part.aa, part.bb, part.ab, part.dd, part.max_abs)):

@@ -286,8 +286,17 @@ def weights_diff(old: Checkpoint, new: Checkpoint) -> WeightsDiff:
     names_a = {t.name for t in info_a.tensors}
     changes = []
     with gguf.TensorData(info_a) as data_a, gguf.TensorData(info_b) as data_b:
-        for ta in info_a.tensors:
-            tb = by_name_b.get(ta.name)
+        pairs = [(ta, by_name_b.get(ta.name)) for ta in info_a.tensors]
+        # the next pair is read from disk by the kernel while this one is compared
+        for ta, tb in pairs[:1]:
+            data_a.prefetch(ta)
+            if tb is not None:
+                data_b.prefetch(tb)
+        for index, (ta, tb) in enumerate(pairs):
+            for na, nb in pairs[index + 1:index + 2]:
+                data_a.prefetch(na)
+                if nb is not None:
+                    data_b.prefetch(nb)
             if tb is None:
                 changes.append(TensorChange(ta.name, REMOVED, ta.type_name, None, _shape(ta)))
             else:
