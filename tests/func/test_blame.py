@@ -59,7 +59,7 @@ def test_an_id_absent_from_every_release_is_an_error(released):
     result = gm("blame", "sentiment", "r0147x")
     assert result.exit_code == 3
     assert result.stderr.splitlines()[0] == ("Error: example 'r0147x' is in no release's outputs of sentiment on "
-                                             "sentiment; did you mean 'r0147' or 'r0347' or 'r0317'?")
+                                             "sentiment; did you mean 'r0147', 'r0347' or 'r0317'?")
 
 
 def test_an_unknown_model_is_an_error(released):
