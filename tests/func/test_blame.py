@@ -64,7 +64,7 @@ def test_an_id_absent_from_every_release_is_an_error(released):
 
 def test_an_unknown_model_is_an_error(released):
     result = gm("blame", "sentimnt", "r0147")
-    assert result.exit_code == 3 and "did you mean sentiment" in result.stderr
+    assert result.exit_code == 3 and "hint: did you mean 'sentiment'?" in result.stderr
 
 
 def test_a_release_whose_eval_set_changed_says_so(released):
