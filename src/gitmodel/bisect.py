@@ -307,6 +307,8 @@ def _evaluate(root, commit, md5, model, good_doc, only, result):
             hint = e.hint
         raise BisectError(f"cannot judge commit {commit[:12]}: its checkpoint (md5 {md5}) is in neither the "
                           f"local DVC cache nor the DVC remote{progress}", hint=hint) from None
+    evalset_ref = good_doc["evalset"]
+    checkpoints.object_path(root, evalset_ref["md5"], evalset_ref["path"], f"eval set {evalset_ref['name']}")
     ref = {"name": model, "path": rel, "md5": md5}
     rerun = evaluate.rerun_stored(root, good_doc, ref, model_what=f"model '{model}' at {commit[:12]}", only=only)
     record = blame.find_record(rerun.outputs, next(iter(only))) if only else None

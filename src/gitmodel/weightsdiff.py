@@ -70,8 +70,13 @@ class TensorChange:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "status": self.status, "old_type": self.old_type, "new_type": self.new_type,
-                "old_shape": self.old_shape, "new_shape": self.new_shape, "relative_l2": self.relative_l2,
-                "cosine": self.cosine, "max_abs_diff": self.max_abs_diff, "note": self.note or None}
+                "old_shape": self.old_shape, "new_shape": self.new_shape, "relative_l2": finite(self.relative_l2),
+                "cosine": finite(self.cosine), "max_abs_diff": finite(self.max_abs_diff), "note": self.note or None}
+
+
+def finite(value: float | None) -> float | None:
+    """A number JSON can hold: a tensor holding inf or NaN gives sums that are neither (shown as null)."""
+    return value if value is None or math.isfinite(value) else None
 
 
 @dataclass
@@ -86,7 +91,7 @@ class BlockChange:
 
     def to_dict(self) -> dict:
         return {"block": self.block, "tensors": self.tensors, "moved": self.moved,
-                "relative_l2": self.relative_l2, "max_abs_diff": self.max_abs_diff}
+                "relative_l2": finite(self.relative_l2), "max_abs_diff": finite(self.max_abs_diff)}
 
 
 @dataclass

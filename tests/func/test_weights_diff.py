@@ -189,3 +189,97 @@ def test_diff_weights_adds_the_summary_and_a_collapsible_block(released):
     # without --weights, --json stays exactly dvc's shape
     plain = json.loads(gm("diff", "sentiment@v1.2.0", "sentiment@v1.10.0", "--json").stdout)
     assert "weights" not in plain and "metrics" not in plain
+
+
+def tiny_gguf(path, tensors, metadata=(("general.architecture", "llama"),)):
+    """A GGUF file written byte by byte: ``tensors`` is [(name, ggml type id, dims, data bytes)]."""
+    import struct
+
+    def string(text):
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, value in metadata:
+        head += string(key) + struct.pack("<I", 8) + string(value)
+    offset, blobs = 0, []
+    for name, type_id, dims, data in tensors:
+        head += string(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        head += struct.pack("<IQ", type_id, offset)
+        blobs.append(data + b"\0" * (-len(data) % 32))
+        offset += len(blobs[-1])
+    path.write_bytes(head + b"\0" * (-len(head) % 32) + b"".join(blobs))
+    return path
+
+
+def test_a_type_that_cannot_be_dequantised_is_compared_by_bytes(tmp_path):
+    from gitmodel import tensordiff
+
+    q8_1 = 9
+    assert not tensordiff.can_dequantise(q8_1)
+    block = bytes(range(36))
+    a = tiny_gguf(tmp_path / "a.gguf", [("blk.0.ffn_up.weight", q8_1, (32, 2), block * 2)])
+    b = tiny_gguf(tmp_path / "b.gguf", [("blk.0.ffn_up.weight", q8_1, (32, 2), block + bytes(36))])
+    [t] = compare(a, b).tensors
+    assert t.status == weightsdiff.BYTES and t.note == "type Q8_1: compared by bytes"
+    assert t.relative_l2 is None
+    [same] = compare(a, a).tensors
+    assert same.status == weightsdiff.IDENTICAL
+
+
+def test_quantised_values_are_gguf_pys(tmp_path):
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
+    values = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
+    q = quantize(values, GGMLQuantizationType.Q4_0)
+    a = tiny_gguf(tmp_path / "a.gguf", [("w", 0, (32, 2), values.tobytes())])
+    b = tiny_gguf(tmp_path / "b.gguf", [("w", 2, (32, 2), q.tobytes())])
+    [t] = compare(a, b).tensors
+    back = dequantize(q, GGMLQuantizationType.Q4_0).reshape(-1)
+    diff = back - values.reshape(-1)
+    assert t.status == weightsdiff.RETYPED and (t.old_type, t.new_type) == ("F32", "Q4_0")
+    assert t.max_abs_diff == pytest.approx(float(np.abs(diff).max()), rel=1e-6)
+    assert t.relative_l2 == pytest.approx(float(np.linalg.norm(diff) / np.linalg.norm(values)), rel=1e-5)
+
+
+def test_f16_and_bf16_values_match_numpy(tmp_path):
+    import numpy as np
+
+    from gitmodel import tensordiff
+
+    values = np.array([0.0, -0.0, 1.5, -2.25, 65504.0, 6e-8, np.inf, 3.14159], dtype=np.float32)
+    half = values.astype(np.float16)
+    assert np.array_equal(tensordiff.floats(1, half.tobytes()), half.astype(np.float32))
+    bf16 = (values.view(np.uint32) >> 16).astype(np.uint16)
+    assert np.array_equal(tensordiff.floats(30, bf16.tobytes()), (bf16.astype(np.uint32) << 16).view(np.float32))
+
+
+def test_a_changed_vocabulary_names_the_tokenizer(demo_dir, tmp_path, monkeypatch):
+    from gitmodel.demo.ggufwriter import GGUFWriter
+
+    add_array = GGUFWriter.add_array
+
+    def renamed_last_token(self, key, item_type, values):
+        if key == "tokenizer.ggml.tokens":
+            values = [*values[:-1], values[-1] + "x"]
+        add_array(self, key, item_type, values)
+
+    monkeypatch.setattr(GGUFWriter, "add_array", renamed_last_token)
+    b = edited_checkpoint(monkeypatch, tmp_path / "b.gguf")
+    d = compare(demo_dir / "sentiment-v2.gguf", b)
+    assert [m.key for m in d.tokenizer] == ["tokenizer.ggml.tokens"]
+    assert d.tokenizer[0].old == d.tokenizer[0].new == "[713 × string]"
+    assert d.tensor_data_identical is True
+
+
+def test_infinite_values_give_json_that_parses(tmp_path):
+    import numpy as np
+
+    a = tiny_gguf(tmp_path / "a.gguf", [("w", 0, (4,), np.array([1, 2, np.inf, 4], dtype="<f4").tobytes())])
+    b = tiny_gguf(tmp_path / "b.gguf", [("w", 0, (4,), np.array([1, 2, np.inf, 5], dtype="<f4").tobytes())])
+    result = gm("weights-diff", str(a), str(b), "--json")
+    assert result.exit_code == 0, result.stderr
+    [t] = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))["tensors"]
+    assert t["status"] == "changed" and t["relative_l2"] is None
