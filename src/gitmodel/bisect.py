@@ -170,7 +170,7 @@ def bisect(root: Path, model: str, good: str, bad: str, *, example_id: str | Non
     if (example_id is None) == (metric is None):
         raise BisectError("bisect needs an example ID or --metric KEY, not both", hint="e.g. `git model bisect "
                           f"{model} r0142 --good ... --bad ...` or `--metric accuracy`")
-    good_rev, bad_rev = (revisions.resolve(root, text) for text in (good, bad))
+    good_rev, bad_rev = (_revision(root, model, text) for text in (good, bad))
     for rev, name in ((good_rev, "--good"), (bad_rev, "--bad")):
         if rev.is_workspace:
             raise BisectError(f"{name} workspace: bisect reads committed checkpoints", hint="commit it first")
@@ -229,6 +229,15 @@ def bisect(root: Path, model: str, good: str, bad: str, *, example_id: str | Non
     result.before = candidates[index - 1] if index > 0 else good_rev.commit
     _explain(root, result)
     return result
+
+
+def _revision(root: Path, model: str, text: str) -> Revision:
+    """A revision as every command reads it, and a bare version (``v1.1.0``) as a release of ``model``
+    when no git ref has that name."""
+    bare = text if text.startswith("v") else f"v{text}"
+    if refs.VERSION_RE.match(bare) and gitrepo.resolve_commit(root, text) is None:
+        text = f"{model}@{bare}"
+    return revisions.resolve(root, text)
 
 
 def _good_result(root: Path, good: Revision, model: str, evalset: str | None) -> results_mod.Result:

@@ -100,10 +100,10 @@ def test_bisect_finds_the_commit_that_broke_an_example(history):
 
 def test_bisect_a_metric(history):
     repo, commits = history
-    result = gm_ok("bisect", "sentiment", "--metric", "accuracy", "--good", "sentiment@v1.0.0",
-                   "--bad", "sentiment@v1.1.0")
+    # a bare version names a release of the model, as in `rollback --to`
+    result = gm_ok("bisect", "sentiment", "--metric", "accuracy", "--good", "v1.0.0", "--bad", "HEAD")
     lines = result.stdout.splitlines()
-    assert lines[0] == "bisect sentiment: accuracy, good sentiment@v1.0.0, bad sentiment@v1.1.0"
+    assert lines[0] == "bisect sentiment: accuracy, good v1.0.0, bad HEAD"
     assert lines[1].startswith(f"  bad   {commits['v3'][:12]}") and "stored" in lines[1]
     assert f"First bad commit: {commits['bias08']}  sentiment with a positive bias of 0.8 (not evaluated)" in lines
     assert "    params.epochs: 3 -> 4" in lines

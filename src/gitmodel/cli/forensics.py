@@ -249,7 +249,8 @@ def _step_line(step) -> str:
 @click.option("--metric", metavar="KEY", help="Bisect a metric (dotted key, e.g. accuracy_by_category.billing).")
 @click.option("--threshold", type=float, metavar="X",
               help="With --metric: bad when worse than good's by more than X (default: the gate's tolerance).")
-@click.option("--good", required=True, metavar="REV", help="A revision where the model was good (evaluated).")
+@click.option("--good", required=True, metavar="REV",
+              help="A revision where the model was good and evaluated (a bare vX.Y.Z is a release of MODEL).")
 @click.option("--bad", required=True, metavar="REV", help="A later revision, descending from --good, where it is bad.")
 @click.option("--evalset", "-e", type=EVALSET_NAME, help="The eval set (needed when there are several).")
 @json_option
@@ -273,7 +274,7 @@ def bisect_cmd(model, example_id, metric, threshold, good, bad, evalset, as_json
     \b
     Examples:
       git model bisect chat r0142 --good chat@v1.1.0 --bad chat@v1.6.0
-      git model bisect chat --metric accuracy_by_category.billing --good chat@v1.1.0 --bad HEAD
+      git model bisect chat --metric accuracy_by_category.billing --good v1.1.0 --bad HEAD
     """
     from gitmodel import bisect, project
 
