@@ -120,8 +120,7 @@ def _example_from(root: Path, md5: str | None, rel: str, example_id: str) -> tup
     if not md5:
         return False, None
     candidates = [store.cache_path(root, md5)]
-    entry = store.tracked(root, root / rel) if (root / rel).is_file() else None
-    if entry is not None and entry.md5 == md5:
+    if (root / rel).is_file() and store.tracked_md5s(root, [None], [rel], lenient=True)[None][rel] == md5:
         candidates.append(root / rel)
     source = next((p for p in candidates if p.is_file()), None)
     if source is None:

@@ -35,8 +35,7 @@ def object_path(root: Path, md5: str, rel: str, what: str) -> Path:
     if cached.is_file():
         return cached
     workspace = root / rel
-    tracked = store.tracked(root, workspace) if workspace.is_file() else None
-    if tracked is not None and tracked.md5 == md5:
+    if workspace.is_file() and store.tracked_md5s(root, [None], [rel], lenient=True)[None][rel] == md5:
         from gitmodel import project
 
         if project.hash_cache(root).md5(workspace) == md5:
