@@ -97,3 +97,20 @@ def test_an_eval_set_without_results_is_an_error(released):
     result = gm("blame", "sentiment", "r0147", "--evalset", "other")
     assert result.exit_code == 3
     assert result.stderr.splitlines()[0] == "Error: no release of 'sentiment' has results on eval set 'other'"
+
+
+def test_a_damaged_workspace_metrics_file_is_refused_after_a_valid_one_was_read(released):
+    from gitmodel import results
+    from gitmodel.errors import InvalidMetrics
+    from gitmodel.revisions import Revision
+
+    workspace = Revision("workspace", None)
+    assert results.results_at(released, workspace, "sentiment")   # valid: its bytes are remembered as checked
+    path = released / "metrics/sentiment/sentiment.json"
+    path.write_text(path.read_text().replace('"accuracy": ', '"accuracy": "high", "x": ', 1))
+    try:
+        results.results_at(released, workspace, "sentiment")
+    except InvalidMetrics as e:
+        assert e.message.startswith("metrics/sentiment/sentiment.json (workspace): ")
+    else:
+        raise AssertionError("a damaged metrics file was read as valid")
