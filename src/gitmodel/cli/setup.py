@@ -126,8 +126,8 @@ def evalset_add(path, name, for_models, as_json) -> None:
 
     \b
     Example:
+      git model evalset add evalsets/support.jsonl
       git model evalset add evalsets/tickets.jsonl --for triage
-      git model evalset add evalsets/smoke.jsonl
     """
     from gitmodel import tracking
 
