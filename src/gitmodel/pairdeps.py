@@ -168,26 +168,43 @@ def migrated_lock(root: Path, pairs: list[tuple[str, str]], keys_of_stage: dict[
     return buf.getvalue()
 
 
-def lock_param_changes(root: Path, pairs: list[tuple[str, str]], keys_of_stage: dict, current: dict) -> dict:
+def lock_params(text: str, where) -> dict:
+    """stage name -> the params.yaml values its dvc.lock entry records, from dvc.lock's text."""
+    from ruamel.yaml import YAML, YAMLError
+
+    from gitmodel.errors import DvcError
+    from gitmodel.yamlio import describe
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        raise DvcError(f"{where}: not valid YAML: {describe(e)}", hint="`dvc repro` rewrites it") from None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    found = {}
+    for name, entry in (stages or {}).items() if isinstance(stages, dict) else ():
+        recorded = ((entry or {}).get("params") or {}).get(dvcyaml.PARAMS_FILE) if isinstance(entry, dict) else None
+        if isinstance(recorded, dict):
+            found[str(name)] = recorded
+    return found
+
+
+def lock_param_changes(recorded_by_stage: dict, pairs: list[tuple[str, str]], keys_of_stage: dict,
+                       current: dict) -> dict:
     """pair -> ``eval.evalsets.x: recorded {...}, now {...}`` for every params.yaml key whose value differs
     from what the pair's dvc.lock entry recorded (as ``dvc status`` reports it); pairs without an entry
-    are left out (nothing recorded, nothing to compare). ``current``: params.yaml, loaded."""
+    are left out (nothing recorded, nothing to compare). ``recorded_by_stage``: :func:`lock_params`;
+    ``current``: params.yaml's values. Pure."""
     import json
 
-    _, data = _load_lock(root, round_trip=False)
-    stages = (data or {}).get("stages") if isinstance(data, dict) else None
     found: dict = {}
-    if not isinstance(stages, dict):
-        return found
     for pair in pairs:
-        entry = stages.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage.get(pair)}")
-        recorded = ((entry or {}).get("params") or {}).get(dvcyaml.PARAMS_FILE) if isinstance(entry, dict) else None
+        recorded = recorded_by_stage.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage.get(pair)}")
         if not isinstance(recorded, dict):
             continue
         changes = []
         for key, old in recorded.items():
             node = current
-            for part in key.split("."):
+            for part in str(key).split("."):
                 node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
             if node is _MISSING or node != old:
                 now = "missing" if node is _MISSING else json.dumps(node, ensure_ascii=False, default=str)

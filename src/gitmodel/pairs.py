@@ -71,52 +71,53 @@ def without(pairs: list[Pair], model: str, evalset: str) -> list[Pair]:
 # ----------------------------------------------------------------------------- reading
 
 
-def declared(root: Path) -> list[Pair]:
-    """The pairs the workspace's dvc.yaml evaluates."""
-    return dvcyaml.declared_pairs(root)
+@dataclass
+class Declared:
+    """What a dvc.yaml says about pairing: its pairs (None: no eval stage of git-model's, so nothing
+    to filter by), each pair's foreach key, and the models of its artifacts."""
+
+    pairs: list[Pair] | None
+    keys: dict[Pair, str] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"pairs": None if self.pairs is None else [[m, e, self.keys.get((m, e))] for m, e in self.pairs],
+                "models": self.models}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Declared":
+        rows = doc.get("pairs")
+        return cls(None if rows is None else [(m, e) for m, e, _ in rows],
+                   {} if rows is None else {(m, e): k for m, e, k in rows if k is not None}, list(doc.get("models") or []))
 
 
-def stage_keys(root: Path) -> dict[Pair, str]:
-    """pair -> its foreach key (the stage is ``eval@<key>``) in the workspace's dvc.yaml."""
-    data = dvcyaml.load(root) or {}
-    stage = dvcyaml.eval_stage(data, Path(root) / dvcyaml.DVC_YAML, create=False)
+def summary(data, where) -> Declared:
+    """:class:`Declared` of a loaded dvc.yaml. Raises DvcError naming an entry that is not a pair."""
+    stage = dvcyaml.eval_stage(data, where, create=False)
+    artifacts = data.get("artifacts") if isinstance(data, dict) else None
+    models = sorted(n for n, entry in (artifacts or {}).items() if isinstance(n, str) and (
+        not isinstance(entry, dict) or entry.get("type", "model") == "model")) if isinstance(artifacts, dict) else []
     if stage is None:
-        return {}
+        return Declared(None, {}, models)
+    found = dvcyaml.pairs_of(stage, where)
     if dvcyaml.is_matrix(stage):
-        return {(m, e): f"{m}-{e}" for m, e in dvcyaml.pairs_of(stage, dvcyaml.DVC_YAML)}
-    found = {}
-    for key, item in (stage.get("foreach") or {}).items():
-        found.setdefault((item["model"], item["evalset"]), str(key))
-    return found
-
-
-def evalsets_of(declared: set[Pair] | list[Pair] | None, model: str) -> list[str] | None:
-    """The eval sets ``model`` is paired with (None: no pairing declared, so no rule applies)."""
-    return None if declared is None else sorted(e for m, e in declared if m == model)
-
-
-def declared_with_lock_changes(root: Path) -> tuple[list[Pair] | None, dict]:
-    """(the declared pairs, or None when dvc.yaml has no eval stage of git-model's; pair -> the params
-    changed since its dvc.lock entry was recorded), for ``status``."""
-    from gitmodel import pairdeps, params
-
-    data = dvcyaml.load(root)
-    stage = dvcyaml.eval_stage(data, Path(root) / dvcyaml.DVC_YAML, create=False) if data is not None else None
-    if stage is None:
-        return None, {}
-    found = dvcyaml.pairs_of(stage, dvcyaml.DVC_YAML)
-    return found, pairdeps.lock_param_changes(root, found, stage_keys(root), params.read(root))
+        keys = {(m, e): f"{m}-{e}" for m, e in found}
+    else:
+        keys = {}
+        for key, item in (stage.get("foreach") or {}).items():
+            keys.setdefault((item["model"], item["evalset"]), str(key))
+    return Declared(found, keys, models)
 
 
 class _Cache:
-    """Pairs parsed from a dvc.yaml's bytes, remembered by their hash in the state folder, so that
-    history commands (which read dvc.yaml at every release) do not import a YAML parser twice."""
+    """:class:`Declared` of a dvc.yaml's bytes, remembered by their hash in the state folder, so that
+    commands that read dvc.yaml at every release (log, diff), and `pairs`, parse each version once."""
 
     STATE_DIR = ".dvc/tmp/gitmodel"   # project.STATE_DIR; project imports DVC's side, this stays light
 
     def __init__(self, root: Path):
         dvc_dir = Path(root) / ".dvc"
-        self.path = Path(root) / self.STATE_DIR / "pairs-v1.json" if dvc_dir.is_dir() else None
+        self.path = Path(root) / self.STATE_DIR / "pairs-v2.json" if dvc_dir.is_dir() else None
         self.known: dict = {}
         self.dirty = False
         if self.path is not None:
@@ -125,13 +126,34 @@ class _Cache:
             except (OSError, ValueError):
                 self.known = {}
 
-    def pairs(self, data: bytes, where: str) -> set[Pair] | None:
+    def get(self, data: bytes, where: str, lenient: bool) -> Declared | None:
+        """None (only when ``lenient``) for a dvc.yaml that cannot be read."""
+        from gitmodel.errors import DvcError
+
         key = hashlib.sha1(data).hexdigest()
-        if key not in self.known:
-            self.known[key] = _parse_pairs(data, where)
+        try:
+            return Declared.from_json(self.known[key])
+        except (KeyError, TypeError, ValueError, AttributeError):   # not seen yet, or a damaged cache
+            try:
+                found = summary(dvcyaml.parse(data.decode("utf-8"), where), where)
+            except (DvcError, UnicodeDecodeError):
+                if not lenient:
+                    raise
+                return None   # a broken dvc.yaml at an old revision: its results are read as they are
+            self.known[key] = found.to_json()
             self.dirty = True
-        found = self.known[key]
-        return None if found is None else {tuple(p) for p in found}
+            return found
+
+    def lock(self, data: bytes, where: str) -> dict:
+        """:func:`pairdeps.lock_params` of dvc.lock's bytes."""
+        from gitmodel import pairdeps
+
+        key = "lock:" + hashlib.sha1(data).hexdigest()
+        if not isinstance(self.known.get(key), dict):
+            self.known[key] = json.loads(json.dumps(pairdeps.lock_params(data.decode("utf-8", "replace"), where),
+                                                    default=str))
+            self.dirty = True
+        return self.known[key]
 
     def save(self) -> None:
         if not self.dirty or self.path is None:
@@ -145,16 +167,55 @@ class _Cache:
             pass
 
 
-def _parse_pairs(data: bytes, where: str) -> list | None:
-    """The pairs a dvc.yaml declares, or None when it has no git-model eval stage (nothing to filter by)."""
-    from gitmodel.errors import DvcError
+def workspace(root: Path) -> Declared:
+    """:class:`Declared` of the workspace's dvc.yaml (raises DvcError when it cannot be read)."""
+    path = Path(root) / dvcyaml.DVC_YAML
+    if not path.is_file():
+        return Declared(None)
+    cache = _Cache(root)
+    found = cache.get(path.read_bytes(), str(path), lenient=False)
+    cache.save()
+    return found
 
-    try:
-        parsed = dvcyaml.parse(data.decode("utf-8"), where)
-        stage = dvcyaml.eval_stage(parsed, where, create=False)
-        return None if stage is None else [list(p) for p in dvcyaml.pairs_of(stage, where)]
-    except (DvcError, UnicodeDecodeError):
-        return None   # a broken dvc.yaml at an old revision: its results are read as they are
+
+def declared(root: Path) -> list[Pair]:
+    """The pairs the workspace's dvc.yaml evaluates."""
+    return workspace(root).pairs or []
+
+
+def stage_keys(root: Path) -> dict[Pair, str]:
+    """pair -> its foreach key (the stage is ``eval@<key>``) in the workspace's dvc.yaml."""
+    return workspace(root).keys
+
+
+def evalsets_of(declared: set[Pair] | list[Pair] | None, model: str) -> list[str] | None:
+    """The eval sets ``model`` is paired with (None: no pairing declared, so no rule applies)."""
+    return None if declared is None else sorted(e for m, e in declared if m == model)
+
+
+def lock_changes(root: Path, found: "Declared", current: dict) -> dict:
+    """pair -> the params.yaml keys whose values differ from what its dvc.lock entry records (what
+    ``dvc status`` reports as changed params); ``current``: params.yaml's values."""
+    from gitmodel import pairdeps
+
+    path = Path(root) / pairdeps.LOCK_FILE
+    if not path.is_file() or not found.pairs:
+        return {}
+    cache = _Cache(root)
+    recorded = cache.lock(path.read_bytes(), str(path))
+    cache.save()
+    return pairdeps.lock_param_changes(recorded, found.pairs, found.keys, current)
+
+
+def declared_with_lock_changes(root: Path) -> tuple[list[Pair] | None, dict]:
+    """(the declared pairs, or None when dvc.yaml has no eval stage of git-model's; pair -> the params
+    changed since its dvc.lock entry was recorded), for ``status``."""
+    from gitmodel import params
+
+    found = workspace(root)
+    if found.pairs is None:
+        return None, {}
+    return found.pairs, lock_changes(root, found, {"eval": params.eval_params(root)})
 
 
 def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[Pair] | None]:
@@ -178,8 +239,10 @@ def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[
     if None in commits:
         path = root / dvcyaml.DVC_YAML
         texts[None] = path.read_bytes() if path.is_file() else None
-    found = [None if texts[c] is None else cache.pairs(texts[c], f"{dvcyaml.DVC_YAML} at {c or 'workspace'}")
-             for c in commits]
+    found = []
+    for c in commits:
+        got = None if texts[c] is None else cache.get(texts[c], f"{dvcyaml.DVC_YAML} at {c or 'workspace'}", lenient=True)
+        found.append(None if got is None or got.pairs is None else set(got.pairs))
     cache.save()
     return found
 
@@ -197,8 +260,7 @@ def tracked_evalsets(root: Path, names) -> dict[str, bool]:
 
 def models_known(root: Path) -> list[str]:
     """The models a pair may name: the artifacts of dvc.yaml (each `git model add` writes one)."""
-    return sorted(n for n, entry in dvcyaml.artifacts(root).items()
-                  if isinstance(n, str) and (not isinstance(entry, dict) or entry.get("type", "model") == "model"))
+    return workspace(root).models
 
 
 def check_models(root: Path, names, known: list[str] | None = None) -> None:

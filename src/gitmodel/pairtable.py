@@ -74,7 +74,7 @@ def orphans(root: Path, declared: list[pairs.Pair]) -> list[Orphan]:
 
 def staleness(root: Path, declared: list[pairs.Pair]) -> dict[pairs.Pair, list[str]]:
     """pair -> why its workspace metrics are stale ([] when up to date); pairs without metrics left out."""
-    from gitmodel import jsonio, pairdeps, params, provenance, revisions, store
+    from gitmodel import jsonio, params, provenance, revisions, store
 
     root = Path(root)
     docs = {}
@@ -88,13 +88,16 @@ def staleness(root: Path, declared: list[pairs.Pair]) -> dict[pairs.Pair, list[s
     wanted = [p for pair, doc in docs.items() if isinstance(doc, dict) for p in provenance.tracked_paths(doc)]
     tracked = store.tracked_md5s(root, [None], wanted, lenient=True)[None]
     workspace = revisions.Revision(gitrepo.WORKSPACE, None)
-    from_lock = pairdeps.lock_param_changes(root, list(docs), pairs.stage_keys(root), params.read(root))
+    current = params.eval_params(root)
+    # params.yaml holds every key a pair depends on, so its values are the merged ones
+    from_lock = pairs.lock_changes(root, pairs.workspace(root), {"eval": current})
     found = {}
     for pair, doc in docs.items():
         if not isinstance(doc, dict):
             found[pair] = [f"not a readable git-model metrics file ({doc})"]
             continue
-        reasons = [str(r) for r in provenance.stale_at(root, workspace, doc, with_params=True, tracked=tracked)]
+        reasons = [str(r) for r in provenance.stale_at(root, workspace, doc, with_params=True, tracked=tracked,
+                                                                   eval_params=current)]
         changed = from_lock.get(pair)
         if changed:
             reasons.append("dvc.lock records other params: " + "; ".join(changed))
