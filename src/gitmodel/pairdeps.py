@@ -14,6 +14,7 @@ move re-runs nothing that was up to date.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from gitmodel import dvcyaml
@@ -103,7 +104,11 @@ def with_keys(root: Path, evalsets) -> str | None:
                                     hint=f"fix {where} in {dvcyaml.PARAMS_FILE}")
             node = child
         default = _default_of(key)
-        node[parts[-1]] = CommentedMap() if isinstance(default, dict) else default
+        if isinstance(default, dict):
+            fresh = CommentedMap()
+            fresh.update(copy.deepcopy(default))
+            default = fresh
+        node[parts[-1]] = copy.deepcopy(default)
     import io
 
     buf = io.StringIO()
@@ -125,7 +130,10 @@ def _load_lock(root: Path, round_trip: bool):
         return None, None
     yaml = YAML() if round_trip else YAML(typ="safe", pure=True)
     if round_trip:
-        yaml.indent(mapping=2, sequence=4, offset=2)
+        # as DVC writes dvc.lock (null as nothing), so that `dvc repro` leaves the migrated file as it is
+        yaml.indent(mapping=2, sequence=2, offset=0)
+        yaml.width = 4096
+        yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", ""))
     try:
         return yaml, yaml.load(path.read_text("utf-8"))
     except YAMLError as e:
@@ -169,7 +177,8 @@ def migrated_lock(root: Path, pairs: list[tuple[str, str]], keys_of_stage: dict[
 
 
 def lock_params(text: str, where) -> dict:
-    """stage name -> the params.yaml values its dvc.lock entry records, from dvc.lock's text."""
+    """stage name -> {"params": the params.yaml values its dvc.lock entry records, "outs": path -> md5},
+    from dvc.lock's text."""
     from ruamel.yaml import YAML, YAMLError
 
     from gitmodel.errors import DvcError
@@ -184,23 +193,30 @@ def lock_params(text: str, where) -> dict:
     for name, entry in (stages or {}).items() if isinstance(stages, dict) else ():
         recorded = ((entry or {}).get("params") or {}).get(dvcyaml.PARAMS_FILE) if isinstance(entry, dict) else None
         if isinstance(recorded, dict):
-            found[str(name)] = recorded
+            outs = {str(o.get("path")): o.get("md5") for o in entry.get("outs") or [] if isinstance(o, dict)}
+            found[str(name)] = {"params": recorded, "outs": outs}
     return found
 
 
 def lock_param_changes(recorded_by_stage: dict, pairs: list[tuple[str, str]], keys_of_stage: dict,
-                       current: dict) -> dict:
+                       current: dict, metrics_md5: dict | None = None) -> dict:
     """pair -> ``eval.evalsets.x: recorded {...}, now {...}`` for every params.yaml key whose value differs
     from what the pair's dvc.lock entry recorded (as ``dvc status`` reports it); pairs without an entry
-    are left out (nothing recorded, nothing to compare). ``recorded_by_stage``: :func:`lock_params`;
-    ``current``: params.yaml's values. Pure."""
+    are left out (nothing recorded, nothing to compare), and so are pairs whose metrics file is not the
+    one the entry records (``metrics_md5``: pair -> md5 of the workspace file): `git model eval` wrote
+    it since, with the params of now. ``recorded_by_stage``: :func:`lock_params`; ``current``:
+    params.yaml's values. Pure."""
     import json
 
     found: dict = {}
     for pair in pairs:
-        recorded = recorded_by_stage.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage.get(pair)}")
-        if not isinstance(recorded, dict):
+        entry = recorded_by_stage.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage.get(pair)}")
+        if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict):
             continue
+        made = (entry.get("outs") or {}).get(dvcyaml.metrics_path(*pair))
+        if metrics_md5 is not None and made is not None and metrics_md5.get(pair) != made:
+            continue
+        recorded = entry["params"]
         changes = []
         for key, old in recorded.items():
             node = current

@@ -80,12 +80,12 @@ class Declared:
     keys: dict[Pair, str] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def as_cached(self) -> dict:
         return {"pairs": None if self.pairs is None else [[m, e, self.keys.get((m, e))] for m, e in self.pairs],
                 "models": self.models}
 
     @classmethod
-    def from_json(cls, doc: dict) -> "Declared":
+    def from_cached(cls, doc: dict) -> "Declared":
         rows = doc.get("pairs")
         return cls(None if rows is None else [(m, e) for m, e, _ in rows],
                    {} if rows is None else {(m, e): k for m, e, k in rows if k is not None}, list(doc.get("models") or []))
@@ -117,7 +117,7 @@ class _Cache:
 
     def __init__(self, root: Path):
         dvc_dir = Path(root) / ".dvc"
-        self.path = Path(root) / self.STATE_DIR / "pairs-v2.json" if dvc_dir.is_dir() else None
+        self.path = Path(root) / self.STATE_DIR / "pairs-v3.json" if dvc_dir.is_dir() else None
         self.known: dict = {}
         self.dirty = False
         if self.path is not None:
@@ -132,7 +132,7 @@ class _Cache:
 
         key = hashlib.sha1(data).hexdigest()
         try:
-            return Declared.from_json(self.known[key])
+            return Declared.from_cached(self.known[key])
         except (KeyError, TypeError, ValueError, AttributeError):   # not seen yet, or a damaged cache
             try:
                 found = summary(dvcyaml.parse(data.decode("utf-8"), where), where)
@@ -140,7 +140,7 @@ class _Cache:
                 if not lenient:
                     raise
                 return None   # a broken dvc.yaml at an old revision: its results are read as they are
-            self.known[key] = found.to_json()
+            self.known[key] = found.as_cached()
             self.dirty = True
             return found
 
@@ -204,7 +204,20 @@ def lock_changes(root: Path, found: "Declared", current: dict) -> dict:
     cache = _Cache(root)
     recorded = cache.lock(path.read_bytes(), str(path))
     cache.save()
-    return pairdeps.lock_param_changes(recorded, found.pairs, found.keys, current)
+    made = {}
+    for pair in found.pairs:
+        metrics = Path(root) / dvcyaml.metrics_path(*pair)
+        if metrics.is_file():
+            made[pair] = hashlib.md5(metrics.read_bytes()).hexdigest()
+    return pairdeps.lock_param_changes(recorded, found.pairs, found.keys, current, made)
+
+
+def lock_reason(stale_reasons, changes: list[str] | None) -> list[str]:
+    """``dvc.lock records other params: ...`` for the ``changes`` (:func:`lock_changes` of a pair) whose key
+    the result's own stale reasons (provenance.StaleReason) do not already name; [] when none is left."""
+    said = {c.split(":", 1)[0] for r in stale_reasons for c in getattr(r, "changes", ())}
+    left = [c for c in changes or [] if c.split(":", 1)[0] not in said]
+    return ["dvc.lock records other params: " + "; ".join(left)] if left else []
 
 
 def declared_with_lock_changes(root: Path) -> tuple[list[Pair] | None, dict]:
@@ -318,14 +331,15 @@ class PairingWrite:
     params_yaml: str | None
 
 
-def write_plan(root: Path, data, new_pairs: list[Pair]) -> PairingWrite:
+def write_plan(root: Path, data, new_pairs: list[Pair], extra_evalsets=()) -> PairingWrite:
     """What to write so that dvc.yaml (``data``, loaded) evaluates ``new_pairs`` and params.yaml holds
-    every key they depend on. Nothing is written here."""
+    every key they depend on, and those of ``extra_evalsets`` (a tracked eval set has its section even
+    before a pair names it, so a pair declared by hand runs). Nothing is written here."""
     from gitmodel import pairdeps
 
     path = Path(root) / dvcyaml.DVC_YAML
     text = dvcyaml.dump(dvcyaml.with_pairs(data, new_pairs, path))
-    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs]))
+    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs] + list(extra_evalsets)))
 
 
 def apply(root: Path, plan: PairingWrite) -> list[Path]:

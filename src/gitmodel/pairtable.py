@@ -96,12 +96,8 @@ def staleness(root: Path, declared: list[pairs.Pair]) -> dict[pairs.Pair, list[s
         if not isinstance(doc, dict):
             found[pair] = [f"not a readable git-model metrics file ({doc})"]
             continue
-        reasons = [str(r) for r in provenance.stale_at(root, workspace, doc, with_params=True, tracked=tracked,
-                                                                   eval_params=current)]
-        changed = from_lock.get(pair)
-        if changed:
-            reasons.append("dvc.lock records other params: " + "; ".join(changed))
-        found[pair] = reasons
+        reasons = provenance.stale_at(root, workspace, doc, with_params=True, tracked=tracked, eval_params=current)
+        found[pair] = [str(r) for r in reasons] + pairs.lock_reason(reasons, from_lock.get(pair))
     return found
 
 
@@ -213,7 +209,7 @@ def prune(start: Path | None = None) -> PruneResult:
         if not paths:
             return PruneResult([])
         for code, path in gitrepo.status(root, paths):
-            what = "git does not hold it" if code == "??" else "it differs from what git holds"
+            what = "git does not hold" if code == "??" else "differ from what git holds"
             raise InvalidPath(f"{path}: orphaned metrics that {what}; not removed",
                               hint=f"commit it first (git add {path}), or move it away yourself")
         gitrepo.run_git(root, "rm", "-q", "--", *paths)

@@ -164,14 +164,14 @@ def init(start: Path | None = None) -> InitResult:
                 text = params_yaml.read_text("utf-8")
                 atomic_write(params_yaml, text.rstrip("\n") + ("\n\n" if text.strip() else "") + params.PARAMS_TEMPLATE)
                 result.created.append(params.PARAMS_FILE)
-            filled = pairdeps.with_keys(root, [e for _, e in declared])
+            from gitmodel import pairs
+
+            filled = pairdeps.with_keys(root, [e for _, e in declared] + pairs.tracked_names(root))
             if filled is not None:
                 atomic_write(params_yaml, filled)
                 if params.PARAMS_FILE not in result.created:
                     result.created.append(params.PARAMS_FILE)
             if was_matrix and dvc_lock.is_file():
-                from gitmodel import pairs
-
                 lock = pairdeps.migrated_lock(root, declared, pairs.stage_keys(root))
                 if lock is not None:
                     atomic_write(dvc_lock, lock)

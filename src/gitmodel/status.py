@@ -98,8 +98,7 @@ def _metrics_status(root: Path, model: str, declared: list | None = None,
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
         reasons = provenance.stale_at(root, revisions.Revision(gitrepo.WORKSPACE, None), doc, with_params=True)
-        reasons = [str(r) for r in reasons] + (["dvc.lock records other params: " + "; ".join(changed)]
-                                               if (changed := (lock_changes or {}).get((model, p.stem))) else [])
+        reasons = [str(r) for r in reasons] + pairs.lock_reason(reasons, (lock_changes or {}).get((model, p.stem)))
         reason = "; ".join(reasons) or None
         unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
         found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))

@@ -152,7 +152,7 @@ def add_evalset(user_path, *, name: str | None = None, for_models=(), start: Pat
     with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
         store.track(root, absolute)
         # after tracking: the params.yaml keys of a pair are checked against tracked eval sets
-        written = pairs.apply(root, pairs.write_plan(root, data, new_pairs))
+        written = pairs.apply(root, pairs.write_plan(root, data, new_pairs, extra_evalsets=[name]))
         tracked = store.tracked(root, absolute)
         staged = [p for p in (dvc_file, gitignore, *written) if p.exists()]
         gitrepo.stage(root, staged)

@@ -265,3 +265,24 @@ def test_unpairing_an_eval_set_a_models_gate_depends_on_is_refused(two_models):
     result = gm_ok("pairs", "remove", "y")
     assert "orphaned (kept until `git model pairs prune`): metrics/a/y.json" in result.stdout
     assert (repo / "metrics" / "a" / "y.json").is_file()
+
+
+def test_prune_refuses_an_orphan_git_does_not_hold_and_removes_nothing(two_models):
+    repo = two_models
+    (repo / "metrics" / "a").mkdir(parents=True)
+    (repo / "metrics" / "a" / "z.json").write_text("{}\n")       # a pair nobody declared, never committed
+    before, status = snapshot_tree(repo), status_porcelain(repo)
+    assert json.loads(gm_ok("pairs", "--json").stdout)["orphans"] == [
+        {"model": "a", "evalset": "z", "paths": ["metrics/a/z.json"]}]
+    result = gm("pairs", "prune")
+    assert result.exit_code == 3
+    assert result.stderr == ("Error: metrics/a/z.json: orphaned metrics that git does not hold; not removed\n"
+                             "  hint: commit it first (git add metrics/a/z.json), or move it away yourself\n")
+    assert snapshot_tree(repo) == before and status_porcelain(repo) == status
+
+
+def test_pairs_on_a_repository_without_pairs_says_how_to_add_one(gm_repo):
+    result = gm_ok("pairs")
+    assert result.stdout == ("No pairs: no model is evaluated on any eval set yet.\n"
+                             "  pair one: git model evalset add evalsets/<name>.jsonl --for <model>\n")
+    assert json.loads(gm_ok("pairs", "--json").stdout) == {"pairs": [], "orphans": []}

@@ -109,3 +109,7 @@ def test_lock_param_changes_are_what_dvc_status_reports():
     keys = {("a", "x"): "a-x", ("b", "z"): "b-z", ("c", "x"): "c-x"}
     assert pairdeps.lock_param_changes(recorded, list(keys), keys, current) == {
         ("a", "x"): ['eval.evalsets.x: recorded {}, now {"prompt": "p"}']}
+    # metrics written since the entry (by `git model eval`, with the params of now) are not its outputs
+    recorded["eval@a-x"]["outs"] = {"metrics/a/x.json": "0" * 32}
+    assert pairdeps.lock_param_changes(recorded, list(keys), keys, current, {("a", "x"): "1" * 32}) == {}
+    assert pairdeps.lock_param_changes(recorded, list(keys), keys, current, {("a", "x"): "0" * 32}) != {}
