@@ -126,6 +126,10 @@ class DvcError(GitModelError):
     pass
 
 
+class GatedEvalSet(GitModelError):
+    """Unpairing an eval set that a model's gate compares on."""
+
+
 class GitError(GitModelError):
     pass
 

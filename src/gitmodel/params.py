@@ -168,9 +168,8 @@ def eval_params(root: Path, evalset: str | None = None) -> dict:
         if unknown:
             raise InvalidParams(f"{path}: {where}.{unknown[0]} cannot be set per eval set",
                                 hint=f"per eval set: {', '.join(PER_EVALSET_KEYS)}")
-    if evalset is not None and overrides.get(evalset):
-        own = {k: v for k, v in merged.items() if k in PER_EVALSET_KEYS}
-        merged.update(_merge(own, overrides[evalset], f"eval.evalsets.{evalset}", path))
+    if evalset is not None:
+        merged = for_evalset(merged, evalset, path)
     _check_prompting(merged, path, evalset)
     if merged["n_threads"] < 0:
         raise InvalidParams(f"{path}: eval.n_threads must be 0 (every core) or more, got {merged['n_threads']}",
@@ -184,6 +183,15 @@ def eval_params(root: Path, evalset: str | None = None) -> dict:
         raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.openai.top_logprobs must be an integer of at least 1, "
                             f"got {k!r}", hint=f"fix eval.openai.top_logprobs in {PARAMS_FILE} (default: 20)")
     return merged
+
+
+def for_evalset(merged: dict, evalset: str, path: Path | str = PARAMS_FILE) -> dict:
+    """``merged`` (an ``eval_params`` result) with the eval set's own ``eval.evalsets.<name>`` over it."""
+    given = (merged.get("evalsets") or {}).get(evalset)
+    if not given:
+        return merged
+    own = {k: v for k, v in merged.items() if k in PER_EVALSET_KEYS}
+    return dict(merged, **_merge(own, given, f"eval.evalsets.{evalset}", Path(path)))
 
 
 def _check_prompting(merged: dict, path: Path, evalset: str | None) -> None:
