@@ -24,6 +24,8 @@ def set_eval(repo: Path, text: str) -> None:
     body = params.read_text()
     for block in re.split(r"\n(?=  \S)", text.rstrip("\n")):
         key = block.split(":")[0].strip()
+        for name in re.findall(r"^    (\S+):", block, flags=re.M):   # `evalset add` wrote `name: {}`
+            body = re.sub(rf"^    {re.escape(name)}: {{}}\n", "", body, flags=re.M)
         body, n = re.subn(rf"^  {key}:.*$", lambda _: block, body, count=1, flags=re.M)
         assert n == 1, key
     params.write_text(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -89,9 +90,9 @@ def gemma_repo(tmp_path_factory) -> Path:
         for name in ("reviews", "capitals", "people", "chat"):
             gm(repo, "evalset", "add", f"evalsets/{name}.jsonl")
         params = repo / "params.yaml"
-        text = params.read_text()
-        line = next(l for l in text.splitlines() if l.startswith("  evalsets: {}"))
-        params.write_text(text.replace(line, PARAMS.rstrip("\n")))
+        text = re.sub(r"^    (reviews|capitals|people|chat): \{\}\n", "", params.read_text(), flags=re.M)
+        text = re.sub(r"^  evalsets:.*$", lambda _: PARAMS.rstrip("\n"), text, count=1, flags=re.M)
+        params.write_text(text)
         for name in ("reviews", "capitals", "people", "chat"):
             gm(repo, "eval", "gemma", "--evalset", name)
         git(repo, "add", "-A")
