@@ -62,13 +62,15 @@ class PromoteResult:
     accepted_risk: str | None = None
     refused: bool = False          # the gate failed and no --accept-risk: nothing was written
     unchanged: bool = False        # the version already holds the stage (with this fraction)
+    canary_ended: list[str] = field(default_factory=list)   # a canary that graduated to prod: its unassignments
     message: str | None = None
 
     def to_dict(self) -> dict:
         return {"model": self.model, "version": self.version, "stage": self.stage, "tag": self.tag,
                 "counter": self.counter, "commit": self.commit, "fraction": self.fraction,
                 "gate": self.gate.to_dict() if self.gate else None, "accepted_risk": self.accepted_risk,
-                "refused": self.refused, "unchanged": self.unchanged, "message": self.message}
+                "refused": self.refused, "unchanged": self.unchanged, "canary_ended": list(self.canary_ended),
+                "message": self.message}
 
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,
@@ -126,6 +128,11 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
             result.unchanged, result.tag, result.counter = True, current.tag, current.counter
             return result
         written = reg.assign(model, stage, release, who, trailers)
+        canary = reg.holder(model, CANARY)
+        if stage == PROD and canary is not None and canary.version == release.version:
+            # the canary graduated: its assignment would otherwise outlive it and come back to life
+            # (traffic included) as soon as prod moves to another version, e.g. on a rollback
+            result.canary_ended = withdraw(reg, model, CANARY, who, {"Message": f"promoted to prod ({written.tag})"})[0]
     result.tag, result.counter, result.message = written.tag, written.counter, written.message
     return result
 
@@ -165,7 +172,7 @@ def end(model: str, stage: str, *, message: str | None = None, wait: float = 0.0
     """Withdraw ``stage``: GTO's unassignment tag ``MODEL#STAGE!#N`` for the version holding it.
 
     By GTO's rule an unassignment hands the stage back to the version that held it before, whose
-    assignment still stands (a canary promoted to prod keeps its canary tag): those are withdrawn too,
+    assignment still stands (a canary replaced by another, or tags gto wrote): those are withdrawn too,
     newest first, so that `gto show`, `status` and the server all see the stage empty. Ending prod is
     refused: roll back or promote instead."""
     root = project.open_root(start)
@@ -180,13 +187,24 @@ def end(model: str, stage: str, *, message: str | None = None, wait: float = 0.0
         holder = reg.holder(model, stage)
         check_end(model, stage, holder)
         result = EndResult(model, stage, str(holder.version), commit=holder.commit)
-        for _ in range(len(reg.stage_history(model, stage))):
-            if holder is None or holder.version is None:
-                break
-            written = reg.unassign(model, stage, reg.release(model, holder.version), who, trailers)
-            result.tags.append(written.tag)
-            result.ended.append(str(holder.version))
-            result.message = result.message or written.message
-            holder = reg.holder(model, stage)
-        result.now = holder.tag if holder is not None else None
+        result.tags, result.ended, result.message, after = withdraw(reg, model, stage, who, trailers)
+        result.now = after.tag if after is not None else None
     return result
+
+
+def withdraw(reg: registry_mod.Registry, model: str, stage: str, by: str, trailers: dict) \
+        -> tuple[list[str], list[str], str | None, registry_mod.StageEvent | None]:
+    """Unassign ``stage`` from its holder, then from each version GTO would hand it back to, until
+    nothing holds it (or a holder without a release does). Under the registry's write lock.
+    Returns (tags written, versions withdrawn, the first tag's message, what still holds it)."""
+    tags, versions, message = [], [], None
+    holder = reg.holder(model, stage)
+    for _ in range(len(reg.stage_history(model, stage))):
+        if holder is None or holder.version is None:
+            break
+        written = reg.unassign(model, stage, reg.release(model, holder.version), by, trailers)
+        tags.append(written.tag)
+        versions.append(str(holder.version))
+        message = message or written.message
+        holder = reg.holder(model, stage)
+    return tags, versions, message, holder

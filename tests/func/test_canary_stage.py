@@ -75,17 +75,26 @@ def test_end_writes_the_unassignment_gto_reads_as_an_empty_stage(released):
 
 
 def test_end_also_withdraws_an_older_assignment_gto_would_hand_the_stage_back_to(released):
-    """v1.2.0 went canary -> prod (its canary tag stands), then v1.10.0 took canary: ending canary must not
-    give it back to v1.2.0."""
-    gm_ok("promote", MODEL, V1, "--stage", "prod")
+    """v1.0.0 took canary, then v1.2.0 did over it (v1.0.0's tag stands): ending canary must not give it
+    back to v1.0.0."""
+    gm_ok("promote", MODEL, V1, "--stage", "canary", "--fraction", "0.1")
     gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.1")
-    gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "watched closely")
     result = gm_ok("end", MODEL, "--stage", "canary", "--json")
     doc = json.loads(result.stdout)
-    assert doc["tags"] == ["sentiment#canary!#5", "sentiment#canary!#6"]
-    assert doc["ended"] == [V3, V2] and doc["now"] is None
+    assert doc["tags"] == ["sentiment#canary!#3", "sentiment#canary!#4"]
+    assert doc["ended"] == [V2, V1] and doc["now"] is None
+    assert gto_stages(released) == {}
+
+
+def test_a_canary_promoted_to_prod_leaves_canary_so_a_rollback_does_not_revive_it(released):
+    gm_ok("promote", MODEL, V1, "--stage", "prod")
+    gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.1")
+    result = gm_ok("promote", MODEL, V2, "--stage", "prod")
+    assert f"  canary:   ended (sentiment#canary!#4): {V2} graduated to prod" in result.stdout.splitlines()
+    assert trailers(tag_message(released, "sentiment#canary!#4"))["Message"] == "promoted to prod (sentiment#prod#3)"
     assert gto_stages(released) == {"prod": V2}
+    gm_ok("rollback", MODEL)
+    assert gto_stages(released) == {"prod": V1}
 
 
 def test_end_of_prod_is_refused(released):

@@ -48,6 +48,8 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     with the gate's report) when it fails, unless --accept-risk gives a
     rationale; so does promotion to canary, which serves real traffic. A
     canary above 0.5 of traffic is a cut-over and needs --accept-risk too.
+    A canary promoted to prod leaves canary (an unassignment tag), so that a
+    later rollback does not send it traffic again.
     The first promotion to prod has no holder to beat. For other stages the
     gate runs too, when there is a prod version, and its result is recorded
     without blocking. A running `git model serve` follows the new tag
@@ -92,7 +94,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
         click.echo(f"  gate:     {result.gate.summary}")
     if result.accepted_risk:
         click.echo(f"  accepted risk: {result.accepted_risk}")
-    click.echo(f"Share it: git push origin {result.tag}")
+    if result.canary_ended:
+        click.echo(f"  canary:   ended ({', '.join(result.canary_ended)}): {result.version} graduated to prod")
+    click.echo(f"Share it: git push origin {' '.join([result.tag, *result.canary_ended])}")
 
 
 @cli.command()
@@ -106,8 +110,8 @@ def end(model, stage, message, wait, as_json) -> None:
 
     After it, `gto show`, `git model status` and `git model serve` see the
     stage empty: a canary ended this way gets no more traffic. A version that
-    held the stage before and still has its assignment (a canary since
-    promoted to prod) is withdrawn from it too, so the stage is really empty.
+    held the stage before and still has its assignment (a canary replaced by
+    another) is withdrawn from it too, so the stage is really empty.
     Ending prod is refused: roll back or promote another version instead.
 
     \b
