@@ -246,7 +246,12 @@ def serve(model: str, options: Options, on_ready=None, start: Path | None = None
 
     The stage holders are loaded before requests are taken; ``on_ready(deployment, url)`` is called
     then. Returns the routes served last."""
-    import uvicorn
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise GitModelError(f"`git model serve` needs Starlette and uvicorn: {e}",
+                            hint="pip install 'git-model[serve]'") from None
 
     from gitmodel import known
     from gitmodel import registry as registry_mod

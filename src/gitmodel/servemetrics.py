@@ -69,7 +69,7 @@ class Metrics:
                 labels = _labels(model=m, version=version, stage=stage)
                 lines.append(f"gitmodel_request_latency_seconds_sum{labels} {self._sums[(version, stage)]:.6f}")
                 lines.append(f"gitmodel_request_latency_seconds_count{labels} {total}")
-        lines += ["# HELP gitmodel_serving The versions serving now (1), with the share of traffic each takes.",
+        lines += ["# HELP gitmodel_serving The versions serving now, each valued by the share of traffic it takes.",
                   "# TYPE gitmodel_serving gauge"]
         for arm in routes.arms():
             share = routes.fraction if arm.stage == "canary" else 1.0 - (routes.fraction if routes.canary else 0.0)
