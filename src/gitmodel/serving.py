@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, project, prodlog, store
+from gitmodel import dvcyaml, gitrepo, project, prodlog, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError
 from gitmodel.registry import CANARY, PROD
@@ -101,6 +101,24 @@ def _arm(stage: str, event: registry_mod.StageEvent | None, md5_of) -> Arm | Non
     return Arm(stage, version, md5, event.tag)
 
 
+def tag_fingerprint(common_dir: Path) -> tuple | None:
+    """What changes whenever a tag is written or deleted: the file times of ``refs/tags`` (a folder per
+    ``/`` in a name) and of ``packed-refs``. A poll that finds it unchanged costs a few ``stat`` calls,
+    not a git process (which, several times a second on a small machine, would slow the answers). None
+    when tags are not kept as files (reftable): then every poll reads them."""
+    if (common_dir / "reftable").exists():
+        return None
+    marks = []
+    tags = common_dir / "refs" / "tags"
+    for folder in [tags, *(p for p in tags.rglob("*") if p.is_dir())] if tags.is_dir() else []:
+        marks.append((str(folder), folder.stat().st_mtime_ns))
+    packed = common_dir / "packed-refs"
+    if packed.exists():
+        st = packed.stat()
+        marks.append(("packed-refs", st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(marks)
+
+
 @dataclass
 class Status:
     """What ``/health`` says."""
@@ -130,6 +148,9 @@ class Deployment:
         self._failed: dict[str, str] = {}      # md5 -> why it could not be loaded (not retried until SIGHUP)
         self._rng = random.Random(seed)
         self.status = Status(model, self._routes)
+        common = gitrepo.run_git(self.root, "rev-parse", "--git-common-dir").decode().strip()
+        self._git_dir = (self.root / common).resolve()
+        self._seen: tuple | None = None        # the tag fingerprint the routes were planned on
 
     # -- what requests use ------------------------------------------------------------------------
 
@@ -164,6 +185,9 @@ class Deployment:
         with self._refreshing:
             if retry_failed:
                 self._failed.clear()
+            seen = tag_fingerprint(self._git_dir)
+            if seen is not None and seen == self._seen and not retry_failed:
+                return False
             try:
                 wanted = self._plan()
             except GitModelError as e:
@@ -171,6 +195,9 @@ class Deployment:
                 log.error("cannot read the stage tags of %s: %s", self.model, e.message)
                 return False
             self.status.problems.pop("registry", None)
+            # a tag written within the file system's time granularity of this read could leave the
+            # same times behind: a fingerprint is trusted only once it is a second old
+            self._seen = seen if seen and max(m[1] for m in seen) < time.time_ns() - 1_000_000_000 else None
             current = self._routes
             prod = self._ready(wanted.prod, current.prod)
             canary = self._ready(wanted.canary, current.canary) if wanted.canary else None
