@@ -282,3 +282,22 @@ def test_serving_an_unknown_model_is_an_error(released):
     assert result.exit_code == 3
     assert result.stderr.splitlines()[0].startswith("Error: unknown model 'sentimnet': did you mean")
     assert git(released, "status", "--porcelain") == ""
+
+
+def test_git_model_drift_reads_the_log_the_server_wrote(released, demo_dir, tmp_path):
+    """The monitors read the server's log as it is: every line a record, and `git model drift` (where
+    it is built) takes the folder."""
+    from gitmodel.cli import cli
+
+    gm_ok("promote", MODEL, V2, "--stage", "prod")
+    with Server(released, MODEL, log_dir=tmp_path / "logs") as server:
+        client = server.client()
+        for prompt in inputs(demo_dir, 120):
+            assert client.chat(prompt).status == 200
+    stats = prodlog.ReadStats()
+    assert len(list(prodlog.read([tmp_path / "logs"], model=MODEL, stats=stats))) == 120
+    assert stats.malformed == 0
+    if "drift" not in cli.commands:
+        pytest.skip("`git model drift` is not in this build")
+    result = gm_ok("drift", MODEL, "--log", str(tmp_path / "logs"), "--json")
+    assert json.loads(result.stdout)
