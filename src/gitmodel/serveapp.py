@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmodel import prodlog, serverequests, servemetrics, serving
@@ -35,11 +35,8 @@ class Options:
     log_dir: Path | None = None
     poll: float = 5.0
     api_key_env: str | None = None
-    limits: Limits = None       # type: ignore[assignment]
+    limits: Limits = field(default_factory=Limits)
     cache_folder: Path | None = None
-
-    def __post_init__(self):
-        self.limits = self.limits or Limits()
 
 
 class App:
