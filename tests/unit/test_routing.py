@@ -103,3 +103,44 @@ def test_metrics_are_prometheus_text_with_a_cumulative_histogram():
     assert 'gitmodel_serving{model="m",version="v1.1.0",stage="canary"} 0.1' in lines
     assert 'gitmodel_serving{model="m",version="v1.0.0",stage="prod"} 0.9' in lines
     assert text.endswith("\n")
+
+
+def test_the_listening_socket_lets_asyncio_turn_nagle_off_on_each_connection():
+    """Regression: a socket made with protocol 0 kept Nagle's algorithm on (asyncio sets TCP_NODELAY only
+    when the protocol says TCP), and every response waited ~40 ms for the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from gitmodel import serveapp
+
+    async def main() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        async def handle(reader, writer):
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listening = serveapp.listen("127.0.0.1", 0)
+        server = await asyncio.start_server(handle, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            nodelay = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(main()) != 0
+
+
+def test_a_port_in_use_is_an_error_that_names_it():
+    from gitmodel import serveapp
+    from gitmodel.errors import GitModelError
+
+    held = serveapp.listen("127.0.0.1", 0)
+    port = held.getsockname()[1]
+    try:
+        with pytest.raises(GitModelError) as e:
+            serveapp.listen("127.0.0.1", port)
+        assert e.value.message.startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    finally:
+        held.close()
