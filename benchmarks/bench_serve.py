@@ -13,8 +13,10 @@ temperature 0) from ``--clients`` concurrent keep-alive clients on 127.0.0.1 to,
 * ``ours --log, switch``: the same while, halfway through, ``git model promote ... v1.1.0 --stage prod``
   moves prod to the v2 weights (the server polls the tags every 0.2 s).
 
-Each contender runs in its own server process, started before and stopped after its run; rounds
-alternate the contenders so that a noisy machine slows them alike. Printed: errors, p50 / p95
+Each contender runs in its own server process, started before and stopped after its run; each round
+starts with another contender, so that a noisy machine slows them alike. The log's own cost is also
+timed alone (``make_record`` + ``LogWriter.write`` of 20,000 lines), as a share of our time per request:
+on a shared machine the end-to-end difference between two runs is mostly noise. Printed: errors, p50 / p95
 latency and throughput (medians over rounds), and the ratios against the goals: zero errors, our p50
 and p95 within 1.2x of llama_cpp.server's, the log costing under 5 % of throughput, no failed request
 across the switch. This script prints (it is a script, not the library).
@@ -172,6 +174,19 @@ def load(port: int, prompts: list[str], requests: int, clients: int, halfway=Non
             "first_errors": errors[:3]}
 
 
+def line_cost(folder: Path, n: int = 20000) -> float:
+    """Seconds per production log line, written alone: the log's own cost, apart from the machine's noise."""
+    from gitmodel import prodlog
+
+    with prodlog.LogWriter(folder, MODEL) as writer:
+        started = time.perf_counter()
+        for i in range(n):
+            writer.write(prodlog.make_record(model=MODEL, version="v1.0.0", stage="prod", input=f"review {i}",
+                                             output=" positive", label="positive", output_tokens=1,
+                                             latency_ms=1.5, status=200, user="0123456789abcdef"))
+        return (time.perf_counter() - started) / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -201,8 +216,7 @@ def main() -> None:
             finally:
                 server.stop()
 
-        switch_back = [False]
-        for round_ in range(args.rounds):
+        def llama_server() -> None:
             port = free_port()
             theirs = Process([sys.executable, "-m", "llama_cpp.server", "--model", str(checkpoint), "--port",
                               str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
@@ -212,8 +226,14 @@ def main() -> None:
                                                                        args.clients))
             finally:
                 theirs.stop()
-            ours("ours", [])
-            ours("ours --log", ["--log", str(base / "logs")])
+
+        switch_back = [False]
+        contenders = [llama_server, lambda: ours("ours", []),
+                      lambda: ours("ours --log", ["--log", str(base / "logs")])]
+        for round_ in range(args.rounds):
+            # each round starts with another contender: a machine that slows down over a round slows all alike
+            for run in contenders[round_ % 3:] + contenders[:round_ % 3]:
+                run()
             ours("ours --log, switch", ["--log", str(base / "logs")], switch=True)
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
 
@@ -240,7 +260,9 @@ def main() -> None:
                 if r["first_errors"]:
                     print(f"{name}: first errors {r['first_errors']}")
         lines = sum(1 for f in (base / "logs").iterdir() for _ in f.open())
-        print(f"production log: {lines} lines written")
+        print(f"production log: {lines} lines written; one line alone (make_record + LogWriter.write) costs "
+              f"{line_cost(base / 'cost') * 1e6:.1f} us, {line_cost(base / 'cost') * median('ours', 'rps'):.1%} "
+              "of our time per request")
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -110,12 +110,29 @@ class App:
             return self._refused(ApiError(503, f"no version of '{self.model}' holds prod: nothing to serve",
                                           type="server_error", code="model_unavailable"), started)
         arm, loaded = held
+        # the answer and its log line in one worker thread: a write that waits on the disk (an append to
+        # a page under writeback) holds up this request only, never the event loop and every request
+        status, body, error, latency_ms = await run_in_threadpool(self._answer, arm, loaded, parsed, user_key,
+                                                                   started)
+        self.metrics.observe(arm.version, arm.stage, status, latency_ms / 1000.0)
+        headers = self._headers(arm)
+        if error is not None:
+            return self._json(error.body(), status, headers)
+        if parsed.stream:
+            from starlette.responses import StreamingResponse
+
+            return StreamingResponse(iter(serverequests.stream_chunks(body)), media_type="text/event-stream",
+                                     headers=headers)
+        return self._json(body, 200, headers)
+
+    def _answer(self, arm: serving.Arm, loaded, parsed, user_key: str | None, started: float):
+        """(status, body, error, latency ms) of one request on ``loaded``, which it checks back in; its line
+        is in the production log before it returns."""
         defaults = loaded.settings
         text, status, error, body = "", 200, None, None
         try:
-            done = await run_in_threadpool(
-                loaded.complete, parsed.prompt,
-                max_tokens=parsed.max_tokens or defaults.max_tokens,
+            done = loaded.complete(
+                parsed.prompt, max_tokens=parsed.max_tokens or defaults.max_tokens,
                 temperature=defaults.temperature if parsed.temperature is None else parsed.temperature,
                 seed=defaults.seed if parsed.seed is None else parsed.seed, stop=parsed.stop)
             text = done.text
@@ -132,22 +149,12 @@ class App:
         finally:
             self.deployment.checkin(loaded)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        record_id = body["id"] if body else None
         self._log(prodlog.make_record(
-            id=record_id, model=self.model, version=arm.version, stage=arm.stage, input=parsed.input,
-            output=text, label=loaded.label_of(text) if status == 200 else None,
+            id=body["id"] if body else None, model=self.model, version=arm.version, stage=arm.stage,
+            input=parsed.input, output=text, label=loaded.label_of(text) if status == 200 else None,
             output_tokens=body["usage"]["completion_tokens"] if body else None, latency_ms=latency_ms,
             status=status, user=user_key))
-        self.metrics.observe(arm.version, arm.stage, status, latency_ms / 1000.0)
-        headers = self._headers(arm)
-        if error is not None:
-            return self._json(error.body(), status, headers)
-        if parsed.stream:
-            from starlette.responses import StreamingResponse
-
-            return StreamingResponse(iter(serverequests.stream_chunks(body)), media_type="text/event-stream",
-                                     headers=headers)
-        return self._json(body, 200, headers)
+        return status, body, error, latency_ms
 
     # -- helpers ---------------------------------------------------------------------------------
 

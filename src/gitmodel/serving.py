@@ -229,8 +229,9 @@ class Deployment:
         try:
             path = materialise(self.root, arm.md5, self.cache_folder)
             loaded = LoadedModel.load(path, arm.md5, self._settings(arm))
-        except GitModelError as e:
-            why = f"{self.model}@{arm.version} ({arm.stage}, md5 {arm.md5}) could not be loaded: {e.message}"
+        except (GitModelError, OSError) as e:     # OSError: the cache folder's disk, say, is full
+            reason = e.message if isinstance(e, GitModelError) else str(e)
+            why = f"{self.model}@{arm.version} ({arm.stage}, md5 {arm.md5}) could not be loaded: {reason}"
             self._failed[arm.md5] = why
             self.status.problems[arm.md5] = why
             log.error("%s; %s", why, f"still serving {fallback.version}" if fallback else "not serving it")
