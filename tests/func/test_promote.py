@@ -255,7 +255,7 @@ def test_gto_deprecate_of_the_prod_holder_hands_prod_back_to_the_previous_holder
     nothing) and refuses it."""
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "watched closely")
     _after_the_last_tag(released)
     run(released, tool("gto"), "deprecate", MODEL, V2, "prod")
     assert tags(released, "sentiment#prod!*") == ["sentiment#prod!#4"]

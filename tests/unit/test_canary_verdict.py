@@ -78,7 +78,7 @@ def test_split_keeps_the_two_arms_since_the_canary_was_assigned():
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"min_hour": 2}, "params.yaml: canary.min_hour is not a canary setting: did you mean 'min_hours'?"),
+    ({"min_hour": 2}, "params.yaml: canary.min_hour is not a canary setting: did you mean 'min_hours' or 'min_requests'?"),
     ({"min_hours": "a day"}, "params.yaml: canary.min_hours must be a number >= 0, got 'a day'"),
     ({"psi_alert": -1}, "params.yaml: canary.psi_alert must be a number >= 0, got -1"),
     ([1, 2], "params.yaml: canary must be a mapping of min_hours, min_requests, psi_watch, psi_alert, error_margin"),
