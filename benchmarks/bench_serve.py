@@ -253,8 +253,12 @@ def main() -> None:
         switched = results["ours --log, switch"]
         print(f"ours / llama_cpp.server: p50 {p50:.2f}x, p95 {p95:.2f}x (goal <= 1.2x)")
         print(f"the production log costs {cost:.1%} of throughput (goal < 5 %)")
-        print(f"across the switch: {sum(r['errors'] for r in switched)} failed requests (goal 0); versions served: "
-              f"{switched[-1]['versions']}")
+        served: dict = {}
+        for r in switched:
+            for version, n in r["versions"].items():
+                served[version] = served.get(version, 0) + n
+        print(f"across the switch: {sum(r['errors'] for r in switched)} failed requests (goal 0); versions served "
+              f"over the rounds: {served} (the promotion runs the gate, so on a busy machine a round may end first)")
         for name in results:
             for r in results[name]:
                 if r["first_errors"]:
