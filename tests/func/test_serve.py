@@ -100,7 +100,7 @@ def test_a_canary_at_0_1_takes_a_tenth_of_traffic_and_sticky_users_stay_put(rele
     assert set(stages) == {(V1, "prod"), (V2, "canary")}
 
 
-def test_the_server_follows_promotion_rollback_and_end_with_no_failed_request(released, tmp_path):
+def test_the_server_follows_canary_end_promotion_and_rollback_with_no_failed_request(released, tmp_path):
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     with Server(released, MODEL, log_dir=tmp_path / "logs", poll=0.1) as server:
         answers: list[tuple[int, str, str]] = []
@@ -121,6 +121,9 @@ def test_the_server_follows_promotion_rollback_and_end_with_no_failed_request(re
             wait_for(serving(V1))
             gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.5")
             wait_for(lambda: any(a[1:] == (V2, "canary") for a in answers[-20:]))
+            gm_ok("end", MODEL, "--stage", "canary")
+            mark = len(answers)
+            wait_for(lambda: len(answers) > mark + 20 and all(a[1:] == (V1, "prod") for a in answers[-20:]))
             gm_ok("promote", MODEL, V2, "--stage", "prod")
             wait_for(lambda: all(a[1:] == (V2, "prod") for a in answers[-10:]) and len(answers) > 10)
             gm_ok("rollback", MODEL)
