@@ -94,7 +94,11 @@ run git model promote sentiment v1.2.0 --stage canary --fraction 0.1
 echo "(exit code $?: refused; the server never sends it a request)"
 set -e
 
-step "11. The team accepts v3's tradeoffs in params.yaml (reviewed like code): it passes the gate and goes canary"
+step "11. What did v3 break, and what changed inside it? One review across releases; the two checkpoints tensor by tensor"
+run git model blame sentiment r0147
+run git model weights-diff sentiment@v1.1.0 sentiment@v1.2.0
+
+step "12. The team accepts v3's tradeoffs in params.yaml (reviewed like code): it passes the gate and goes canary"
 python - <<'PY'
 import re
 path = "params.yaml"
@@ -108,7 +112,7 @@ git commit -q -am "gate: accept v3's tradeoffs (negated reviews are rare for us)
 run git model gate sentiment --candidate sentiment@v1.2.0
 run git model promote sentiment v1.2.0 --stage canary --fraction 0.2
 
-step "12. Live traffic is heavy on negated complaints, where v3 goes wrong: canary-check ends the canary"
+step "13. Live traffic is heavy on negated complaints, where v3 goes wrong: canary-check ends the canary"
 sleep 2
 echo "\$ python scripts/demo_traffic.py $URL evalsets/sentiment.jsonl --requests 600 --negated 0.9 --seed 1"
 python "$ROOT/scripts/demo_traffic.py" "$URL" evalsets/sentiment.jsonl --requests 600 --negated 0.9 --seed 1
@@ -126,7 +130,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 trap - EXIT
 echo "(server stopped; the production log is in $SCRATCH/logs)"
 
-step "13. The history, and what it looks like"
+step "14. The history, and what it looks like"
 run git model log sentiment
 run git model status
 run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.html"
@@ -134,7 +138,7 @@ if python -c "import vl_convert" 2>/dev/null; then
   run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.png"
 fi
 
-step "14. Reproducibility, and the other tools still read our registry"
+step "15. Reproducibility, and the other tools still read our registry"
 run git model verify sentiment
 run gto show
 

@@ -10,5 +10,6 @@ from gitmodel.cli import stages  # noqa: F401  (promote, end, rollback, status)
 from gitmodel.cli import history  # noqa: F401  (release, log, show, plot)
 from gitmodel.cli import diff, gate  # noqa: F401  (diff, gate)
 from gitmodel.cli import serving  # noqa: F401  (serve, canary-check)
+from gitmodel.cli import forensics  # noqa: F401  (blame, bisect, weights-diff)
 
 __all__ = ["cli", "main"]
