@@ -64,13 +64,16 @@ def init(ci: str | None, as_json: bool) -> None:
               help="A YAML file of training hyperparameters (--param values override it).")
 @click.option("--base-model", help="The model this checkpoint was fine-tuned from, e.g. llama-3.2-1b.")
 @click.option("--training-duration", metavar="DURATION", help="How long training took: 3h, 45m, 5400s or 1h30m.")
+@click.option("--trained-at", metavar="TIME", help="When training ended (ISO 8601; default: now, or the time "
+                                                   "recorded for the same weights).")
 @json_option
-def add(path, name, dataset, param_pairs, params_file, base_model, training_duration, as_json) -> None:
+def add(path, name, dataset, param_pairs, params_file, base_model, training_duration, trained_at, as_json) -> None:
     """Track a GGUF checkpoint with DVC, with its lineage.
 
     The file is checked as GGUF by git-model's own bounds-checked reader
     before anything else touches it. It must live at models/<name>.gguf.
-    Lineage (dataset, hyperparameters, base model, training duration) and the
+    Lineage (dataset with its size, hyperparameters, base model, training
+    duration, when training ended) and the
     GGUF header's architecture, size, quantization and context length go into
     the `meta:` of its .dvc file and its artifact in dvc.yaml. Adding a
     changed file again updates both.
@@ -84,7 +87,7 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
 
     result = tracking.add_model(path, name=name, dataset=dataset, param_pairs=param_pairs,
                                 params_file=params_file, base_model=base_model,
-                                training_duration=training_duration)
+                                training_duration=training_duration, trained_at=trained_at)
     if as_json:
         emit_json(result.to_dict())
         return
