@@ -211,7 +211,7 @@ def _empty_reason(model: str, stats: prodlog.ReadStats, version, since, until) -
 def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, baseline_logs: Sequence[str] = (),
           version: str | None = None, since: datetime | None = None, until: datetime | None = None,
           profile_files: Sequence[str] = (), save_profile: str | None = None, strict: bool = False,
-          fail_on: str = "alert", start: Path | None = None) -> DriftResult:
+          fail_on: str = "alert", start: Path | None = None, record: bool = True) -> DriftResult:
     """PSI per signal of the window (logs and / or saved profiles) against the baseline."""
     root = project.open_root(start)
     _check_window(since, until)
@@ -253,7 +253,8 @@ def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, 
 
         atomic_write(target, profiles.dumps(current))
         result.saved_profile = str(save_profile)
-    record_run(root, model, "drift", result.verdict)
+    if record:
+        record_run(root, model, "drift", result.verdict)
     return result
 
 

@@ -43,6 +43,8 @@ class ModelStatus:
     releases: list[str] = field(default_factory=list)   # releases whose weights are the workspace's
     stages: list[HolderStatus] = field(default_factory=list)
     metrics: list[MetricsStatus] = field(default_factory=list)
+    tier: dict = field(default_factory=dict)           # params.tier: risk, accuracy_drop, schedule
+    monitor: dict = field(default_factory=dict)        # command -> {"at", "verdict"}: when the monitors last ran here
 
     @property
     def release(self) -> str | None:
@@ -68,6 +70,7 @@ class ModelStatus:
                                  "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
                          "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
+            "tier": self.tier, "monitor": self.monitor,
         }
 
 
@@ -117,6 +120,9 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                               hint="track one with `git model add models/<name>.gguf`")
         names = [model]
     hashes = project.hash_cache(root)
+    from gitmodel import monitoring, params
+
+    runs = monitoring.last_runs(root)
     statuses = []
     with gitrepo.ObjectReader(root) as reader:
         for name in names:
@@ -139,5 +145,7 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
             st.metrics = _metrics_status(root, name)
+            st.tier = params.tier(root, name)
+            st.monitor = runs.get(name) if isinstance(runs.get(name), dict) else {}
             statuses.append(st)
     return statuses

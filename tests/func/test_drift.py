@@ -11,21 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import snapshot_tree
+from tests.func.monitorkit import demo_logs  # noqa: F401  (a fixture)
 from tests.func.stagekit import gm
 
 V2 = "sentiment@v1.2.0"
-
-
-@pytest.fixture(scope="session")
-def demo_logs(tmp_path_factory, demo_dir) -> dict[str, Path]:
-    """Folders of day files: v2 on eval-like traffic, v2 on shifted traffic, v3 on eval-like traffic."""
-    from gitmodel.demo.traffic import write_log
-
-    out = tmp_path_factory.mktemp("logs")
-    write_log(out / "v2", demo_dir / "sentiment-v2.gguf", 600, seed=1, version="v1.2.0")
-    write_log(out / "shifted", demo_dir / "sentiment-v2.gguf", 600, shift=0.6, seed=2, version="v1.2.0")
-    write_log(out / "v3", demo_dir / "sentiment-v3.gguf", 600, seed=3, version="v1.10.0")
-    return {name: out / name for name in ("v2", "shifted", "v3")}
 
 
 def drift_json(*args: str):

@@ -157,3 +157,124 @@ def _drift_md(result) -> list[str]:
     lines += ["", f"Bands from params.yaml `drift:`; {result.signals[0].psi.smoothing}."]
     lines += [f"- warning: {md_cell(w, 400)}" for w in result.warnings]
     return lines
+
+
+@cli.command("retrain-check")
+@click.argument("model", type=MODEL_NAME)
+@click.option("--log", "logs", multiple=True, metavar="PATH",
+              help="Production logs for the input drift rule (files, folders, globs; repeatable).")
+@click.option("--evalset", type=EVALSET_NAME, help="Check accuracy on this eval set only (default: every eval "
+                                                   "set prod was released with).")
+@log_options
+@json_option
+def retrain_check(model, logs, evalset, since, until, strict, as_json) -> None:
+    """Say whether the prod checkpoint should be retrained, rule by rule.
+
+    Rules (thresholds in params.yaml retrain: and the model's risk tier):
+    input PSI of the logs at or above retrain.input_psi; accuracy on the eval
+    set as it is now more than the tier's accuracy_drop below the metrics of
+    the release (prod is re-evaluated from the DVC cache when the eval set
+    changed); the dataset in prod's lineage grown by retrain.data_growth;
+    human-review means below their floors; a retrain.events entry after prod's
+    training date. Exits 1 with "retrain" and the reasons when a rule fires,
+    0 with "do not retrain" and why otherwise. It never retrains.
+
+    \b
+    Example:
+      git model retrain-check chat --log logs/ --evalset support
+    """
+    from gitmodel import retrain
+
+    _check_window(since, until)
+    result = retrain.retrain_check(model, logs, evalset=evalset, since=since, until=until, strict=strict)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        tier = result.tier
+        click.echo(f"Retrain check of {result.prod}: {tier['risk']}-risk model "
+                   f"(accuracy drop allowed {number(tier['accuracy_drop'], 4)}, monitored {tier['schedule']})")
+        rows = [[r.name, r.verdict, r.why] for r in result.rules]
+        click.echo(table(rows, ["rule", "verdict", "figure"]))
+        if result.retrain:
+            click.echo("Verdict: retrain, because " + "; ".join(r.why for r in result.rules if r.verdict == "fires"))
+        else:
+            checked = [r for r in result.rules if r.verdict == "holds"]
+            click.echo(f"Verdict: do not retrain: {plural(len(checked), 'rule')} checked and none fires"
+                       + (f" ({plural(len(result.rules) - len(checked), 'rule')} not checked)"
+                          if len(checked) < len(result.rules) else ""))
+    if result.retrain:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("model", type=MODEL_NAME)
+@click.option("--log", "logs", multiple=True, metavar="PATH", help="Sample production logs (repeatable).")
+@click.option("--evalset", type=EVALSET_NAME, help="Sample the eval set's examples with the model's stored outputs.")
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="How many requests to sample.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw (the same seed, the same sample).")
+@click.option("--stratify", metavar="FIELD", help="Share the sample equally between the values of this field "
+                                                  "(label, category, version...).")
+@click.option("-o", "--output", "out", required=True, metavar="FILE", help="The JSONL sample to write.")
+@log_options
+@json_option
+def sample(model, logs, evalset, n, seed, stratify, out, since, until, strict, as_json) -> None:
+    """Write a sample of requests for human review, with the rubric.
+
+    The first line holds the rubric of params.yaml review.rubric (criteria,
+    scale, guidance) and the sample's ids; each other line one request with
+    empty scores and reviewer. Reviewers fill them in; `git model review
+    import` reads them back. The draw is uniform (per stratum with
+    --stratify) and streams the logs.
+
+    \b
+    Example:
+      git model sample chat --log logs/ --n 50 --stratify label -o review.jsonl
+    """
+    from gitmodel import review
+
+    if bool(logs) == bool(evalset):
+        raise click.UsageError("sample from the logs (--log PATH) or from an eval set (--evalset E): one of them")
+    _check_window(since, until)
+    result = review.sample(model, out, n=n, logs=logs, evalset=evalset, seed=seed, stratify=stratify,
+                           since=since, until=until, strict=strict)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    strata = f" ({', '.join(f'{k} {v}' for k, v in result.strata.items())})" if result.strata else ""
+    click.echo(f"Wrote {result.path}: {plural(result.n, 'request')} of {result.population:,}{strata}. "
+               f"Next: fill in scores and reviewer, then `git model review import {result.path}`")
+
+
+@cli.group("review")
+def review_group() -> None:
+    """Human review of sampled requests: import the scores as a versioned metric."""
+
+
+@review_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@json_option
+def review_import(files, as_json) -> None:
+    """Check scored review files and write metrics/<model>/review/review.json.
+
+    Every line must score every criterion of the rubric within its scale,
+    carry an id of the sample (once) and name its reviewer; errors name
+    file:line. The metric holds the mean per criterion, per category, n,
+    the reviewers and each sample's md5; it is staged for commit, and
+    retrain-check reads it.
+
+    \b
+    Example:
+      git model review import review-done.jsonl
+    """
+    from gitmodel import review
+
+    result = review.import_reviews(files)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    doc = result.doc
+    click.echo(f"Wrote {result.path} (staged): {plural(doc['n'], 'review')} of {result.model} by "
+               f"{', '.join(doc['reviewers'])}")
+    rows = [[c, number(v, 2)] for c, v in doc["metrics"]["mean"].items()]
+    click.echo(table(rows, ["criterion", "mean"]))
+    click.echo("Next: git commit")
