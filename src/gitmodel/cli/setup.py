@@ -9,8 +9,9 @@ from gitmodel.cli.render import lineage
 
 @cli.command()
 @click.option("--ci", type=click.Choice(["github"]),
-              help="Also write the CI workflow that comments `git model diff` on pull requests "
-                   "(.github/workflows/model-diff.yml).")
+              help="Also write the CI workflows: the `git model diff` comment on pull requests "
+                   "(.github/workflows/model-diff.yml) and the scheduled production monitor "
+                   "(.github/workflows/model-monitor.yml).")
 @json_option
 def init(ci: str | None, as_json: bool) -> None:
     """Make this git repository a git-model repository.
@@ -20,8 +21,11 @@ def init(ci: str | None, as_json: bool) -> None:
     defaults), creates models/, evalsets/ and metrics/, and stages the new
     files with `git add` (it does not commit). Running it again changes nothing.
     With --ci github it also writes .github/workflows/model-diff.yml, which
-    posts (and updates) one `git model diff --md` comment per pull request;
-    an existing, edited workflow file is left alone.
+    posts (and updates) one `git model diff --md` comment per pull request,
+    and .github/workflows/model-monitor.yml, which runs drift and
+    retrain-check on the production logs weekly or monthly (by each model's
+    risk tier) and opens or updates one issue per model that alerts; an
+    existing, edited workflow file is left alone.
 
     \b
     Example:
@@ -44,6 +48,11 @@ def init(ci: str | None, as_json: bool) -> None:
         click.echo({"created": f"Wrote {workflow.path} (staged): pull requests get a `git model diff` comment",
                     "unchanged": f"{workflow.path} is already there: nothing to do",
                     "kept": f"{workflow.path} exists with your edits: left as it is"}[workflow.status])
+        monitor = result.monitor
+        click.echo({"created": f"Wrote {monitor.path} (staged): drift and retrain-check on a schedule, an issue "
+                               "per model that alerts",
+                    "unchanged": f"{monitor.path} is already there: nothing to do",
+                    "kept": f"{monitor.path} exists with your edits: left as it is"}[monitor.status])
     if not result.changed:
         click.echo(f"git-model is already set up in {result.root}: nothing to do.")
         return
