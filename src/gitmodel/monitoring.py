@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from gitmodel import drift as drift_mod
 from gitmodel import gitrepo, params, prodlog, profiles, project, signals
-from gitmodel.errors import GitModelError, InvalidLog, InvalidPath
+from gitmodel.errors import GitModelError, InvalidLog, InvalidPath, InvalidProfile
 
 BANDS_ORDER = {"stable": 0, drift_mod.NO_DATA: 0, "watch": 1, "alert": 2}
 
@@ -188,10 +188,60 @@ def _window_profile(binning: profiles.Binning, model: str, label: str, logs: Seq
                              hint="point --log at this model's logs, or widen the window")
         total.add(window)
     for name in profile_files:
-        loaded = profiles.load(name)
+        loaded = _load_window(name, binning, model, label)
         profiles.check_compatible(reference, loaded, f"the baseline ({label})", name)
         total.add(loaded)
     return total, stats
+
+
+def _load_window(name: str, binning: profiles.Binning, model: str, label: str) -> profiles.Profile:
+    """A saved profile, or the saved result of the ``--sql`` query (CSV or JSON rows)."""
+    from gitmodel import profilesql
+
+    path = Path(name)
+    if not path.is_file():
+        raise InvalidProfile(name, "no such file", hint="write one with `git model drift --save-profile FILE`")
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, dict) and "kind" in doc:
+        return profiles.load(path)
+    return profilesql.from_rows(profilesql.read_rows(path), binning, model, label, name)
+
+
+@dataclass
+class SqlResult:
+    model: str
+    baseline: str
+    bins_id: str
+    query: str
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "baseline": self.baseline, "bins_id": self.bins_id, "query": self.query}
+
+
+def _baseline_binning(root: Path, model: str, baseline, baseline_logs, strict: bool):
+    settings = params.drift_params(root)
+    if baseline_logs:
+        base = Baseline(f"production window {', '.join(map(str, baseline_logs))}", None, list(baseline_logs))
+    else:
+        base = eval_baseline(root, model, baseline)
+    signal_list = signals.signals_for(settings["fields"])
+    return settings, base, profiles.binning_from(base.stream(model, strict), signal_list, settings["bins"])
+
+
+def sql(model: str, table: str, *, baseline: str | None = None, baseline_logs: Sequence[str] = (),
+        version: str | None = None, since: datetime | None = None, until: datetime | None = None,
+        start: Path | None = None) -> SqlResult:
+    """The one SQL query that profiles ``table``'s window over this baseline's bins (read back with --profile)."""
+    from gitmodel import profilesql
+
+    root = project.open_root(start)
+    _check_window(since, until)
+    _, base, binning = _baseline_binning(root, model, baseline, baseline_logs, False)
+    text = profilesql.query(binning, table, model, version=version, since=since, until=until)
+    return SqlResult(model, base.label, binning.id, text)
 
 
 def _empty_reason(model: str, stats: prodlog.ReadStats, version, since, until) -> str:
@@ -221,14 +271,9 @@ def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, 
         raise GitModelError("--baseline and --baseline-log name two baselines: give one")
     if fail_on not in ("watch", "alert"):
         raise GitModelError(f"--fail-on {fail_on!r}: watch or alert")
-    settings = params.drift_params(root)
+    params.drift_params(root)                       # a bad drift: section is refused before anything is read
     target = check_output_file(root, save_profile) if save_profile else None
-    if baseline_logs:
-        base = Baseline(f"production window {', '.join(map(str, baseline_logs))}", None, list(baseline_logs))
-    else:
-        base = eval_baseline(root, model, baseline)
-    signal_list = signals.signals_for(settings["fields"])
-    binning = profiles.binning_from(base.stream(model, strict), signal_list, settings["bins"])
+    settings, base, binning = _baseline_binning(root, model, baseline, baseline_logs, strict)
     base_profile = profiles.Profiler(binning, model, base.label).add_all(base.stream(model, strict))
     if base_profile.n == 0:
         raise InvalidLog(", ".join(map(str, baseline_logs)), None, f"the baseline holds no record of model '{model}'",

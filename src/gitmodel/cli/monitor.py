@@ -89,10 +89,13 @@ def _drift_rows(result, md: bool = False) -> list[list[str]]:
 @click.option("--save-profile", metavar="FILE", help="Write the window's profile (JSON; profiles add up).")
 @click.option("--profile", "profile_files", multiple=True, metavar="FILE",
               help="Read a saved profile instead of logs (repeatable: the profiles are added).")
+@click.option("--sql", "sql_table", metavar="TABLE",
+              help="Print the standard SQL query that computes the window's profile from TABLE (logs in a "
+                   "warehouse); save its result as CSV or JSON and read it back with --profile.")
 @click.option("--md", is_flag=True, help="Print GitHub Markdown (for an issue or a comment).")
 @json_option
 def drift(model, logs, baseline, baseline_logs, version, since, until, strict, fail_on, save_profile,
-          profile_files, md, as_json) -> None:
+          profile_files, sql_table, md, as_json) -> None:
     """PSI of production inputs and outputs against a baseline, signal by signal.
 
     Signals: input length (characters, words), input category and the fields
@@ -108,14 +111,25 @@ def drift(model, logs, baseline, baseline_logs, version, since, until, strict, f
       git model drift chat --log 'logs/*.jsonl.gz' --since 2026-11-01 --until 2026-11-08 --json
       git model drift chat --log logs/ --baseline-log logs/2026-10/
       git model drift chat --log logs/chat-2026-11-02.jsonl --save-profile day.json
+      git model drift chat --sql prod_logs --since 2026-11-01 > profile.sql
     """
     from gitmodel import monitoring
 
     _check_window(since, until)
-    if not logs and not profile_files:
-        raise click.UsageError("give the logs (--log PATH) or saved profiles (--profile FILE)")
     if baseline and baseline_logs:
         raise click.UsageError("--baseline and --baseline-log name two baselines: give one")
+    if sql_table:
+        if logs or profile_files or save_profile:
+            raise click.UsageError("--sql prints a query: it reads no --log or --profile and saves no profile")
+        query = monitoring.sql(model, sql_table, baseline=baseline, baseline_logs=baseline_logs, version=version,
+                               since=since, until=until)
+        if as_json:
+            emit_json(query.to_dict())
+        else:
+            click.echo(query.query, nl=False)
+        return
+    if not logs and not profile_files:
+        raise click.UsageError("give the logs (--log PATH) or saved profiles (--profile FILE)")
     result = monitoring.drift(model, logs, baseline=baseline, baseline_logs=baseline_logs, version=version,
                               since=since, until=until, profile_files=profile_files, save_profile=save_profile,
                               strict=strict, fail_on=fail_on)
