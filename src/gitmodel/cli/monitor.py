@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import click
 
-from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
+from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, plural
 from gitmodel.cli.render import code, md_cell, md_table, number, table
 
 DRIFT_MARKER = "<!-- git-model-drift -->"
@@ -82,7 +82,7 @@ def _drift_rows(result, md: bool = False) -> list[list[str]]:
                                                 "(default: MODEL#prod at its release).")
 @click.option("--baseline-log", "baseline_logs", multiple=True, metavar="PATH",
               help="Compare with a production window instead (files, folders, globs; repeatable).")
-@click.option("--version", "version", metavar="V", help="Only records answered by this model version.")
+@click.option("--version", "version", type=VERSION, help="Only records answered by this model version (vX.Y.Z).")
 @log_options
 @click.option("--fail-on", type=click.Choice(["watch", "alert"]), default="alert", show_default=True,
               help="Exit 1 when a signal reaches this band.")
