@@ -52,6 +52,8 @@ def timestamp(moment: datetime | None = None) -> str:
 def parse_timestamp(text: str) -> datetime:
     """A ``ts`` as an aware UTC datetime (``Z`` or an offset; no offset is read as UTC). ValueError if not."""
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.tzinfo is timezone.utc:      # the common case, as written: no conversion to pay per line
+        return moment
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
@@ -223,20 +225,39 @@ def check_record(obj: Any) -> tuple[dict | None, str | None]:
         if converted is None:
             return None, "an OpenAI request/response line without a user message or a choice"
         obj = converted
-    missing = [key for key in ("ts", "model", "input", "output") if obj.get(key) is None]
-    if missing:
+    get = obj.get
+    ts, text_in, text_out = get("ts"), get("input"), get("output")
+    if ts is None or text_in is None or text_out is None or get("model") is None:
+        missing = [key for key in ("ts", "model", "input", "output") if obj.get(key) is None]
         return None, "missing " + ", ".join(missing)
-    if not isinstance(obj["input"], str) or not isinstance(obj["output"], str):
-        return None, "input and output must be strings"
+    if text_in.__class__ is not str or text_out.__class__ is not str:
+        if not isinstance(text_in, str) or not isinstance(text_out, str):
+            return None, "input and output must be strings"
     try:
-        parse_timestamp(str(obj["ts"]))
+        parse_timestamp(str(ts))
     except ValueError:
-        return None, f"ts {obj['ts']!r} is not an ISO 8601 time"
-    confidence = obj.get("confidence")
-    if confidence is not None and (not isinstance(confidence, (int, float)) or isinstance(confidence, bool)
-                                   or not math.isfinite(confidence)):
+        return None, f"ts {ts!r} is not an ISO 8601 time"
+    confidence = get("confidence")
+    if confidence is not None and (confidence.__class__ is not float or not math.isfinite(confidence)) and \
+            (not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not math.isfinite(confidence)):
         return None, f"confidence {confidence!r} is not a finite number"
     return obj, None
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse_line(raw: bytes) -> Any:
+    """``json.loads`` of one line, minus its per-call encoding detection: a third of the time of a
+    line on a million-line log. Anything after the object but blanks is refused, as json.loads does."""
+    text = raw.decode("utf-8")
+    try:
+        obj, end = _raw_decode(text)
+    except ValueError:
+        return json.loads(text)          # leading blanks are allowed; any other error is raised here
+    if end != len(text) and text[end:].strip():
+        raise ValueError("extra data after the JSON value")
+    return obj
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -270,7 +291,7 @@ def read(paths: Sequence[str | os.PathLike], *, model: str | None = None, since:
                 if not raw.strip():
                     continue
                 try:
-                    obj = json.loads(raw)
+                    obj = _parse_line(raw)
                 except (ValueError, UnicodeDecodeError):
                     obj, problem = None, "not JSON" if raw.endswith(b"\n") else "cut off (no end of line)"
                 else:

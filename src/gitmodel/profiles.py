@@ -247,6 +247,9 @@ class Profiler:
                             for b in binning.bins if b.kind == "continuous"]
         self._categorical = [(b.signal, signals_mod.getter(signals_mod.Signal(b.signal, "categorical", "")), {})
                              for b in binning.bins if b.kind == "categorical"]
+        # bound methods looked up once: add() runs once per record of a million-line log
+        self._appends = [(get, buffer.append) for _, get, buffer in self._continuous]
+        self._tallies = [(get, tally) for _, get, tally in self._categorical]
         self._pending = 0
 
     def add(self, record: dict) -> None:
@@ -259,14 +262,15 @@ class Profiler:
                 p.first = key
             if p.last is None or key > p.last:
                 p.last = key
-        for _, get, buffer in self._continuous:
+        for get, append in self._appends:
             v = get(record)
             if v is not None:
-                buffer.append(v)
-        for _, get, tally in self._categorical:
+                append(v)
+        for get, tally in self._tallies:
             v = get(record)
             if v is not None:
-                v = str(v)
+                if v.__class__ is not str:
+                    v = str(v)
                 tally[v] = tally.get(v, 0) + 1
         self._pending += 1
         if self._pending >= FLUSH_EVERY:
