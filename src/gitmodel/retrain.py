@@ -100,7 +100,10 @@ def data_rule(then: dict | None, now: dict | None, threshold: float, path: str |
     if now is None or not isinstance(now.get(unit), int):
         return Rule(name, NOT_CHECKED, None, threshold, f"{path} is not in the workspace to measure")
     growth = round((now[unit] - then[unit]) / then[unit], 6)
-    text = f"{path}: {now[unit]:,} {unit} now vs {then[unit]:,} at training ({growth:+.1%})"
+    def amount(n: int) -> str:
+        return f"{n:,} {unit if n != 1 else unit[:-1]}"
+
+    text = f"{path}: {amount(now[unit])} now vs {amount(then[unit])} at training ({growth:+.1%})"
     return Rule(name, FIRES if growth >= threshold else HOLDS, growth, threshold,
                 f"{text} {'>=' if growth >= threshold else '<'} {threshold:.0%}")
 
