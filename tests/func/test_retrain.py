@@ -66,7 +66,7 @@ def test_new_labelled_data_fires_from_a_fifth_more(prod):
     (prod / DATA).write_text(before + before[: before.index("\n") + 1] * 20)
     code, doc = check()
     assert code == 1 and rules(doc)["new labelled data"]["why"] == \
-        f"{DATA}: 120 lines now vs 100 at training (+20.0%) >= 20%"
+        f"{DATA}: 120 lines now vs 100 lines at training (+20.0%) >= 20%"
 
 
 def test_a_domain_shift_after_training_fires(prod):

@@ -26,7 +26,7 @@ def test_new_data_fires_from_a_fifth_more_lines():
     then = {"path": "data/train.jsonl", "md5": "x", "lines": 1000, "bytes": 50000}
     assert retrain.data_rule(then, {"lines": 1200, "bytes": 60000}, 0.2, "data/train.jsonl").verdict == "fires"
     held = retrain.data_rule(then, {"lines": 1199, "bytes": 60000}, 0.2, "data/train.jsonl")
-    assert held.verdict == "holds" and "1,199 lines now vs 1,000 at training (+19.9%) < 20%" in held.why
+    assert held.verdict == "holds" and "1,199 lines now vs 1,000 lines at training (+19.9%) < 20%" in held.why
     old = retrain.data_rule({"path": "d", "md5": "x"}, {"lines": 9}, 0.2, "d")
     assert old.verdict == "not checked" and "records no size" in old.why
     assert retrain.data_rule(None, None, 0.2, None).verdict == "not checked"
