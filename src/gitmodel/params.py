@@ -289,11 +289,14 @@ def tier(root: Path, model: str) -> dict:
     tiers = data.get("tiers") or {}
     if not isinstance(tiers, dict) or set(tiers) - set(RISKS):
         raise InvalidParams(f"{where}: tiers must be a mapping of {', '.join(RISKS)}")
-    merged = _merge(TIER_DEFAULTS[risk], tiers.get(risk) or {}, f"tiers.{risk}", where)
-    if merged["schedule"] not in SCHEDULES or not 0 <= merged["accuracy_drop"] <= 1:
-        raise InvalidParams(f"{where}: tiers.{risk}: schedule must be {' or '.join(SCHEDULES)} and accuracy_drop "
-                            f"a fraction, got {merged!r}")
-    return {"risk": risk, **merged}
+    every = {}
+    for name in RISKS:        # both tiers checked, whichever this model is in
+        merged = _merge(TIER_DEFAULTS[name], tiers.get(name) or {}, f"tiers.{name}", where)
+        if merged["schedule"] not in SCHEDULES or not 0 <= merged["accuracy_drop"] <= 1:
+            raise InvalidParams(f"{where}: tiers.{name}: schedule must be {' or '.join(SCHEDULES)} and "
+                                f"accuracy_drop a fraction, got {merged!r}")
+        every[name] = merged
+    return {"risk": risk, **every[risk]}
 
 
 def review_rubric(root: Path) -> dict:
