@@ -204,11 +204,10 @@ def _section(root: Path, name: str, defaults: dict) -> dict:
         raise InvalidParams(f"{where}: {name} must be a mapping")
     unknown = sorted(set(section) - set(defaults))
     if unknown:
-        import difflib
+        from gitmodel import known
 
-        close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
         raise InvalidParams(f"{where}: {name}.{unknown[0]} is not a {name} setting"
-                            + (f"; did you mean '{close[0]}'?" if close else ""),
+                            + known.suggestion(unknown[0], defaults, n=1),
                             hint=f"{name} settings: {', '.join(defaults)}")
     return _merge(defaults, section, name, where)
 
