@@ -152,6 +152,19 @@ run dvc repro --quiet                          # triage on sentiment and on tick
 run git model pairs
 git add -A && git commit -q -m "triage, evaluated on its own eval set"
 
-# -- the drift check on the production log the server wrote ($SCRATCH/logs) goes here
+step "17. Production traffic shifts: drift on a simulated log fires, and retrain-check explains itself"
+LOGS="$ROOT/build/demo-logs"
+rm -rf "$LOGS"
+PROD=$(git model status sentiment --json | python -c 'import json, sys; print(json.load(sys.stdin)["models"][0]["stages"]["prod"]["version"])')
+run python -m gitmodel.demo log "$LOGS/usual" --model-file models/sentiment.gguf --n 400 --version "$PROD"
+run git model drift sentiment --log "$LOGS/usual"
+run python -m gitmodel.demo log "$LOGS/shifted" --model-file models/sentiment.gguf --n 400 --shift 0.6 --seed 1 \
+    --version "$PROD"
+set +e
+run git model drift sentiment --log "$LOGS/shifted"
+echo "(exit code $?: an alert)"
+run git model retrain-check sentiment --log "$LOGS/shifted"
+echo "(exit code $?: retraining advised, with its reasons)"
+set -e
 
 step "Done. The scratch repository is at $SCRATCH"

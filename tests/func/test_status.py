@@ -33,6 +33,7 @@ def test_status_of_a_released_workspace(released):
         f"{MODEL} ({MODEL_PATH})",
         f"  workspace:  {V3}, md5 {v3}",
         "  stages:     none",
+        "  monitor:    standard risk, monthly; last run here: never",
         "  metrics:    sentiment: up to date",
     ]
     doc = status_json()[MODEL]

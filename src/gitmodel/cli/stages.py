@@ -223,6 +223,11 @@ def _render_status(st) -> list[str]:
         lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})")
     if not st.stages:
         lines.append("  stages:     none")
+    if st.tier:
+        ran = [f"{cmd} {run.get('at', '?')[:16].replace('T', ' ')} ({run.get('verdict')})"
+               for cmd, run in sorted(st.monitor.items()) if isinstance(run, dict)]
+        lines.append(f"  monitor:    {st.tier['risk']} risk, {st.tier['schedule']}; last run here: "
+                     + ("; ".join(ran) if ran else "never"))
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
         if m.orphaned:
@@ -244,8 +249,10 @@ def status(model, as_json) -> None:
 
     Per model: the md5 of the workspace checkpoint and the release it matches
     (or "unreleased"), the version holding each stage with its traffic
-    fraction, and per eval set whether the committed metrics are stale (they
-    describe other weights, or an older eval set, than the workspace tracks).
+    fraction, per eval set whether the committed metrics are stale (they
+    describe other weights, or an older eval set, than the workspace tracks),
+    and the model's risk tier (params.yaml models.<name>.risk) with when
+    drift and retrain-check last ran in this repository.
 
     \b
     Examples:
