@@ -18,7 +18,7 @@ The verdict (:func:`assess`, pure) is one of:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -203,6 +203,18 @@ def split(records: Iterable[dict], prod_version: str | None, canary_version: str
     return prod, canary, other
 
 
+def assigned_at(event) -> datetime:
+    """When the stage was assigned: the ``Assigned-At`` trailer (the clock, to the microsecond) when it is
+    earlier than the tag's time, which has one-second resolution and which the registry moves up to a few
+    seconds ahead to keep a model's tag times strictly increasing; the tag's time otherwise."""
+    tagged = datetime.fromtimestamp(event.time, timezone.utc)
+    try:
+        written = prodlog.parse_timestamp(event.trailers.get("Assigned-At", ""))
+    except ValueError:
+        return tagged
+    return min(written, tagged)
+
+
 class NoCanary(GitModelError):
     pass
 
@@ -211,8 +223,6 @@ def canary_check(model: str, log_paths: Sequence[str], *, apply: bool = False, s
                  wait: float = 0.0) -> Report:
     """Compare the canary of ``model`` with prod on the logs; with ``apply``, carry out the verdict:
     promote the canary to prod (through the gate) or end it."""
-    from datetime import timezone
-
     from gitmodel import params, refs
 
     root = project.open_root(start)
@@ -225,7 +235,7 @@ def canary_check(model: str, log_paths: Sequence[str], *, apply: bool = False, s
                        hint=f"put one on canary with `git model promote {model} VERSION --stage canary --fraction 0.1`")
     canary_version = str(canary_event.version)
     prod_version = str(prod_event.version) if prod_event is not None and prod_event.version else None
-    since = datetime.fromtimestamp(canary_event.time, timezone.utc)
+    since = assigned_at(canary_event)
     stats = prodlog.ReadStats()
     prod_records, canary_records, other = split(prodlog.read(log_paths, model=model, stats=stats),
                                                 prod_version, canary_version, since)

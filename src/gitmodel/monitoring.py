@@ -13,6 +13,8 @@ file is checked first (never over a file git does not hold).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -286,6 +288,10 @@ def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, 
         expected, actual = base_profile.counts[b.signal], current.counts[b.signal]
         measured = drift_mod.measure_aligned(expected.counts, actual.counts, watch=watch, alert=alert,
                                              min_samples=settings["min_samples"])
+        if _field_not_logged(b.signal, expected, actual):
+            # a request carries only what the client sends: a field the eval set has and no logged request
+            # has is a field the log does not record, not a shift of its values
+            measured = dataclasses.replace(measured, value=None, band=drift_mod.NO_DATA)
         reports.append(SignalReport(b.signal, b.kind, b.signal in signals.INFORMATIONAL, watch, alert, measured,
                                     expected.summary(), actual.summary()))
     window = {"since": prodlog.timestamp(since) if since else None, "until": prodlog.timestamp(until) if until else None,
@@ -301,6 +307,15 @@ def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, 
     if record:
         record_run(root, model, "drift", result.verdict)
     return result
+
+
+def _field_not_logged(signal: str, expected: profiles.Counts, actual: profiles.Counts) -> bool:
+    """An input field (``input.category``...) that every record of the window lacks, while the baseline
+    has it."""
+    if not signal.startswith("input.") or signal in ("input.chars", "input.words"):
+        return False
+    missing = actual.unseen.get(signals.MISSING, 0) + round(actual.shares().get(signals.MISSING, 0.0) * actual.n)
+    return actual.n > 0 and missing == actual.n and any(name != signals.MISSING for name in expected.shares())
 
 
 # -- when the monitors last ran (status shows it) -------------------------------------------------------

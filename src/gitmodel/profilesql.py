@@ -55,7 +55,7 @@ def _expression(signal: str) -> tuple[str, str | None]:
         return (f"CASE WHEN {trimmed} = '' THEN 0 ELSE CHAR_LENGTH({trimmed}) - "
                 f"CHAR_LENGTH(REPLACE({trimmed}, ' ', '')) + 1 END"), None
     if signal == "output.chars":
-        return "CHAR_LENGTH(output)", None
+        return "CHAR_LENGTH(TRIM(output))", None
     if signal == "output.label":
         return "label", "label IS NOT NULL"
     if signal == "output.confidence":

@@ -39,7 +39,7 @@ class Signal:
 BUILTIN = (
     Signal("input.chars", "continuous", "length of the input in characters"),
     Signal("input.words", "continuous", "words in the input (blank-separated)"),
-    Signal("output.chars", "continuous", "length of the output in characters"),
+    Signal("output.chars", "continuous", "length of the output in characters, blanks around it aside"),
     Signal("output.label", "categorical", "the label answered (classifications)"),
     Signal("output.confidence", "continuous", "confidence of the answer (classifications)"),
     Signal("output.refusal", "categorical", "whether the output opens as a refusal"),
@@ -63,7 +63,9 @@ def is_refusal(text: str) -> bool:
 _GETTERS: dict[str, Callable[[dict], Any]] = {
     "input.chars": lambda r: len(r.get("input") or ""),
     "input.words": lambda r: len((r.get("input") or "").split()),
-    "output.chars": lambda r: len(r.get("output") or ""),
+    # blanks around the text aside: a served generation opens with the space its first token carries,
+    # where the eval's answer is the bare label (SQL: CHAR_LENGTH(TRIM(output)))
+    "output.chars": lambda r: len((r.get("output") or "").strip(" ")),
     "output.label": lambda r: r.get("label"),
     "output.confidence": lambda r: r.get("confidence"),
     "output.refusal": lambda r: "yes" if is_refusal(r.get("output") or "") else "no",

@@ -7,7 +7,9 @@ v1.10.0 (v3, biased toward "positive").
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,9 +24,25 @@ pytestmark = pytest.mark.slow
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
 
 
+BACK = 40.0     # hours: the fixture's stage tags are dated this far back, so that the log is of the past
+
+
+def backdate(repo, hours: float) -> None:
+    """Re-date the model's stage tags ``hours`` back (same messages and order): a log of a watched canary
+    is of the past, and the log reader refuses records from the future."""
+    listing = git(repo, "for-each-ref", f"refs/tags/{MODEL}#*", "--format=%(refname:short)%00%(taggerdate:unix)")
+    for line in listing.splitlines():
+        tag, when = line.split("\0")
+        message = git(repo, "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)")
+        commit = git(repo, "rev-parse", f"{tag}^{{commit}}").strip()
+        subprocess.run(["git", "-C", str(repo), "tag", "-f", "-a", "--cleanup=verbatim", tag, "-F", "-", commit],
+                       input=message, text=True, check=True, capture_output=True,
+                       env={**os.environ, "GIT_COMMITTER_DATE": f"{int(when) - int(hours * 3600)} +0000"})
+
+
 def write_log(folder, arms: dict[tuple[str, str], dict], hours: float = 30.0) -> None:
-    """Records of each (version, stage) arm from a second after now, over ``hours``."""
-    start = datetime.now(timezone.utc) + timedelta(seconds=2)
+    """Records of each (version, stage) arm from two seconds after the (backdated) assignments, over ``hours``."""
+    start = datetime.now(timezone.utc) - timedelta(hours=BACK) + timedelta(seconds=2)
     with prodlog.LogWriter(folder, MODEL) as writer:
         for (version, stage), spec in arms.items():
             rng = random.Random(f"{version}{stage}")
@@ -43,6 +61,7 @@ def write_log(folder, arms: dict[tuple[str, str], dict], hours: float = 30.0) ->
 def on_canary(released):
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.1")
+    backdate(released, BACK)
     return released
 
 
