@@ -34,10 +34,13 @@ def _on_wait(holder: str) -> None:
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
+@click.option("--allow-local", is_flag=True,
+              help="Promote to prod or canary although the version's weights are not on the DVC remote.")
 @wait_option
 @json_option
 @click.pass_context
-def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
+def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, allow_local, wait,
+            as_json) -> None:
     """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
 
     The annotated tag goes on the release's commit and records who, when,
@@ -49,7 +52,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     stages the gate runs too, when there is a prod version, and its result is
     recorded without blocking. A release whose metrics are unverified (not
     tied to the tracked md5, nor reproduced by `git model verify`) is refused
-    unless --accept-unverified gives a rationale.
+    unless --accept-unverified gives a rationale. When a DVC remote is
+    configured, prod and canary are refused to a version whose weights are
+    not on it (`git model push` puts them there), unless --allow-local.
 
     \b
     Examples:
@@ -60,7 +65,8 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     from gitmodel import stages
 
     result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
-                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified)
+                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified,
+                            allow_local=allow_local)
     if as_json:
         emit_json(result.to_dict())
         if result.refused:
@@ -88,7 +94,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
         click.echo(f"  gate:     {result.gate.summary}")
     if result.accepted_risk:
         click.echo(f"  accepted risk: {result.accepted_risk}")
-    click.echo(f"Share it: git push origin {result.tag}")
+    from gitmodel.cli.sharing import share_hint
+
+    click.echo(share_hint(model, result.tag))
 
 
 @cli.command()
@@ -176,7 +184,9 @@ def _render_status(st) -> list[str]:
     for h in st.stages:
         what = h.version or f"commit of {h.tag} (no release there)"
         fraction = f", fraction {h.fraction:g}" if h.fraction is not None else ""
-        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})")
+        remote = {True: ", on the remote", False: ", NOT ON THE REMOTE (`git model push`)"}.get(h.on_remote, "")
+        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})"
+                     f"{remote}")
     if not st.stages:
         lines.append("  stages:     none")
     for i, m in enumerate(st.metrics):
@@ -196,7 +206,8 @@ def status(model, as_json) -> None:
 
     Per model: the md5 of the workspace checkpoint and the release it matches
     (or "unreleased"), the version holding each stage with its traffic
-    fraction, and per eval set whether the committed metrics are stale (they
+    fraction and whether its weights are on the DVC remote, and per eval
+    set whether the committed metrics are stale (they
     describe other weights, or an older eval set, than the workspace tracks).
 
     \b
@@ -213,6 +224,12 @@ def status(model, as_json) -> None:
     if not statuses:
         click.echo("No models yet. Track one with: git model add models/<name>.gguf")
         return
+    from gitmodel.sharing import LOCAL_ONLY_NOTE
+
+    if statuses[0].remote is None:
+        click.echo(f"Note: {LOCAL_ONLY_NOTE}", err=True)
+    elif statuses[0].remote_error:
+        click.echo(f"Note: could not check DVC remote '{statuses[0].remote}': {statuses[0].remote_error}", err=True)
     for i, st in enumerate(statuses):
         if i:
             click.echo("")
