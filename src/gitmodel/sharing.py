@@ -181,7 +181,12 @@ def push(models: list[str] | tuple = (), remote: str | None = None, git_remote: 
     withheld = set(held.tags_needing({o.md5 for o in result.failed}))
     plan.tags_withheld = sorted(set(plan.tags_withheld) | (withheld & set(plan.tags_to_push)))
     tags = [t for t in plan.tags_to_push if t not in withheld]
-    result.tags_rejected = gitrepo.push_tags(root, git_remote, tags)
+    try:
+        result.tags_rejected = gitrepo.push_tags(root, git_remote, tags)
+    except KeyboardInterrupt:
+        raise ShareInterrupted("Interrupted while pushing tags: every object is on the DVC remote, some tags may "
+                               "not be on the git remote yet",
+                               hint="run `git model push` again: it pushes what is missing") from None
     result.tags_pushed = [t for t in tags if t not in result.tags_rejected]
     if not result.complete:
         raise ShareError(_incomplete(result), hint=_incomplete_hint(result))

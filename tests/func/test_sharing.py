@@ -324,3 +324,74 @@ def test_gc_asks_before_removing(team):
     result = gm("gc")
     assert result.exit_code == 1          # no answer on stdin: aborted
     assert store.in_cache(team.a, extra)
+
+
+# ----------------------------------------------------------------------------- what DVC sees is what we say
+
+def test_presence_agrees_with_dvc_status_cloud(team):
+    a = team.a
+    gm_ok("push")
+    gm_ok("promote", MODEL, V3, "--stage", "prod")
+    weights = release_md5(a, V3)                    # the workspace's weights too
+    gone = team.storage / "files" / "md5" / weights[:2] / weights[2:]
+    gone.chmod(0o644)
+    gone.unlink()
+    shown = gm_ok("status", MODEL, "--json")
+    holder = json.loads(shown.stdout)["models"][0]["stages"]["prod"]
+    assert holder["on_remote"] is False
+    dvc_says = json.loads(run(a, tool("dvc"), "status", "-c", "--json").stdout)
+    assert dvc_says == {MODEL_PATH: "new"}
+    refused = gm("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.5")
+    assert refused.exit_code == 3 and f"md5 {weights}" in refused.stderr
+    gm_ok("push", MODEL)
+    assert json.loads(gm_ok("status", MODEL, "--json").stdout)["models"][0]["stages"]["prod"]["on_remote"] is True
+    assert json.loads(run(a, tool("dvc"), "status", "-c", "--json").stdout or "{}") == {}
+
+
+def test_dry_run_lists_and_moves_nothing(team):
+    result = gm_ok("push", MODEL, "--remote", "storage", "--dry-run")
+    assert result.stdout.startswith("Would push 4 objects")
+    assert f"tags: {MODEL}@{V1}, {MODEL}@{V3}, {MODEL}@{V2}" in result.stdout
+    assert not list(team.storage.iterdir()) and team.remote_tags() == []
+
+
+def test_push_of_an_unknown_model_or_remote_is_refused(team):
+    unknown = gm("push", "sentimen")
+    assert unknown.exit_code == 3 and "did you mean sentiment?" in unknown.stderr
+    remote = gm("push", "--remote", "nowhere")
+    assert remote.exit_code == 3 and "no DVC remote named 'nowhere' (remotes: storage)" in remote.stderr
+    git_remote = gm("push", "--git-remote", "upstream")
+    assert git_remote.exit_code == 3 and "no git remote named 'upstream' (remotes: origin)" in git_remote.stderr
+    assert team.remote_tags() == []
+
+
+def test_fetch_from_a_remote_folder_that_disappeared_is_refused(team):
+    gm_ok("push")
+    b = use(team.clone("b"))
+    shutil.rmtree(team.storage)
+    result = gm("fetch")
+    assert result.exit_code == 3
+    assert "which does not exist (an unmounted share?)" in result.stderr
+    assert not (b / ".dvc" / "cache").exists()
+
+
+def test_fetch_names_the_release_whose_weights_were_never_pushed(team):
+    a = team.a
+    gm_ok("push")
+    lost = release_md5(a, V1)
+    (team.storage / "files" / "md5" / lost[:2] / lost[2:]).unlink()
+    use(team.clone("b"))
+    result = gm("fetch", MODEL)
+    assert result.exit_code == 3
+    assert f"1 not on DVC remote 'storage': {MODEL}@{V1}: {MODEL_PATH} md5 {lost}" in result.stderr
+
+
+def test_an_empty_registry_has_nothing_to_push(gm_repo, tmp_path):
+    storage = tmp_path / "empty-storage"
+    storage.mkdir()
+    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "empty.git"))
+    git(gm_repo, "remote", "add", "origin", str(tmp_path / "empty.git"))
+    run(gm_repo, tool("dvc"), "remote", "add", "-d", "storage", str(storage))
+    result = gm_ok("push")
+    assert result.stdout.startswith("Nothing to push: 0 objects and 0 tags of the registry (no release or stage "
+                                    "tags yet)")

@@ -72,9 +72,10 @@ def push(models, remote, git_remote, dry_run, as_json) -> None:
         return
     plan = result.plan
     where = f"DVC remote '{result.remote}' ({result.url}) and git remote '{result.git_remote}'"
+    models = ", ".join(result.models) or "the registry (no release or stage tags yet)"
     if result.nothing_to_do:
         click.echo(f"Nothing to push: {plural(len(plan.present), 'object')} and {plural(len(plan.tags_present), 'tag')} "
-                   f"of {', '.join(result.models)} are already on {where}.")
+                   f"of {models} are already on {where}.")
         return
     objects = plan.to_push if dry_run else result.pushed
     head = "Would push" if dry_run else "Pushed"
@@ -89,7 +90,7 @@ def push(models, remote, git_remote, dry_run, as_json) -> None:
     if plan.present or plan.tags_present:
         click.echo(f"Already there: {plural(len(plan.present), 'object')}, {plural(len(plan.tags_present), 'tag')}")
     if not dry_run:
-        click.echo(f"Verified: every object of {', '.join(result.models)} is on DVC remote '{result.remote}'.")
+        click.echo(f"Verified: every object of {models} is on DVC remote '{result.remote}'.")
 
 
 @cli.command()
@@ -126,7 +127,8 @@ def fetch(models, remote, git_remote, as_json) -> None:
                f"{cached}.")
     for o in result.fetched:
         click.echo(f"  {o.md5}  {size_text(o.size):>10}  {o.path}  ({', '.join(o.holders)})")
-    click.echo(f"Every release and stage holder of {', '.join(result.models)} is in the local DVC cache.")
+    models = ", ".join(result.models) or "the registry (no release or stage tags yet)"
+    click.echo(f"Every release and stage holder of {models} is in the local DVC cache.")
 
 
 def _render_gc(result, dry_run: bool) -> None:
