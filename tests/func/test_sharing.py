@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from gitmodel import store
 from tests.conftest import git
-from tests.func.stagekit import MODEL, MODEL_PATH, gm, gm_ok, md5, release_md5, run, tags, tool
+from tests.func.stagekit import MODEL, MODEL_PATH, copy_demo, gm, gm_ok, md5, release_md5, run, tags, tool
 
 V1, V2, V3 = "v1.0.0", "v1.2.0", "v1.10.0"
 
@@ -304,6 +303,22 @@ def test_gc_keeps_the_previous_prod_holder_that_dvc_gc_removes(team):
     assert store.in_cache(a, release_md5(a, V1))
     run(a, tool("dvc"), "gc", "-w", "-f")          # DVC's own gc, the usual way: only the workspace survives
     assert not store.in_cache(a, release_md5(a, V1))
+
+
+def test_gc_keeps_a_canary_on_a_commit_without_a_release(team, demo_dir):
+    a = team.a
+    copy_demo(demo_dir, "v2", a / MODEL_PATH, pad_mib=1, seed=7)
+    run(a, tool("dvc"), "add", "-q", MODEL_PATH)
+    git(a, "commit", "-qam", "an experiment, never released")
+    canary = store.parse_dvc_file((a / f"{MODEL_PATH}.dvc").read_text(), a / "x.dvc").md5
+    git(a, "tag", "-a", f"{MODEL}#canary#1", "-m", f"Assigning stage canary to artifact {MODEL}", "HEAD")
+    git(a, "reset", "-q", "--hard", "HEAD~1")
+    run(a, tool("dvc"), "checkout", "-q", "--force")
+    assert store.in_cache(a, canary)
+    assert canary not in gm_ok("gc", "--dry-run").stdout
+    gm_ok("gc", "--yes")
+    assert store.in_cache(a, canary)
+    assert f"canary:     commit of {MODEL}#canary#1" in gm_ok("status").stdout
 
 
 def test_gc_cloud_removes_only_what_nothing_needs(team):
