@@ -16,7 +16,7 @@ run dvc metrics show
 step "2. A team's repository: git model init, with the remotes the team shares (a bare git repository, a DVC folder remote)"
 ORIGIN="$ROOT/build/demo-origin.git"; STORAGE="$ROOT/build/demo-storage"; TEAMMATE="$ROOT/build/demo-teammate"
 rm -rf "$SCRATCH" "$ORIGIN" "$STORAGE" "$TEAMMATE" && mkdir -p "$SCRATCH" "$STORAGE"
-git init -q --bare "$ORIGIN"
+git init -q --bare -b main "$ORIGIN"
 cd "$SCRATCH"
 git init -q -b main
 git config user.name "Demo User"; git config user.email demo@example.com

@@ -188,10 +188,12 @@ def gc(dry_run, cloud, remote, yes, wait, as_json) -> None:
         _render_gc(result, dry_run=False)
 
 
-def share_hint(model: str, tag: str) -> str:
-    """The last line of release and promote: how the new tag reaches the team, weights included."""
+def share_hint(model: str, tag: str, commit: bool = False) -> str:
+    """The last line of release, promote and rollback: how the new tag (and ``commit``: the new commit)
+    reaches the team, weights included."""
     from gitmodel import project, sharing
 
+    branch = "git push && " if commit else ""
     if sharing.local_only(project.open_root()):
-        return f"Note: {sharing.LOCAL_ONLY_NOTE}. Share the tag with: git push origin {tag}"
-    return f"Share it: git model push {model}"
+        return f"Note: {sharing.LOCAL_ONLY_NOTE}. Share the tag with: {branch}git push origin {tag}"
+    return f"Share it: {branch}git model push {model}"

@@ -168,7 +168,9 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  commit:   {result.commit[:12]} {result.message}")
     if result.tag:
         click.echo(f"  prod:     {result.target} (tag {result.tag})")
-        click.echo(f"Share it: git push && git push origin {result.tag}")
+        from gitmodel.cli.sharing import share_hint
+
+        click.echo(share_hint(model, result.tag, commit=True))
 
 
 def _render_status(st) -> list[str]:
