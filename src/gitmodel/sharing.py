@@ -30,8 +30,9 @@ class TagConflict(ShareError):
     """A tag that names different objects here and on the git remote: never forced."""
 
 
-class ShareInterrupted(ShareError):
-    exit_code = 130
+class ShareInterrupted(KeyboardInterrupt):
+    """Ctrl-C after something moved: the command line prints what moved and the way out instead of
+    "nothing was written"."""
 
 
 class NotOnRemote(GitModelError):
@@ -174,7 +175,7 @@ def push(models: list[str] | tuple = (), remote: str | None = None, git_remote: 
             there = dvc_remote.present([o.md5 for o in plan.to_push])     # verified as `dvc status -c` sees it
         except KeyboardInterrupt:
             raise ShareInterrupted("Interrupted: the objects copied so far stay on the DVC remote; no tag was "
-                                   "pushed", hint="run `git model push` again: it pushes what is missing") from None
+                                   "pushed. Run `git model push` again: it pushes what is missing.") from None
         result.pushed = [o for o in plan.to_push if o.md5 in there]
         result.failed = [ObjectLine(o.md5, o.path, o.holders, o.size, "not on the remote after the transfer")
                          for o in plan.to_push if o.md5 not in there]
@@ -185,8 +186,8 @@ def push(models: list[str] | tuple = (), remote: str | None = None, git_remote: 
         result.tags_rejected = gitrepo.push_tags(root, git_remote, tags)
     except KeyboardInterrupt:
         raise ShareInterrupted("Interrupted while pushing tags: every object is on the DVC remote, some tags may "
-                               "not be on the git remote yet",
-                               hint="run `git model push` again: it pushes what is missing") from None
+                               "not be on the git remote yet. Run `git model push` again: it pushes what is "
+                               "missing.") from None
     result.tags_pushed = [t for t in tags if t not in result.tags_rejected]
     if not result.complete:
         raise ShareError(_incomplete(result), hint=_incomplete_hint(result))
@@ -254,8 +255,8 @@ def fetch(models: list[str] | tuple = (), remote: str | None = None, git_remote:
             try:
                 dvc_remote.fetch(need, progress)
             except KeyboardInterrupt:
-                raise ShareInterrupted("Interrupted: the tags and the objects fetched so far are kept",
-                                       hint="run `git model fetch` again: it fetches what is missing") from None
+                raise ShareInterrupted("Interrupted: the tags and the objects fetched so far are kept. Run "
+                                       "`git model fetch` again: it fetches what is missing.") from None
     result.fetched = [ObjectLine(m, held.path_of(m), held.holders_of(m), _size(root, m))
                       for m in need if store.in_cache(root, m)]
     missing = [m for m in need if not store.in_cache(root, m)]
