@@ -205,6 +205,18 @@ def test_a_tag_on_the_git_remote_with_another_target_is_never_forced(team):
     assert not list(team.storage.iterdir())       # decided before anything moved
 
 
+def test_tags_the_git_remote_rejects_are_named_and_the_others_pushed(team):
+    hook = team.origin / "hooks" / "update"
+    hook.write_text('#!/bin/sh\ncase "$1" in refs/tags/*#prod#*) echo "prod is pushed by CI only" >&2; exit 1;; esac\n')
+    hook.chmod(0o755)
+    gm_ok("promote", MODEL, V1, "--stage", "prod", "--allow-local")
+    result = gm("push")
+    assert result.exit_code == 3
+    assert f"git remote 'origin' rejected {MODEL}#prod#1: remote rejected" in result.stderr
+    assert team.remote_tags() == sorted(f"{MODEL}@{v}" for v in (V1, V2, V3))
+    assert all(team.on_storage(m) for m in objects_of(team.a, V1))
+
+
 def test_an_object_missing_from_the_cache_is_named_and_the_rest_is_pushed(team):
     a = team.a
     lost = release_md5(a, V1)
