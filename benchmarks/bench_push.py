@@ -22,7 +22,8 @@ git repository for each contender, and times side by side:
   the remotes (the no-op push).
 
 Between timed runs the page cache is written back (``sync``, untimed). It prints
-medians and the ratios against the goals: the first push within 1.2x of DVC's
+medians of wall time (and of CPU time, user + sys of the processes, which other
+jobs on a shared machine inflate less) and the ratios against the goals: the first push within 1.2x of DVC's
 time, and the no-op push under 1 s. It also checks that both remotes end up
 holding every release's object (DVC's ``dvc push -T`` too, which says whether
 the figure compares like with like). Temp data: about (2 + 2 x 1) x releases x
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,12 +56,21 @@ def sh(cwd: Path, *cmd: str) -> str:
     return proc.stdout
 
 
-def timed(cwd: Path, *cmds: list[str]) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def timed(cwd: Path, *cmds: list[str], label: str = "") -> float:
+    """Wall seconds of ``cmds``; their CPU seconds (user + sys of the child processes, which a machine
+    shared with other jobs inflates less than wall time) go to ``CPU[label]``."""
     subprocess.run(["sync"], check=False)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     for cmd in cmds:
         sh(cwd, *cmd)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(label, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def build(repo: Path, releases: int, size_mib: int) -> list[str]:
@@ -134,8 +145,8 @@ def main() -> None:
             for who in order:
                 storage = fresh_remotes(work, repo, who.replace(" ", "-"))
                 cmds = contenders[who]
-                times[f"{who}, first"].append(timed(repo, *cmds))
-                times[f"{who}, again"].append(timed(repo, *cmds))
+                times[f"{who}, first"].append(timed(repo, *cmds, label=f"{who}, first"))
+                times[f"{who}, again"].append(timed(repo, *cmds, label=f"{who}, again"))
                 held[who] = objects(storage)
             print(f"  round {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -143,7 +154,7 @@ def main() -> None:
         print(f"\n{args.releases} releases x {args.size_mib} MiB = {total} MiB, local-folder remote, "
               f"median of {args.runs}:")
         for k, v in med.items():
-            print(f"  {k:20} {v:7.2f} s")
+            print(f"  {k:20} {v:7.2f} s   (CPU {statistics.median(CPU[k]):6.2f} s)")
         print("  objects on the remote after: " + ", ".join(f"{who} {held[who]}" for who in contenders)
               + f" (of {args.releases})")
         for who in ("dvc", "dvc per tag"):
