@@ -73,6 +73,15 @@ class InvalidEvalSet(GitModelError):
         self.problem = problem
 
 
+class InvalidLog(GitModelError):
+    """A production log that cannot be read: a path that is not there, a line that is not a record."""
+
+    def __init__(self, path, line: int | None, problem: str, hint: str | None = None):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}", hint=hint)
+        self.path, self.line, self.problem = str(path), line, problem
+
+
 class InvalidParams(GitModelError):
     pass
 

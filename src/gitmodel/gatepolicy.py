@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gitmodel import known
 from gitmodel.errors import InvalidParams
 from gitmodel.metricdiff import declared, is_number
 
@@ -49,14 +50,6 @@ def non_negative(value: Any) -> bool:
     return is_number(value) and math.isfinite(value) and value >= 0
 
 
-def closest(word: str, choices) -> str:
-    """``; did you mean 'x'?`` for the nearest of ``choices``, or nothing when none is near."""
-    import difflib
-
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 TOLERANCE_FORM = "a number >= 0 or {absolute: a, relative: r}"
 TOLERANCE_KEYS = ("absolute", "relative")
 
@@ -86,7 +79,7 @@ def parse_tolerances(mapping: Mapping | None, where: str = "params.yaml: gate.to
                 for part in value:
                     if part not in TOLERANCE_KEYS:
                         raise InvalidParams(f"{where}.{dotted}: unknown key {part!r} "
-                                            f"(a tolerance has absolute, relative{closest(part, TOLERANCE_KEYS)})",
+                                            f"(a tolerance has absolute, relative{known.suggestion(part, TOLERANCE_KEYS, n=1)})",
                                             hint=f"e.g. {dotted}: {{absolute: 0.01, relative: 0.1}}")
                     if not non_negative(value[part]):
                         raise InvalidParams(f"{where}.{dotted}.{part} must be a number >= 0, got {value[part]!r}")
@@ -132,7 +125,7 @@ def parse_tradeoffs(entries: Any, where: str = "params.yaml: gate.accept") -> li
         unknown = [k for k in entry if k not in ACCEPT_KEYS]
         if unknown:
             raise InvalidParams(f"{named}: unknown key {unknown[0]!r} (an entry has metric, max_regression, "
-                                f"rationale{closest(unknown[0], ACCEPT_KEYS)})")
+                                f"rationale{known.suggestion(unknown[0], ACCEPT_KEYS, n=1)})")
         if not non_negative(entry.get("max_regression")):
             raise InvalidParams(f"{named}: max_regression must be a number >= 0 (how much worse than the baseline, "
                                 f"in the metric's units), got {entry.get('max_regression')!r}")
@@ -169,7 +162,7 @@ class GatePolicy:
             raise InvalidParams(f"{where} must be a mapping (settings: {', '.join(cls.SETTINGS)})")
         for key in section:
             if key not in cls.SETTINGS:
-                raise InvalidParams(f"{where}.{key} is not a gate setting{closest(key, cls.SETTINGS)} "
+                raise InvalidParams(f"{where}.{key} is not a gate setting{known.suggestion(key, cls.SETTINGS, n=1)} "
                                     f"(known: {', '.join(cls.SETTINGS)})")
         numbers = {}
         for key, default in (("quality_tolerance", 0.0), ("timing_tolerance", 0.5), ("psi_alert", PSI_ALERT)):
@@ -195,19 +188,19 @@ class GatePolicy:
         keys = list(dict.fromkeys(keys))
         patterns = {k: (declared(k).pattern if declared(k) else None) for k in keys}
 
-        def known(name: str) -> bool:
+        def exists(name: str) -> bool:
             return any(matches(name, k, patterns[k]) for k in keys)
 
         for name in self.tolerances:
-            if name not in self.builtin and not known(name):
+            if name not in self.builtin and not exists(name):
                 raise InvalidParams(f"{self.where}.tolerance.{name}: no metric of the results is {name!r}"
-                                    f"{closest(name, keys)}",
+                                    f"{known.suggestion(name, keys, n=1)}",
                                     hint="name a metric key (`git model show MODEL` lists them) or a glob "
                                          "pattern matching some, e.g. \"labels.*.fpr\"")
         for i, tradeoff in enumerate(self.tradeoffs):
-            if not known(tradeoff.metric):
+            if not exists(tradeoff.metric):
                 raise InvalidParams(f"{self.where}.accept[{i}]: metric {tradeoff.metric!r} is not a metric of the "
-                                    f"results{closest(tradeoff.metric, keys)}",
+                                    f"results{known.suggestion(tradeoff.metric, keys, n=1)}",
                                     hint="name a metric key (`git model show MODEL` lists them) or a glob "
                                          "pattern matching some")
 

@@ -354,6 +354,7 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
 
     repo = open_repo(root)
     present = [p for p in paths if (Path(root) / p).exists()]
+    added = False
     # git's own add and commit (through GitPython's command wrapper), not
     # ``repo.index``: that writes the index and the commit itself, skipping
     # the user's hooks, clean/smudge filters and ``--only``'s keeping of what
@@ -364,11 +365,16 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
             present = [p for p in paths if p in known or (Path(root) / p).exists()]
         if not present:
             return None
+        # the index entries of these paths as they are, so that a refused commit (a hook) puts them back
+        before = repo.git.ls_files("-z", "--stage", "--", *present)
         repo.git.add("-A", "--", *present)
+        added = True
         if not repo.git.diff("--cached", "--name-only", "-z", "HEAD", "--", *present).strip("\0"):
             return None
         repo.git.commit("--only", "--quiet", f"--message={message}", "--", *present)
     except git.exc.GitCommandError as e:
+        if added:
+            _restore_index(root, present, before)
         failed = _command_failed(e, f"committing {', '.join(present)}")
         hooks = [p for p in git_paths(root, *(f"hooks/{h}" for h in COMMIT_HOOKS)) if os.access(p, os.X_OK)]
         if e.command and "commit" in map(str, e.command) and hooks:
@@ -378,6 +384,18 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
             failed.hint = failed.hint or "fix what the hook reports, then run the command again"
         raise failed from None
     return repo.head.commit.hexsha
+
+
+def _restore_index(root: Path, paths: list[str], listing: str) -> None:
+    """Put the index entries of ``paths`` back as ``git ls-files --stage -z`` listed them: a path that
+    was not in the index leaves it (mode 0 removes an entry)."""
+    entries = {}
+    for record in filter(None, listing.split("\0")):
+        info, path = record.split("\t", 1)
+        entries[path] = info
+    lines = [f"{entries[p]}\t{p}" if p in entries else f"0 {'0' * 40}\t{p}" for p in paths]
+    # the commit's failure is the one to report: if this fails too, the index is as git left it
+    run_git(root, "update-index", "--index-info", input=("\n".join(lines) + "\n").encode("utf-8"), check=False)
 
 
 def files_at(root: Path, rev: str, folder: str, reader: ObjectReader | None = None) -> dict[str, bytes]:

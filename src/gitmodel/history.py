@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, metricspecs, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, known, metricspecs, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
@@ -105,11 +105,8 @@ def known_models(root: Path, reg: Registry) -> list[str]:
 
 
 def unknown_model(root: Path, reg: Registry, model: str) -> ModelNotFound:
-    import difflib
-
     names = known_models(root, reg)
-    close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else (
+    hint = known.close(model, names) or (
         f"models here: {', '.join(names)}" if names else "track one with `git model add models/<name>.gguf`")
     return ModelNotFound(f"unknown model '{model}': no release, artifact, checkpoint or metrics by that name",
                          hint=hint)

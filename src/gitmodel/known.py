@@ -71,19 +71,36 @@ def _folders_at(root: Path, rev: str | None, folder: str) -> list[str]:
     return sorted(n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n)
 
 
+# How near a name must be to be suggested (difflib's ratio): low enough to catch a dropped or swapped
+# letter in a short name ("sentimnt", "mian"), high enough not to suggest unrelated names.
+CUTOFF = 0.5
+
+
+def near(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The known names closest to ``name``, nearest first (never ``name`` itself)."""
+    return difflib.get_close_matches(str(name), sorted({str(c) for c in candidates} - {str(name)}), n=n,
+                                     cutoff=CUTOFF)
+
+
+def close(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """``did you mean 'a', 'b' or 'c'?`` for the names close to ``name``, or "" when none is. The one
+    wording of every "did you mean" the commands say."""
+    names = [repr(c) for c in near(name, candidates, n)]
+    if not names:
+        return ""
+    return "did you mean " + (", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]) + "?"
+
+
+def suggestion(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """``; did you mean 'x'?`` to append to a message, or nothing when no known name is close."""
+    text = close(name, candidates, n)
+    return "; " + text if text else ""
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``did you mean 'x'?`` for the closest known names, or the list of known ones."""
     known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    if close:
-        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return f"known: {', '.join(known)}" if known else "there are none yet"
-
-
-def suggestion(name: str, known: Iterable[str]) -> str:
-    """``; did you mean 'x'?`` when a known name is close to ``name``, else nothing."""
-    close = difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.6)
-    return ("; did you mean " + " or ".join(repr(c) for c in close) + "?") if close else ""
+    return close(name, known) or (f"known: {', '.join(known)}" if known else "there are none yet")
 
 
 def check_model(root: Path, name: str, known: Iterable[str]) -> None:

@@ -8,13 +8,12 @@ those libraries from a CDN, so it is not used.)
 """
 from __future__ import annotations
 
-import difflib
 import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import gitrepo, history, refs, registry as registry_mod, results as results_mod
+from gitmodel import gitrepo, history, known, refs, registry as registry_mod, results as results_mod
 from gitmodel.errors import GitModelError
 from gitmodel.metricdiff import is_number
 from gitmodel.metricspecs import iter_leaves
@@ -83,10 +82,8 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
     seen_evalsets = sorted({res.evalset for found in results for res in found})
     for e in evalsets or []:
         if e not in seen_evalsets:
-            close = difflib.get_close_matches(e, seen_evalsets, n=3, cutoff=0.5)
             raise PlotError(f"no release of {model} has results on eval set '{e}'"
-                            + (f"; did you mean {', '.join(close)}?" if close else
-                               f"; eval sets: {', '.join(seen_evalsets) or 'none'}"))
+                            + (known.suggestion(e, seen_evalsets) or f"; eval sets: {', '.join(seen_evalsets) or 'none'}"))
     rows = []
     for release, found in zip(releases, results):
         for res in found:
@@ -104,9 +101,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
     if missing:
         available = sorted({k for found in results for res in found for k, v in iter_leaves(res.doc["metrics"])
                             if is_number(v)})
-        close = difflib.get_close_matches(missing[0], available, n=3, cutoff=0.5)
-        raise PlotError(f"metric '{missing[0]}' is in no release of {model}"
-                        + (f"; did you mean {', '.join(close)}?" if close else ""),
+        raise PlotError(f"metric '{missing[0]}' is in no release of {model}" + known.suggestion(missing[0], available),
                         hint=f"metrics of {model}: {', '.join(available[:12])}{' ...' if len(available) > 12 else ''}")
     return rows, [str(r.version) for r in releases], metric_keys
 

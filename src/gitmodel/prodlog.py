@@ -12,20 +12,28 @@ are kept. Files are ``<dir>/<model>-YYYY-MM-DD.jsonl`` by the UTC day of ``ts``,
 rotation is a rename, and ``gzip`` of a past day is allowed: readers take both.
 
 This module is the one home of the format: the server writes through :class:`LogWriter`, the monitors
-read through the reader below it.
+read through :func:`read`, which also takes a team's own logs of OpenAI request/response pairs.
 """
 from __future__ import annotations
 
+import glob
+import gzip
 import json
 import math
 import os
 import threading
 import uuid
+import zlib
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
+
+from gitmodel.errors import InvalidLog
 
 SCHEMA_VERSION = 1
+SUFFIXES = (".jsonl", ".jsonl.gz")
+SHOWN_BAD_LINES = 5          # malformed lines named by file:line; the rest are counted
 REQUIRED = ("schema_version", "id", "ts", "model", "version", "stage", "input", "output", "latency_ms", "status")
 OPTIONAL = ("label", "confidence", "output_tokens", "user")
 
@@ -121,3 +129,163 @@ class LogWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReadStats:
+    """What a read went through: files, lines, records kept, and the lines that were not records."""
+    files: list[str] = field(default_factory=list)
+    lines: int = 0
+    records: int = 0
+    skipped: int = 0                                  # records of another model or outside the window
+    malformed: int = 0
+    bad: list[str] = field(default_factory=list)      # the first few, as "file:line: why"
+
+    def note_bad(self, where: str, problem: str) -> None:
+        self.malformed += 1
+        if len(self.bad) < SHOWN_BAD_LINES:
+            self.bad.append(f"{where}: {problem}")
+
+    def to_dict(self) -> dict:
+        return {"files": len(self.files), "lines": self.lines, "records": self.records,
+                "skipped": self.skipped, "malformed": self.malformed, "bad": list(self.bad)}
+
+
+def log_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The log files a user named: files, folders (every ``*.jsonl`` / ``*.jsonl.gz`` under them) and
+    globs, in name order (day files sort by day). A path that names nothing is an error."""
+    found: list[Path] = []
+    for given in paths:
+        text = str(given)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise InvalidLog(text, None, "no file matches this pattern", hint="check the --log pattern")
+            found += matches
+        elif Path(text).is_dir():
+            matches = sorted(p for p in Path(text).rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+            if not matches:
+                raise InvalidLog(text, None, "this folder holds no .jsonl or .jsonl.gz file",
+                                 hint="point --log at the folder the server writes to")
+            found += matches
+        elif Path(text).is_file():
+            found.append(Path(text))
+        else:
+            raise InvalidLog(text, None, "no such file or folder", hint="check the --log path")
+    unique: dict[Path, None] = dict.fromkeys(found)
+    return list(unique)
+
+
+def from_openai(obj: dict) -> dict | None:
+    """A line holding an OpenAI request and its response (``{"request": {...}, "response": {...}}``,
+    chat/completions or completions) as a record; None when it is not one."""
+    request, response = obj.get("request"), obj.get("response")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        return None
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        text_in = users[-1] if users and isinstance(users[-1], str) else None
+    else:
+        text_in = request.get("prompt") if isinstance(request.get("prompt"), str) else None
+    choices = response.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    text_out = message.get("content") if "message" in choice else choice.get("text")
+    if not isinstance(text_in, str) or not isinstance(text_out, str):
+        return None
+    created = response.get("created")
+    ts = obj.get("ts") or (timestamp(datetime.fromtimestamp(created, timezone.utc))
+                           if isinstance(created, (int, float)) else None)
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    record = {"schema_version": SCHEMA_VERSION, "id": response.get("id") or obj.get("id"), "ts": ts,
+              "model": obj.get("model") or response.get("model") or request.get("model"),
+              "version": obj.get("version") or response.get("model"), "stage": obj.get("stage"),
+              "input": text_in, "output": text_out, "latency_ms": obj.get("latency_ms"),
+              "status": obj.get("status", 200)}
+    if isinstance(usage.get("completion_tokens"), int):
+        record["output_tokens"] = usage["completion_tokens"]
+    return record
+
+
+def check_record(obj: Any) -> tuple[dict | None, str | None]:
+    """(the record, None) or (None, why it is not one). Our lines and OpenAI request/response lines."""
+    if not isinstance(obj, dict):
+        return None, f"a JSON {type(obj).__name__}, not an object"
+    if "request" in obj and "response" in obj and "input" not in obj:
+        converted = from_openai(obj)
+        if converted is None:
+            return None, "an OpenAI request/response line without a user message or a choice"
+        obj = converted
+    missing = [key for key in ("ts", "model", "input", "output") if obj.get(key) is None]
+    if missing:
+        return None, "missing " + ", ".join(missing)
+    if not isinstance(obj["input"], str) or not isinstance(obj["output"], str):
+        return None, "input and output must be strings"
+    try:
+        parse_timestamp(str(obj["ts"]))
+    except ValueError:
+        return None, f"ts {obj['ts']!r} is not an ISO 8601 time"
+    confidence = obj.get("confidence")
+    if confidence is not None and (not isinstance(confidence, (int, float)) or isinstance(confidence, bool)
+                                   or not math.isfinite(confidence)):
+        return None, f"confidence {confidence!r} is not a finite number"
+    return obj, None
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as stream:
+            yield from stream
+    else:
+        with open(path, "rb") as stream:
+            yield from stream
+
+
+def read(paths: Sequence[str | os.PathLike], *, model: str | None = None, since: datetime | None = None,
+         until: datetime | None = None, strict: bool = False, stats: ReadStats | None = None) -> Iterator[dict]:
+    """Every record of the logs, streamed (memory stays flat however long the logs), in file order.
+
+    Records of another model and outside ``[since, until)`` are skipped and counted. A line that is not
+    a record is counted and the first few named by ``file:line``; with ``strict`` it is an error. A
+    gzip file cut off mid-stream gives what it held, then counts as one malformed line (an error with
+    ``strict``)."""
+    stats = stats if stats is not None else ReadStats()
+    for path in log_files(paths):
+        stats.files.append(str(path))
+        number = 0
+        try:
+            for number, raw in enumerate(_lines(path), start=1):
+                stats.lines += 1
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    obj, problem = None, "not JSON" if raw.endswith(b"\n") else "cut off (no end of line)"
+                else:
+                    obj, problem = check_record(obj)
+                if obj is None:
+                    if strict:
+                        raise InvalidLog(path, number, problem, hint="fix or remove the line, or drop --strict")
+                    stats.note_bad(f"{path}:{number}", problem)
+                    continue
+                if model is not None and obj["model"] != model:
+                    stats.skipped += 1
+                    continue
+                if since is not None or until is not None:
+                    moment = parse_timestamp(str(obj["ts"]))
+                    if (since is not None and moment < since) or (until is not None and moment >= until):
+                        stats.skipped += 1
+                        continue
+                stats.records += 1
+                yield obj
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            problem = f"the gzip stream is cut off or damaged after line {number} ({exc})"
+            if strict:
+                raise InvalidLog(path, None, problem, hint="the file may still be being written or was truncated") \
+                    from None
+            stats.note_bad(str(path), problem)

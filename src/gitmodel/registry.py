@@ -10,14 +10,13 @@ write lands on.
 """
 from __future__ import annotations
 
-import difflib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import gitrepo, refs
+from gitmodel import gitrepo, known, refs
 from gitmodel.errors import GitModelError
 from gitmodel.refs import Version
 
@@ -185,9 +184,7 @@ class Registry:
         wanted = Version.parse(version)
         releases = self.active_releases(model)
         if not releases:
-            close = difflib.get_close_matches(model, self.models(), n=3, cutoff=0.5)
-            known = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownVersion(f"model '{model}' has no releases{known}",
+            raise UnknownVersion(f"model '{model}' has no releases{known.suggestion(model, self.models())}",
                                  hint=f"release one first: git model release {model} v1.0.0")
         release = self.release(model, wanted)
         if release is None or release.deregistered:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, project, provenance, refs, store
+from gitmodel import dvcyaml, gitrepo, history, known, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
@@ -171,12 +171,9 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
         if committed.tracked_by is None:
             _check_committed(root, model, head, committed)   # a model added but not committed says so
             names = history.models_at(root, rev, reader)
-            import difflib
-
-            close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
             raise ModelNotFound(
                 f"model '{model}' is not tracked at HEAD: no {dvcyaml.model_path(model)}.dvc and no dvc.lock "
-                f"entry for it{'; did you mean ' + ', '.join(close) + '?' if close else ''}",
+                f"entry for it{known.suggestion(model, names)}",
                 hint=f"track it with `git model add {dvcyaml.model_path(model)}`, evaluate it and commit")
         _check_committed(root, model, head, committed)
         results = results_mod.results_at(root, rev, model=model, reader=reader)

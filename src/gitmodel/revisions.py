@@ -13,11 +13,10 @@
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import gitrepo, refs
+from gitmodel import gitrepo, known, refs
 from gitmodel.errors import GitModelError, InvalidName
 from gitmodel.refs import Version
 from gitmodel.registry import Registry, Release
@@ -88,11 +87,6 @@ def parse(text: str | None) -> Spec:
     return Spec(text, "git")     # e.g. HEAD@{1}, main, chat#prod#3 (a stage tag read as a git tag)
 
 
-def _closest(text: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def _load(root: Path, registry: Registry | None) -> Registry:
     if registry is not None:
         return registry
@@ -111,7 +105,7 @@ def resolve(root: Path, text: str | None, registry: Registry | None = None) -> R
         registry = _load(root, registry)
         release = registry.latest(spec.model)
         if release is None:
-            close = _closest(spec.model, registry.models())
+            close = known.suggestion(spec.model, registry.models())
             raise UnknownRevision(f"{text}: model '{spec.model}' has no releases{close}",
                                   hint=None if close else f"release one with `git model release {spec.model} v1.0.0`")
         return Revision(text, release.commit, spec.model, release)
@@ -120,9 +114,9 @@ def resolve(root: Path, text: str | None, registry: Registry | None = None) -> R
         release = registry.release(spec.model, spec.version)
         if release is None:
             versions = [str(r.version) for r in registry.active_releases(spec.model)]
-            known = f"; releases of {spec.model}: {', '.join(versions[-5:])}" if versions else \
-                f"; model '{spec.model}' has no releases{_closest(spec.model, registry.models())}"
-            raise UnknownRevision(f"unknown release {text}{known}")
+            about = f"; releases of {spec.model}: {', '.join(versions[-5:])}" if versions else \
+                f"; model '{spec.model}' has no releases{known.suggestion(spec.model, registry.models())}"
+            raise UnknownRevision(f"unknown release {text}{about}")
         return Revision(text, release.commit, spec.model, release)
     if spec.kind == "stage":
         registry = _load(root, registry)
@@ -130,12 +124,12 @@ def resolve(root: Path, text: str | None, registry: Registry | None = None) -> R
         event = registry.holder(model, stage)
         if event is None:
             stages = sorted(registry.holders(model))
-            known = f"; stages of {model}: {', '.join(stages)}" if stages else \
+            about = f"; stages of {model}: {', '.join(stages)}" if stages else \
                 f"; '{model}' is deprecated (a {model}@deprecated tag is its newest), so no stage " \
                 "holds it" if model in registry.deprecated else \
                 "" if model in registry.models() else \
-                f"; model '{model}' has no releases or stages{_closest(model, registry.models())}"
-            raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{known}",
+                f"; model '{model}' has no releases or stages{known.suggestion(model, registry.models())}"
+            raise UnknownRevision(f"{text}: no version of '{model}' holds stage '{stage}'{about}",
                                   hint=f"promote one with `git model promote {model} VERSION --stage {stage}`")
         return Revision(text, event.commit, model, registry.release_at(model, event.commit))
     kinds = gitrepo.ref_kinds(root, text)
@@ -148,7 +142,7 @@ def resolve(root: Path, text: str | None, registry: Registry | None = None) -> R
         branches = gitrepo.run_git(root, "for-each-ref", "--format=%(refname:short)", "refs/heads").decode().split()
         hint = (f"a model is not a revision: name one of its versions, e.g. {text}@latest, {text}@v1.0.0 "
                 f"or {text}#prod" if text in registry.models() else None)
-        raise UnknownRevision(f"unknown revision {text!r}{_closest(text, registry.tag_names + branches)}", hint=hint)
+        raise UnknownRevision(f"unknown revision {text!r}{known.suggestion(text, registry.tag_names + branches)}", hint=hint)
     return Revision(text, commit)
 
 
@@ -171,7 +165,7 @@ def release_of(root: Path, model: str, text: str, registry: Registry) -> Release
                               hint=f"name a release of {model}, e.g. {model}@latest")
     releases = registry.active_releases(model)
     if not releases:
-        close = _closest(model, registry.models())
+        close = known.suggestion(model, registry.models())
         raise UnknownRevision(f"model '{model}' has no releases{close}",
                               hint=f"release one first: git model release {model} v1.0.0")
     shown = ", ".join(str(r.version) for r in releases)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, jsonio, project, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, jsonio, known, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import InvalidName
 
@@ -114,10 +114,7 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
     if model is not None:
         refs.check_name(model, "model name")
         if model not in names and not (root / dvcyaml.model_path(model)).exists():
-            import difflib
-
-            close = difflib.get_close_matches(model, names, n=3, cutoff=0.5)
-            raise InvalidName(f"unknown model '{model}'" + (f"; did you mean {', '.join(close)}?" if close else
+            raise InvalidName(f"unknown model '{model}'" + (known.suggestion(model, names) or
                                                             f"; models: {', '.join(names) or 'none yet'}"),
                               hint="track one with `git model add models/<name>.gguf`")
         names = [model]

@@ -126,7 +126,7 @@ def test_log_unknown_model(released, runner):
     result = gm(runner, "log", "sentimnt")
     assert result.exit_code == 3
     assert result.stderr == ("Error: unknown model 'sentimnt': no release, artifact, checkpoint or metrics by that "
-                             "name\n  hint: did you mean sentiment?\n")
+                             "name\n  hint: did you mean 'sentiment'?\n")
 
 
 def test_show_text(released, runner):

@@ -57,6 +57,20 @@ def test_a_commit_refused_by_a_hook_names_the_hook(git_repo):
     assert git(git_repo, "rev-parse", "HEAD") == head
 
 
+def test_a_commit_refused_by_a_hook_leaves_the_index_as_it_was(git_repo):
+    hook = git_repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    (git_repo / "notes.txt").write_text("x\n")
+    (git_repo / "staged.txt").write_text("mine\n")
+    git(git_repo, "add", "staged.txt")
+    before = gitrepo.status(git_repo)
+    with pytest.raises(GitError):
+        gitrepo.commit_paths(git_repo, ["notes.txt"], "notes")
+    assert gitrepo.status(git_repo) == before            # notes.txt not left staged
+    assert ("??", "notes.txt") in before and ("A ", "staged.txt") in before
+
+
 def test_a_commit_blocked_by_index_lock_names_the_lock(git_repo):
     lock = git_repo / ".git" / "index.lock"
     lock.write_text("")

@@ -110,7 +110,7 @@ def test_log_of_all_models_and_of_an_unknown_one(released, registry):
     with pytest.raises(GitModelError) as e:
         history.log(released, "sentimnt")
     assert e.value.message == "unknown model 'sentimnt': no release, artifact, checkpoint or metrics by that name"
-    assert e.value.hint == "did you mean sentiment?"
+    assert e.value.hint == "did you mean 'sentiment'?"
     # a tracked model without releases has an empty log, not an error
     [empty] = history.log(registry, "sentiment-v1")
     assert empty.total == 0 and empty.entries == []
@@ -257,23 +257,23 @@ def test_show_reads_lineage_from_dvc_lock_for_a_stage_made_model(tmp_path):
 
 @pytest.mark.parametrize("ref, message, hint", [
     ("sentiment@v1.2.1", "unknown release sentiment@v1.2.1; releases of sentiment: v1.0.0, v1.2.0, v1.10.0", None),
-    ("sentimnt@latest", "sentimnt@latest: model 'sentimnt' has no releases; did you mean sentiment?", None),
-    ("sentimnt@v1.0.0", "unknown release sentimnt@v1.0.0; model 'sentimnt' has no releases; did you mean sentiment?",
+    ("sentimnt@latest", "sentimnt@latest: model 'sentimnt' has no releases; did you mean 'sentiment'?", None),
+    ("sentimnt@v1.0.0", "unknown release sentimnt@v1.0.0; model 'sentimnt' has no releases; did you mean 'sentiment'?",
      None),
     ("sentiment@v1.x", "sentiment@v1.x: 'v1.x' is not a SemVer version like v1.2.0", None),
     ("sentiment#prdo", "sentiment#prdo: no version of 'sentiment' holds stage 'prdo'; stages of sentiment: prod",
      "promote one with `git model promote sentiment VERSION --stage prdo`"),
     ("sentimnt#prod", "sentimnt#prod: no version of 'sentimnt' holds stage 'prod'; model 'sentimnt' has no "
-     "releases or stages; did you mean sentiment?", "promote one with `git model promote sentimnt VERSION --stage prod`"),
-    ("mian", "unknown revision 'mian'; did you mean main?", None),
+     "releases or stages; did you mean 'sentiment'?", "promote one with `git model promote sentimnt VERSION --stage prod`"),
+    ("mian", "unknown revision 'mian'; did you mean 'main'?", None),
     ("sentiment@v1.10", "sentiment@v1.10: 'v1.10' is not a SemVer version like v1.2.0", None),
-    ("sentiment", "unknown revision 'sentiment'; did you mean sentiment@v1.2.0, sentiment@v1.0.0, sentiment#prod#1?",
+    ("sentiment", "unknown revision 'sentiment'; did you mean 'sentiment@v1.2.0', 'sentiment@v1.0.0' or 'sentiment#prod#1'?",
      "a model is not a revision: name one of its versions, e.g. sentiment@latest, sentiment@v1.0.0 or sentiment#prod"),
     ("-d", "invalid revision '-d': revisions do not start with '-'", None),
     ("--upload-pack=x", "invalid revision '--upload-pack=x': revisions do not start with '-'", None),
     ("a..b", "unknown revision 'a..b'", None),
     ("v1;rm -rf ~", "unknown revision 'v1;rm -rf ~'", None),
-    ("HEAD\nmain", "unknown revision 'HEAD\\nmain'; did you mean main?", None),
+    ("HEAD\nmain", "unknown revision 'HEAD\\nmain'; did you mean 'main'?", None),
 ])
 def test_unknown_refs_name_the_closest_existing_ones(released, ref, message, hint):
     stage(released, "prod", "v1.2.0", 1)

@@ -117,7 +117,7 @@ def test_missing_vl_convert_names_the_extra(released, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message, hint", [
-    ({"metric_keys": ["acuracy"]}, "metric 'acuracy' is in no release of sentiment; did you mean accuracy?",
+    ({"metric_keys": ["acuracy"]}, "metric 'acuracy' is in no release of sentiment; did you mean 'accuracy'?",
      "metrics of sentiment: accuracy, accuracy_by_category.delivery, accuracy_by_category.food, "
      "accuracy_by_category.price, accuracy_by_category.service, calibration.brier, calibration.ece, "
      "confidence.mean, confidence.p10, confidence.p50, expected_distribution.negative, "
@@ -125,7 +125,7 @@ def test_missing_vl_convert_names_the_extra(released, tmp_path, monkeypatch):
     ({"metric_keys": ["labels..fpr"]}, "invalid metric key 'labels..fpr': use a dotted key like accuracy or "
      "labels.positive.fpr", None),
     ({"evalsets": ["sentiments"]}, "no release of sentiment has results on eval set 'sentiments'; "
-     "did you mean sentiment?", None),
+     "did you mean 'sentiment'?", None),
     ({"output": "chart.pdf"}, "cannot write chart.pdf: the file name must end in .html, .png, .svg, .json", None),
 ])
 def test_plot_errors(released, args, message, hint):
@@ -138,7 +138,7 @@ def test_plot_errors(released, args, message, hint):
 def test_unknown_model_and_model_without_releases(released, registry):
     with pytest.raises(GitModelError) as e:
         plot.plot(released, "sentimnt")
-    assert e.value.message.startswith("unknown model 'sentimnt'") and e.value.hint == "did you mean sentiment?"
+    assert e.value.message.startswith("unknown model 'sentimnt'") and e.value.hint == "did you mean 'sentiment'?"
     with pytest.raises(GitModelError) as e:
         plot.plot(registry, "sentiment-v1")
     assert e.value.message == "model 'sentiment-v1' has no releases to plot"

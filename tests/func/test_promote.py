@@ -179,7 +179,7 @@ def test_unknown_version_names_the_existing_ones(released, version):
 def test_unknown_model_is_named(released):
     result = gm("promote", "sentimnet", V1, "--stage", "prod")
     assert result.exit_code == 3
-    assert result.stderr.splitlines() == ["Error: model 'sentimnet' has no releases; did you mean sentiment?",
+    assert result.stderr.splitlines() == ["Error: model 'sentimnet' has no releases; did you mean 'sentiment'?",
                                           "  hint: release one first: git model release sentimnet v1.0.0"]
 
 

@@ -316,7 +316,7 @@ def test_refused_when_metrics_are_missing(released, runner, demo_dir):
 def test_refused_when_the_model_is_not_tracked(released, runner, before):
     result = release(runner, "sentimnt", "v1.0.0")
     assert_refused(result, released, before, "model 'sentimnt' is not tracked at HEAD: no "
-                   "models/sentimnt.gguf.dvc and no dvc.lock entry for it; did you mean sentiment?",
+                   "models/sentimnt.gguf.dvc and no dvc.lock entry for it; did you mean 'sentiment'?",
                    "track it with `git model add models/sentimnt.gguf`, evaluate it and commit")
 
 

@@ -87,7 +87,7 @@ def test_a_stage_nothing_holds_is_refused(in_prod):
 
 def test_an_unknown_revision_is_refused_with_the_closest_names(in_prod):
     assert refused(in_prod, "sentiment@v1.2")[0] == "Error: sentiment@v1.2: 'v1.2' is not a SemVer version like v1.2.0"
-    assert refused(in_prod, "mian")[0] == "Error: unknown revision 'mian'; did you mean main?"
+    assert refused(in_prod, "mian")[0] == "Error: unknown revision 'mian'; did you mean 'main'?"
 
 
 def test_a_deregistered_release_is_refused(in_prod):

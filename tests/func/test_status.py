@@ -133,7 +133,7 @@ def test_every_model_is_listed_and_an_unknown_one_is_named(released, demo_dir):
     assert status_json()["chat"]["state"] == "unreleased"
     result = gm("status", "sentimen")
     assert result.exit_code == 3
-    assert result.stderr.splitlines() == ["Error: unknown model 'sentimen'; did you mean sentiment?",
+    assert result.stderr.splitlines() == ["Error: unknown model 'sentimen'; did you mean 'sentiment'?",
                                           "  hint: track one with `git model add models/<name>.gguf`"]
 
 

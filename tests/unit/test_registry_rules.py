@@ -86,3 +86,14 @@ def test_tag_names_and_messages_read_back_through_the_one_grammar():
                                             "Accepted-Risk": "spans two lines"}
     assert refs.stage_message("m", "prod", V2, {}, unassign=True) == \
         "Unassigning stage 'prod' to artifact 'm' version 'v2.0.0'\n"
+
+
+def test_every_did_you_mean_has_one_wording():
+    from gitmodel import known
+
+    assert known.close("sentimnt", ["sentiment", "chat"]) == "did you mean 'sentiment'?"
+    assert known.close("mian", ["main", "man", "mine"]) == "did you mean 'man', 'mine' or 'main'?"   # nearest first
+    assert known.close("sentimnt", ["sentiment", "sentiments"]) == "did you mean 'sentiment' or 'sentiments'?"
+    assert known.suggestion("chat", ["chat"]) == ""               # a name is never its own suggestion
+    assert known.suggestion("zzz", ["sentiment"]) == ""
+    assert known.did_you_mean("zzz", ["b", "a"]) == "known: a, b"

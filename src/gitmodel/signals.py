@@ -1,0 +1,94 @@
+"""What the monitors measure on each request: the signals of its input and its output.
+
+One home for the list, so that drift (production against the eval-time baseline) and canary-check
+(canary against prod) measure the same things the same way. A signal is continuous (binned by quantiles
+of the baseline) or categorical (one bin per value). Its value on a record is ``None`` when the record
+does not carry it (no confidence on a generation), and such records leave that signal's counts alone.
+
+Eval-time outputs become records too (:func:`from_eval`), so a baseline and a production window go
+through the same code.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, Sequence
+
+Kind = Literal["continuous", "categorical"]
+
+# Openings of a refusal, matched case-insensitively at the start of the output (after blanks).
+REFUSAL_OPENINGS = (
+    "i can't", "i cannot", "i can not", "i won't", "i will not", "i'm sorry", "i am sorry", "sorry, i",
+    "as an ai", "i'm not able to", "i am not able to", "i'm unable to", "i am unable to",
+)
+_REFUSAL = re.compile(r"^\s*(?:" + "|".join(re.escape(o) for o in REFUSAL_OPENINGS) + ")", re.IGNORECASE)
+MISSING = "(missing)"
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str          # "input.chars", "output.label", "input.category"
+    kind: Kind
+    doc: str
+
+    @property
+    def side(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+BUILTIN = (
+    Signal("input.chars", "continuous", "length of the input in characters"),
+    Signal("input.words", "continuous", "words in the input (blank-separated)"),
+    Signal("output.chars", "continuous", "length of the output in characters"),
+    Signal("output.label", "categorical", "the label answered (classifications)"),
+    Signal("output.confidence", "continuous", "confidence of the answer (classifications)"),
+    Signal("output.refusal", "categorical", "whether the output opens as a refusal"),
+    Signal("output.version", "categorical", "the model version that answered"),
+)
+
+
+def signals_for(fields: Sequence[str] = ()) -> list[Signal]:
+    """The built-in signals plus one categorical input signal per named field (``category`` always)."""
+    names = ["category"] + [f for f in fields if f != "category"]
+    extra = [Signal(f"input.{name}", "categorical", f"the input's {name!r} field") for name in names]
+    return list(BUILTIN[:2]) + extra + list(BUILTIN[2:])
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.match(text or ""))
+
+
+def value(record: dict, signal: Signal) -> Any:
+    """The signal's value on one record, or None when the record does not carry it."""
+    name = signal.name
+    if name == "input.chars":
+        return len(record.get("input") or "")
+    if name == "input.words":
+        return len((record.get("input") or "").split())
+    if name == "output.chars":
+        return len(record.get("output") or "")
+    if name == "output.label":
+        return record.get("label")
+    if name == "output.confidence":
+        return record.get("confidence")
+    if name == "output.refusal":
+        return "yes" if is_refusal(record.get("output") or "") else "no"
+    if name == "output.version":
+        return record.get("version")
+    field = name.split(".", 1)[1]
+    found = record.get(field)
+    return MISSING if found is None else str(found)
+
+
+def values(records: Iterable[dict], signal: Signal) -> list:
+    """The signal over many records, records without it left out."""
+    return [v for v in (value(r, signal) for r in records) if v is not None]
+
+
+def from_eval(example: dict, output: dict, version: str | None = None) -> dict:
+    """An eval-time answer as a production-log record: the example's input and fields, the output line's
+    output, label and confidence. The baseline of drift is made of these."""
+    record = {key: val for key, val in example.items() if key not in ("expected", "labels")}
+    record.update(input=example.get("input", ""), output=output.get("output") or "",
+                  label=output.get("label"), confidence=output.get("confidence"), version=version)
+    return record
