@@ -62,11 +62,10 @@ def check_models(reg: registry_mod.Registry, models: list[str]) -> list[str]:
     for model in models:
         refs.check_name(model, "model name")
         if model not in known:
-            import difflib
+            from gitmodel import known as known_names
 
-            close = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
             raise ModelNotFound(f"model '{model}' has no release or stage tags"
-                                + (f"; did you mean {', '.join(close)}?" if close else
+                                + (known_names.suggestion(model, known) or
                                    f"; models with tags: {', '.join(known) or 'none'}"),
                                 hint=f"release it first: git model release {model} v1.0.0")
     return list(dict.fromkeys(models)) or known

@@ -384,7 +384,7 @@ def test_dry_run_lists_and_moves_nothing(team):
 
 def test_push_of_an_unknown_model_or_remote_is_refused(team):
     unknown = gm("push", "sentimen")
-    assert unknown.exit_code == 3 and "did you mean sentiment?" in unknown.stderr
+    assert unknown.exit_code == 3 and "did you mean 'sentiment'?" in unknown.stderr
     remote = gm("push", "--remote", "nowhere")
     assert remote.exit_code == 3 and "no DVC remote named 'nowhere' (remotes: storage)" in remote.stderr
     git_remote = gm("push", "--git-remote", "upstream")
