@@ -70,12 +70,16 @@ run git model promote sentiment v1.2.0 --stage prod
 echo "(exit code $?: refused)"
 set -e
 
-step "9. ... but it may take 10 % of traffic as a canary, recorded in git"
+step "9. What did v3 break, and what changed inside it? One review across releases; the two checkpoints tensor by tensor"
+run git model blame sentiment r0147
+run git model weights-diff sentiment@v1.1.0 sentiment@v1.2.0
+
+step "10. ... but it may take 10 % of traffic as a canary, recorded in git"
 run git model promote sentiment v1.2.0 --stage canary --fraction 0.1
 run git model log sentiment
 run git model status
 
-step "10. Live traffic shows a problem the eval set missed: roll prod back to the version before (verified, atomic, committed)"
+step "11. Live traffic shows a problem the eval set missed: roll prod back to the version before (verified, atomic, committed)"
 run git model rollback sentiment
 run git model status
 run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.html"
@@ -83,11 +87,11 @@ if python -c "import vl_convert" 2>/dev/null; then
   run git model plot sentiment --metric accuracy --metric labels.positive.fpr -o "$SCRATCH/history.png"
 fi
 
-step "11. Reproducibility, and the other tools still read our registry"
+step "12. Reproducibility, and the other tools still read our registry"
 run git model verify sentiment
 run gto show
 
-step "12. Working as a team: push the stages, and a teammate's clone rolls back from the shared remotes alone"
+step "13. Working as a team: push the stages, and a teammate's clone rolls back from the shared remotes alone"
 run git model push
 git push -q origin main
 run git model gc --dry-run

@@ -53,6 +53,7 @@ class DiffResult:
     old: Revision
     new: Revision
     files: list[FileDiff] = field(default_factory=list)
+    weights: list | None = None     # weightsdiff.ModelWeights per model, with --weights
 
     def dvc_json(self, cwd: Path | str | None = None) -> dict:
         """``dvc metrics diff --json``: ``{path: {key: {"old", "new", "diff"}}}``, paths relative to ``cwd``
@@ -64,8 +65,10 @@ class DiffResult:
         """``--json``: :meth:`dvc_json` as it is; with ``examples``, that under ``metrics`` beside each
         file's comparability, stale sides and behavioural diff."""
         data = self.dvc_json(cwd)
-        if not examples:
+        if not examples and self.weights is None:
             return data
+        if not examples:
+            return {"metrics": data, "weights": [w.to_dict() for w in self.weights]}
         cwd = Path(cwd or os.getcwd())
         shown = {f.path: os.path.relpath(self.root / f.path, cwd) for f in self.files}
         return {
@@ -74,6 +77,7 @@ class DiffResult:
                               for f in self.files},
             "stale": {shown[f.path]: f.stale for f in self.files if f.stale},
             "behaviour": {shown[f.path]: f.behaviour for f in self.files if f.behaviour is not None},
+            **({"weights": [w.to_dict() for w in self.weights]} if self.weights is not None else {}),
         }
 
     @property
@@ -159,7 +163,7 @@ def _check_names(root: Path, revs: list[Revision], model: str | None, evalset: s
 
 
 def diff(a: str | None = None, b: str | None = None, *, model: str | None = None, evalset: str | None = None,
-         all: bool = False, examples: bool = False, verdict: bool = False,
+         all: bool = False, examples: bool = False, verdict: bool = False, weights: bool = False,
          start: Path | None = None) -> DiffResult:
     """The stored results of revision ``a`` (default HEAD) against ``b`` (default the workspace).
 
@@ -171,7 +175,8 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     checks every comparable, fresh pair with the gate's rules (params.yaml
     ``gate:``, old side as the baseline, output PSI included), for the
     pull-request comment's verdict line. Each side's result is checked against
-    the model and eval set md5s its revision tracks (``FileDiff.stale``).
+    the model and eval set md5s its revision tracks (``FileDiff.stale``). ``weights`` adds, per model
+    (the one named, else each with results), :func:`weightsdiff.between` of its two checkpoints.
     """
     root = _open_root(start)
     if evalset is not None:
@@ -222,6 +227,11 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         if policy and o and n and same and not file.stale:
             gated.append((file, old_doc, new_doc, file.behaviour["psi"] if o.outputs and n.outputs else None))
         result.files.append(file)
+    if weights:
+        from gitmodel import weightsdiff
+
+        models = [model] if model else sorted({f.model for f in result.files})
+        result.weights = [weightsdiff.between(root, m, revs[0], revs[1]) for m in models]
     if policy and gated:
         from gitmodel import gaterules
 

@@ -357,7 +357,7 @@ def object_file(root: Path, md5: str, rel: str, what: str, hashes=None) -> Path:
 
 
 def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str = "model",
-                 progress_factory: ProgressFactory | None = None) -> Rerun:
+                 progress_factory: ProgressFactory | None = None, only: set[str] | None = None) -> Rerun:
     """Evaluate the checkpoint of ``model_ref`` (``{"name", "path", "md5"}``) in-process with llama.cpp,
     on the eval set and with the params that the metrics document ``recorded`` records.
 
@@ -365,7 +365,7 @@ def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str
     same), never checked out; the params are the recorded ones, so a later params.yaml change does not
     matter. Nothing is written. ``model_what`` names the checkpoint in errors ("baseline model
     (chat#prod)"). Raises ModelNotFound for an md5 in neither place, and the GGUF reader's errors before
-    llama.cpp sees the file.
+    llama.cpp sees the file. ``only``: run the examples with these ids alone (``bisect`` on one example).
     """
     hashes = project.hash_cache(root)
     model_file = object_file(root, model_ref["md5"], model_ref["path"], model_what, hashes)
@@ -377,6 +377,8 @@ def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str
                     model_file=model_file, model_ref=dict(model_ref), evalset_file=evalset_file,
                     evalset_ref=dict(evalset_ref), params=dict(recorded["params"]), settings=_settings(run_params))
     examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
+    if only is not None:
+        examples = [e for e in examples if e.id in only]
     predictions, info = predict(inputs, examples, progress_factory)
     doc = build_doc(inputs, examples, predictions, info, run_params.get("refusal_patterns") or [])
     return Rerun(inputs, examples, predictions, info, doc, resultfiles.render_outputs(examples, predictions))

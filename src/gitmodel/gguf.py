@@ -273,6 +273,13 @@ def read_info(path: str | os.PathLike[str]) -> GGUFInfo:
         return info
 
 
+def read_header(path: str | os.PathLike[str]) -> GGUFInfo:
+    """:func:`read_info` without the checks of what llama.cpp can load: every bound of the header
+    is still checked, for a command that reads any GGUF file (``weights-diff``) and never loads it."""
+    with open(path, "rb") as file:
+        return _HeaderParser(file, path, os.fstat(file.fileno()).st_size).parse()
+
+
 def _product(dims: tuple[int, ...]) -> int:
     result = 1
     for dim in dims:
@@ -646,3 +653,101 @@ class _HeaderParser:
                     f"and [{data_offset + second.offset}, {data_offset + second.offset + second.nbytes})",
                     second_field,
                 )
+
+
+# ----------------------------------------------------------------------------- tensor data
+
+
+def value_bytes(info: GGUFInfo, key: str) -> bytes | None:
+    """The raw bytes of one metadata value as the file holds them (None for an absent key): a value
+    kept only as a summary (a vocabulary) is compared by these bytes. The span was checked by
+    :func:`read_info`; the file is read again, so it must not have changed since."""
+    span = info.value_spans.get(key)
+    if span is None:
+        return None
+    _, start, end = span
+    with open(info.path, "rb") as file:
+        if os.fstat(file.fileno()).st_size != info.file_size:
+            raise InvalidGGUF(info.path, "the file changed since its header was read")
+        file.seek(start)
+        data = file.read(end - start)
+    if len(data) != end - start:
+        raise InvalidGGUF(info.path, "the file shrank while it was being read", start)
+    return data
+
+
+class TensorData:
+    """The tensor data of a file whose header :func:`read_info` checked, through a read-only memory map.
+
+    Every tensor's byte range was checked against the file size when the header was read; the file
+    size is checked again when the map is made, so a file truncated in between is refused rather
+    than read past its end. :meth:`drop` gives mapped pages back once they are used, so reading a
+    whole model keeps as little of it resident as one piece at a time.
+    """
+
+    def __init__(self, info: GGUFInfo):
+        import mmap
+
+        self.info = info
+        self._file = open(info.path, "rb")
+        try:
+            size = os.fstat(self._file.fileno()).st_size
+            if size != info.file_size:
+                raise InvalidGGUF(info.path, f"the file changed since its header was read ({info.file_size} "
+                                             f"bytes then, {size} now)")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except BaseException:
+            self._file.close()
+            raise
+        self._view = memoryview(self._map) if self._map is not None else memoryview(b"")
+        self._page = mmap.PAGESIZE
+        if self._map is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
+            self._map.madvise(mmap.MADV_SEQUENTIAL)
+
+    def span(self, tensor: TensorInfo) -> tuple[int, int]:
+        """The file offsets [start, end) of a tensor's bytes."""
+        start = self.info.data_offset + tensor.offset
+        return start, start + tensor.nbytes
+
+    def raw(self, tensor: TensorInfo, start: int = 0, stop: int | None = None) -> memoryview:
+        """Bytes ``start:stop`` of a tensor (relative to the tensor), without a copy."""
+        first, end = self.span(tensor)
+        stop = tensor.nbytes if stop is None else stop
+        if not 0 <= start <= stop <= tensor.nbytes:
+            raise ValueError(f"bytes {start}:{stop} of tensor {tensor.name!r} ({tensor.nbytes} bytes)")
+        return self._view[first + start: first + stop]
+
+    def prefetch(self, tensor: TensorInfo) -> None:
+        """Ask the kernel to start reading a tensor's pages into the page cache (not into this process)."""
+        import mmap
+
+        if self._map is None or not hasattr(mmap, "MADV_WILLNEED") or not tensor.nbytes:
+            return
+        first, end = self.span(tensor)
+        begin = first // self._page * self._page
+        self._map.madvise(mmap.MADV_WILLNEED, begin, end - begin)
+
+    def drop(self, tensor: TensorInfo, start: int = 0, stop: int | None = None) -> None:
+        """Let the kernel take back the pages of bytes ``start:stop`` of a tensor (the file is unchanged)."""
+        import mmap
+
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        first, _ = self.span(tensor)
+        stop = tensor.nbytes if stop is None else stop
+        begin = (first + start) // self._page * self._page
+        end = first + stop
+        if end > begin:
+            self._map.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+
+    def close(self) -> None:
+        self._view.release()
+        if self._map is not None:
+            self._map.close()
+        self._file.close()
+
+    def __enter__(self) -> "TensorData":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

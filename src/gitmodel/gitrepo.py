@@ -292,6 +292,15 @@ def ref_kinds(root: Path, name: str) -> list[str]:
     return [kind for ref, kind in wanted.items() if ref in found]
 
 
+def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
+    """Whether ``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
+    proc = subprocess.run(["git", "-C", str(root), "merge-base", "--is-ancestor", ancestor, descendant],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode not in (0, 1):
+        raise git_error(["merge-base", "--is-ancestor", ancestor, descendant], proc.stderr)
+    return proc.returncode == 0
+
+
 def commit_info(root: Path, commits: list[str]) -> dict[str, dict]:
     """Author time and subject of many commits, in one ``git log --no-walk``."""
     if not commits:

@@ -6,6 +6,7 @@ validated once and remembered by its sha (:class:`ValidatedBlobs`).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,10 +62,18 @@ def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str
             if evalset is None or p.stem == evalset:
                 found.append((m, p.stem, p.relative_to(root).as_posix()))
     results = []
+    checked = ValidatedBlobs(root) if validate and found else None
     for m, e, path in found:
-        doc = _parse((root / path).read_bytes(), f"{path} (workspace)", validate)
+        data = (root / path).read_bytes()
+        # the sha git would give these bytes: a file committed unchanged was validated when first read
+        sha = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        doc = _parse(data, f"{path} (workspace)", validate and sha not in checked)
+        if checked is not None:
+            checked.add(sha)
         out = root / dvcyaml.outputs_path(m, e)
         results.append(Result(m, e, path, doc, out.read_bytes() if with_outputs and out.is_file() else None))
+    if checked is not None:
+        checked.save()
     return results
 
 

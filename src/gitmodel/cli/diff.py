@@ -237,6 +237,11 @@ def _diff_md(result, show_all: bool, precision: int, cap: int) -> list[str]:
             lines.append("No metric changed.")
         if f.behaviour is not None and f.behaviour["matched"] > 0:
             lines += _md_examples(result, f, precision, cap)
+    if result.weights:
+        from gitmodel.cli.forensics import weights_md
+
+        for w in result.weights:
+            lines += weights_md(w)
     return lines + ["", f"<sub>{code(f'git model diff {result.old.text} {result.new.text} --md')}</sub>"]
 
 
@@ -285,9 +290,11 @@ def _diff_json(result, examples: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged metrics too (as `dvc metrics diff --all`).")
 @click.option("--examples", is_flag=True,
               help="Add the behavioural diff: which examples flipped, label and generation changes, PSI.")
+@click.option("--weights", is_flag=True,
+              help="Add weights-diff's summary of the two checkpoints (tensors, quantisation, chat template).")
 @click.option("--precision", type=click.IntRange(0, 15), default=5, show_default=True,
               help="Round numbers to this many decimals in the table and the comment (not in --json).")
-def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision) -> None:
+def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, weights, precision) -> None:
     """Compare the stored metrics of two revisions, better / worse by each metric's direction.
 
     A and B are git revisions, `workspace`, or registry references
@@ -304,7 +311,9 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
     --examples it becomes {"metrics": <that>, "comparability": ..., "behaviour": ...}.
     --md prints a pull-request comment with a verdict line by the gate's
     tolerances (params.yaml gate:) and the flipped examples, cut to fit
-    GitHub's 65,536 characters (the full report: --examples).
+    GitHub's 65,536 characters (the full report: --examples). --weights adds
+    weights-diff's summary of each model's two checkpoints (in --md, a
+    collapsible block; in --json, under "weights" beside "metrics").
 
     \b
     Examples:
@@ -312,16 +321,31 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, precision
       git model diff chat@v1.2.0 chat@v1.3.0
       git model diff chat#prod --examples
       git model diff origin/main HEAD --md > comment.md
+      git model diff chat@v1.1.0 chat@v1.2.0 --weights
     """
     from gitmodel import diffing
 
     if as_json and as_md:
         raise click.UsageError("--json and --md cannot be used together")
     result = diffing.diff(a, b, model=model, evalset=evalset, all=show_all, examples=examples or as_md,
-                          verdict=as_md)
+                          verdict=as_md, weights=weights)
     if as_json:
         _diff_json(result, examples)
     elif as_md:
         _render_diff_md(result, show_all, precision)
     else:
         _render_diff_text(result, show_all, precision, examples)
+        _render_weights_text(result)
+
+
+def _render_weights_text(result) -> None:
+    from gitmodel.cli.forensics import weights_summary
+
+    for w in result.weights or []:
+        click.echo("")
+        if w.diff is None:
+            click.echo(f"Weights of {w.model}: {w.note}")
+            continue
+        click.echo(f"Weights of {w.model} ({result.old.label} -> {result.new.label}):")
+        for line in weights_summary(w.diff):
+            click.echo(f"  {line}")
