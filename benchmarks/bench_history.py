@@ -95,9 +95,9 @@ def build(root: Path, n: int, env: dict) -> tuple[str, str]:
         "  meta:\n    lineage:\n      base_model: bench-base\n")
     (root / "models" / ".gitignore").write_text(f"/{MODEL}.gguf\n")
     evalset_md5 = hashlib.md5(b"bench").hexdigest()
-    dvc_yaml = dvcyaml.TEMPLATE.replace("artifacts: {}", f"artifacts:\n  {MODEL}:\n    path: models/{MODEL}.gguf\n"
-                                        "    type: model").replace(
-        "model: []", f"model: [{MODEL}]").replace("evalset: []", f"evalset: [{EVALSET}]")
+    dvc_yaml = dvcyaml.template().replace("artifacts: {}", f"artifacts:\n  {MODEL}:\n    path: models/{MODEL}.gguf\n"
+                                          "    type: model").replace(
+        "foreach: {}", f"foreach:\n      {MODEL}-{EVALSET}: {{model: {MODEL}, evalset: {EVALSET}}}")
     (root / "dvc.yaml").write_text(dvc_yaml)
     (root / "params.yaml").write_text("eval:\n  temperature: 0\n  seed: 0\n")
     run(["git", "add", "-A"], root, env)

@@ -1,4 +1,10 @@
-"""``dvc.yaml``: the artifacts (one per model) and the ``eval`` matrix stage.
+"""``dvc.yaml``: the artifacts (one per model) and the ``eval`` stage, one eval per declared pair.
+
+The eval stage is a ``foreach`` over the model x eval set pairs that belong
+together, keyed ``<model>-<evalset>`` (the names DVC's ``matrix`` gave them, so
+that ``dvc.lock`` entries survive the move from a matrix). The pairs listed
+there are the one record of which eval sets a model is evaluated on: what DVC
+runs is what git-model reads, and a hand edit of the list is a pairing edit.
 
 Edited round-trip (ruamel.yaml), so a user's own stages, comments and order
 survive every ``git model`` command that touches the file.
@@ -15,6 +21,8 @@ MODELS_DIR = "models"
 EVALSETS_DIR = "evalsets"
 METRICS_DIR = "metrics"
 EVAL_STAGE = "eval"
+PARAMS_FILE = "params.yaml"   # params.PARAMS_FILE; not imported, so that readers of dvc.yaml stay light
+EVALSET_OVERRIDES = "eval.evalsets"   # per eval set settings in params.yaml, one dependency per pair
 
 
 def model_path(name: str) -> str:
@@ -33,30 +41,59 @@ def outputs_path(model: str, evalset: str) -> str:
     return f"{METRICS_DIR}/{model}/{evalset}.outputs.jsonl"
 
 
-TEMPLATE = """\
-# Managed by git-model: `git model add` fills `artifacts` and the eval matrix.
+HEADER = """\
+# Managed by git-model: `git model add` fills `artifacts`, `git model add --evalset` and
+# `git model evalset add --for` the pairs of the eval stage (`git model pairs` lists them).
 # Your own stages may live here too; git-model leaves them alone.
-artifacts: {}
-stages:
-  # One eval per model x eval set. `dvc repro` re-runs exactly the pairs whose
-  # weights, eval set or `eval` params changed.
-  eval:
-    matrix:
-      model: []
-      evalset: []
-    cmd: git model eval ${item.model} --evalset ${item.evalset}
-    deps:
-      - models/${item.model}.gguf
-      - evalsets/${item.evalset}.jsonl
-    params:
-      - eval
-    metrics:
-      - metrics/${item.model}/${item.evalset}.json:
-          cache: false
-    outs:
-      - metrics/${item.model}/${item.evalset}.outputs.jsonl:
-          cache: false
 """
+
+STAGE_COMMENT = """\
+One eval per declared model x eval set pair. `dvc repro` re-runs exactly the
+pairs whose weights, eval set or result-shaping `eval` params changed."""
+
+EVAL_CMD = "git model eval ${item.model} --evalset ${item.evalset}"
+
+
+def stage_params() -> list[str]:
+    """The params.yaml keys every pair depends on: the eval settings recorded with a result (read from
+    params.py when called, so a key added there becomes a dependency), the openai runner's own, and the
+    pair's eval set's overrides. Timeouts, retries, concurrency and the key's variable are not among
+    them: they cannot change an output."""
+    from gitmodel import params
+
+    keys = [f"eval.{k}" for k in params.RESULT_KEYS]
+    keys += [f"eval.openai.{k}" for k in params.OPENAI_RESULT_KEYS]
+    return keys + [f"{EVALSET_OVERRIDES}.${{item.evalset}}"]
+
+
+def new_eval_stage():
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def mapping(**items):
+        m = CommentedMap()
+        m.update(items)
+        return m
+
+    do = mapping(
+        cmd=EVAL_CMD,
+        deps=CommentedSeq([model_path("${item.model}"), evalset_path("${item.evalset}")]),
+        params=CommentedSeq(stage_params()),
+        metrics=CommentedSeq([mapping(**{metrics_path("${item.model}", "${item.evalset}"): mapping(cache=False)})]),
+        outs=CommentedSeq([mapping(**{outputs_path("${item.model}", "${item.evalset}"): mapping(cache=False)})]),
+    )
+    return mapping(foreach=CommentedMap(), do=do)
+
+
+def template() -> str:
+    """The dvc.yaml `git model init` writes into a repository that has none."""
+    from ruamel.yaml.comments import CommentedMap
+
+    data = CommentedMap()
+    data["artifacts"] = CommentedMap()
+    data["stages"] = CommentedMap()
+    data["stages"][EVAL_STAGE] = new_eval_stage()
+    data["stages"].yaml_set_comment_before_after_key(EVAL_STAGE, before=STAGE_COMMENT, indent=2)
+    return HEADER + dump(data)
 
 
 def _yaml():
@@ -72,19 +109,24 @@ def load(root: Path):
     path = Path(root) / DVC_YAML
     if not path.is_file():
         return None
+    return parse(path.read_text("utf-8"), path)
+
+
+def parse(text: str, where):
+    """A dvc.yaml's text, loaded round-trip; ``where`` names it in errors (a path, or path at a revision)."""
     from ruamel.yaml import YAMLError
 
     from gitmodel.yamlio import describe
 
     try:
-        data = _yaml().load(path.read_text("utf-8"))
+        data = _yaml().load(text)
     except YAMLError as e:
-        raise DvcError(f"{path}: not valid YAML: {describe(e)}", hint="fix the file by hand, or move it away and run `git model init`") from None
+        raise DvcError(f"{where}: not valid YAML: {describe(e)}", hint="fix the file by hand, or move it away and run `git model init`") from None
     if data is None:
         from ruamel.yaml.comments import CommentedMap
         return CommentedMap()
     if not isinstance(data, dict):
-        raise DvcError(f"{path}: expected a mapping at the top level (stages:, artifacts:), got a {type(data).__name__}",
+        raise DvcError(f"{where}: expected a mapping at the top level (stages:, artifacts:), got a {type(data).__name__}",
                        hint="fix the file by hand, or move it away and run `git model init`")
     return data
 
@@ -95,21 +137,114 @@ def dump(data) -> str:
     return buf.getvalue()
 
 
-def eval_matrix(data, path: Path):
-    """The ``matrix`` of the eval stage of ``data`` (a loaded dvc.yaml), the stage added from the template
-    when there is none. Raises DvcError when ``stages.eval`` is a stage of the user's (no matrix)."""
+def is_matrix(stage) -> bool:
+    """The eval stage as git-model wrote it before pairs: one eval per model x eval set."""
+    return isinstance(stage, dict) and isinstance(stage.get("matrix"), dict)
+
+
+def _is_ours(stage) -> bool:
+    return is_matrix(stage) or (isinstance(stage, dict) and isinstance(stage.get("do"), dict)
+                                and stage["do"].get("cmd") == EVAL_CMD)
+
+
+def eval_stage(data, path, *, create: bool = True):
+    """The eval stage of ``data`` (a loaded dvc.yaml), added when there is none and ``create``; None
+    when there is none and not ``create``. Raises DvcError when ``stages.eval`` is a stage of the user's."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    stage = stages.get(EVAL_STAGE) if isinstance(stages, dict) else None
+    if stage is None:
+        if not create:
+            return None
+        from ruamel.yaml.comments import CommentedMap
+
+        if not isinstance(stages, dict):
+            stages = data["stages"] = CommentedMap()
+        stage = stages[EVAL_STAGE] = new_eval_stage()
+    if not _is_ours(stage):
+        raise DvcError(f"{path}: stages.eval is not git-model's eval stage (no foreach of pairs running "
+                       f"`{EVAL_CMD}`)", hint="rename your own `eval` stage, then run `git model init` again")
+    return stage
+
+
+def pair_key(model: str, evalset: str, taken) -> str:
+    """The foreach key (so the stage name ``eval@<key>``) of a pair. ``<model>-<evalset>`` is the name
+    DVC's matrix gave the pair; when another pair already has it (``a-b`` x ``c`` and ``a`` x ``b-c``),
+    a dot, which no name holds, tells them apart."""
+    key = f"{model}-{evalset}"
+    return key if key not in taken else f"{model}.{evalset}"
+
+
+def pairs_of(stage, where) -> list[tuple[str, str]]:
+    """The (model, evalset) pairs of an eval stage, in file order: its foreach items, or every model x
+    every eval set of a matrix. Raises DvcError naming the entry that is not a pair."""
+    if stage is None:
+        return []
+    if is_matrix(stage):
+        m = stage["matrix"]
+        return [(model, evalset) for model in m.get("model") or [] for evalset in m.get("evalset") or []]
+    items = stage.get("foreach")
+    if items is None:
+        return []
+    entries = items.items() if isinstance(items, dict) else enumerate(items) if isinstance(items, list) else None
+    if entries is None:
+        raise DvcError(f"{where}: stages.eval.foreach must be a mapping of pairs, got {items!r}",
+                       hint="each entry: `<model>-<evalset>: {model: <model>, evalset: <evalset>}`")
+    found = []
+    for key, item in entries:
+        if not (isinstance(item, dict) and isinstance(item.get("model"), str) and isinstance(item.get("evalset"), str)):
+            raise DvcError(f"{where}: stages.eval.foreach.{key} is not a pair: {dict(item) if isinstance(item, dict) else item!r}",
+                           hint=f"write it as `{key}: {{model: <model>, evalset: <evalset>}}`")
+        pair = (item["model"], item["evalset"])
+        if pair not in found:
+            found.append(pair)
+    return found
+
+
+def with_pairs(data, pairs, path):
+    """``data`` (a loaded dvc.yaml) whose eval stage evaluates exactly ``pairs`` (in that order), a matrix
+    moved to a foreach, and the stage's params refreshed. Keys of pairs already there are kept."""
     from ruamel.yaml.comments import CommentedMap
 
-    stages = data.setdefault("stages", CommentedMap())
-    stage = stages.get(EVAL_STAGE)
-    if stage is None:
-        stage = _yaml().load(TEMPLATE)["stages"][EVAL_STAGE]
-        stages[EVAL_STAGE] = stage
-    matrix = stage.get("matrix")
-    if not isinstance(matrix, dict):
-        raise DvcError(f"{path}: stages.eval has no matrix: it was not written by git-model",
-                       hint="rename your own `eval` stage, then run `git model init` again")
-    return matrix
+    stage = eval_stage(data, path)
+    old = {}
+    if not is_matrix(stage) and isinstance(stage.get("foreach"), dict):
+        for key, item in stage["foreach"].items():
+            if isinstance(item, dict):
+                old.setdefault((item.get("model"), item.get("evalset")), key)
+    if is_matrix(stage):
+        fresh = new_eval_stage()
+        for key in list(stage):
+            del stage[key]
+        stage.update(fresh)
+    items = CommentedMap()
+    for model, evalset in pairs:
+        key = old.get((model, evalset))
+        if key is None or key in items:
+            key = pair_key(model, evalset, items)
+        item = CommentedMap()
+        item["model"], item["evalset"] = model, evalset
+        item.fa.set_flow_style()
+        items[key] = item
+    stage["foreach"] = items
+    stage["do"]["params"] = _refreshed_params(stage["do"].get("params"))
+    return data
+
+
+def _refreshed_params(current):
+    """The stage's params: git-model's keys as params.py gives them now, then any the user added."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    ours = stage_params()
+    mine = set(ours)
+    extra = [p for p in (current or []) if not (isinstance(p, str) and (p in mine or p == "eval"
+                                                                       or p.startswith("eval.")))]
+    return CommentedSeq(ours + extra)
+
+
+def stage_params_current(stage) -> bool:
+    """The stage's params are the keys params.py lists now (a git-model upgrade may add some)."""
+    have = [p for p in ((stage.get("do") or {}).get("params") or []) if isinstance(p, str)]
+    return not is_matrix(stage) and all(p in have for p in stage_params()) and "eval" not in have
 
 
 def artifact_meta(meta: dict) -> dict:
@@ -121,13 +256,8 @@ def artifact_meta(meta: dict) -> dict:
     return short
 
 
-def _append(seq, value):
-    if value not in seq:
-        seq.append(value)
-
-
 def with_model(data, name: str, meta: dict, path: Path):
-    """``data`` (a loaded dvc.yaml) with the artifact and the matrix entry of a model."""
+    """``data`` (a loaded dvc.yaml) with the artifact of a model (its pairs are set apart)."""
     from ruamel.yaml.comments import CommentedMap
 
     artifacts = data.get("artifacts")
@@ -139,21 +269,21 @@ def with_model(data, name: str, meta: dict, path: Path):
     entry["type"] = "model"
     entry["meta"] = artifact_meta(meta)
     artifacts[name] = entry
-    _append(eval_matrix(data, path)["model"], name)
+    eval_stage(data, path)
     return data
 
 
-def with_evalset(data, name: str, path: Path):
-    _append(eval_matrix(data, path)["evalset"], name)
-    return data
+def declared_pairs(root: Path) -> list[tuple[str, str]]:
+    """The pairs the workspace's dvc.yaml evaluates."""
+    path = Path(root) / DVC_YAML
+    data = load(root)
+    return pairs_of(eval_stage(data, path, create=False), path) if data is not None else []
 
 
 def matrix(root: Path) -> tuple[list[str], list[str]]:
-    """(models, eval sets) of the eval matrix."""
-    data = load(root) or {}
-    stage = (data.get("stages") or {}).get(EVAL_STAGE) or {}
-    m = stage.get("matrix") or {}
-    return list(m.get("model") or []), list(m.get("evalset") or [])
+    """(models, eval sets) named by the eval stage's pairs."""
+    found = declared_pairs(root)
+    return list(dict.fromkeys(m for m, _ in found)), list(dict.fromkeys(e for _, e in found))
 
 
 def artifacts(root: Path) -> dict:

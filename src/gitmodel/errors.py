@@ -118,6 +118,10 @@ class DvcError(GitModelError):
     pass
 
 
+class GatedEvalSet(GitModelError):
+    """Unpairing an eval set that a model's gate compares on."""
+
+
 class GitError(GitModelError):
     pass
 

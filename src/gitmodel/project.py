@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, params, store
+from gitmodel import dvcyaml, gitrepo, pairdeps, params, store
 from gitmodel.errors import InvalidPath, NotInitialized
 from gitmodel.fsutil import HashCache, Snapshot, atomic_write
 
@@ -112,20 +112,25 @@ class InitResult:
 
 
 def init(start: Path | None = None) -> InitResult:
-    """Make the current git repository a git-model repository. Idempotent."""
+    """Make the current git repository a git-model repository. Idempotent.
+
+    A repository whose eval stage is a matrix (every model x every eval set) gets a foreach of the
+    same pairs, each depending on the settings that shape its results; its dvc.lock entries are
+    carried over, so nothing that was up to date is run again. Metrics files are not touched."""
     root = gitrepo.find_root(start)
     result = InitResult(root=root)
     dvc_yaml = root / dvcyaml.DVC_YAML
     params_yaml = root / params.PARAMS_FILE
+    dvc_lock = root / pairdeps.LOCK_FILE
     keeps = [root / d / ".gitkeep" for d in LAYOUT_DIRS]
     made_dvc = False
-    with Snapshot(dvc_yaml, params_yaml, *keeps) as snap:
+    with Snapshot(dvc_yaml, params_yaml, dvc_lock, *keeps) as snap:
         try:
             # read what is there before DVC writes anything: a broken dvc.yaml or
             # params.yaml must be refused with nothing staged
             existing = dvcyaml.load(root)
             if existing is not None:
-                dvcyaml.eval_matrix(existing, dvc_yaml)
+                dvcyaml.eval_stage(existing, dvc_yaml)
             params.read(root)
             if not store.is_initialized(root):
                 snap.add(root / ".dvcignore")
@@ -133,15 +138,21 @@ def init(start: Path | None = None) -> InitResult:
                 made_dvc = True
                 result.created += [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
             data = dvcyaml.load(root)
+            declared: list = []
+            was_matrix = False
             if data is None:
-                atomic_write(dvc_yaml, dvcyaml.TEMPLATE)
+                atomic_write(dvc_yaml, dvcyaml.template())
                 result.created.append(dvcyaml.DVC_YAML)
             else:
                 before = dvcyaml.dump(data)
                 if "artifacts" not in data:
                     from ruamel.yaml.comments import CommentedMap
                     data.insert(0, "artifacts", CommentedMap())
-                dvcyaml.eval_matrix(data, dvc_yaml)
+                stage = dvcyaml.eval_stage(data, dvc_yaml)
+                declared = dvcyaml.pairs_of(stage, dvc_yaml)
+                was_matrix = dvcyaml.is_matrix(stage)
+                if was_matrix or not dvcyaml.stage_params_current(stage):
+                    dvcyaml.with_pairs(data, declared, dvc_yaml)
                 after = dvcyaml.dump(data)
                 if after != before:
                     atomic_write(dvc_yaml, after)
@@ -153,6 +164,18 @@ def init(start: Path | None = None) -> InitResult:
                 text = params_yaml.read_text("utf-8")
                 atomic_write(params_yaml, text.rstrip("\n") + ("\n\n" if text.strip() else "") + params.PARAMS_TEMPLATE)
                 result.created.append(params.PARAMS_FILE)
+            from gitmodel import pairs
+
+            filled = pairdeps.with_keys(root, [e for _, e in declared] + pairs.tracked_names(root))
+            if filled is not None:
+                atomic_write(params_yaml, filled)
+                if params.PARAMS_FILE not in result.created:
+                    result.created.append(params.PARAMS_FILE)
+            if was_matrix and dvc_lock.is_file():
+                lock = pairdeps.migrated_lock(root, declared, pairs.stage_keys(root))
+                if lock is not None:
+                    atomic_write(dvc_lock, lock)
+                    result.created.append(pairdeps.LOCK_FILE)
             for keep in keeps:
                 if not keep.parent.is_dir() or not any(keep.parent.iterdir()):
                     keep.parent.mkdir(exist_ok=True)

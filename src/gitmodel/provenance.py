@@ -126,12 +126,14 @@ def tracked_paths(doc: Mapping) -> list[str]:
 
 
 def stale_at(root, rev, doc: Mapping, *, with_params: bool = False,
-             tracked: Mapping[str, str | None] | None = None) -> list[StaleReason]:
+             tracked: Mapping[str, str | None] | None = None,
+             eval_params: Mapping | None = None) -> list[StaleReason]:
     """The one answer to "is this stored result stale, and why" for a result stored at ``rev`` (a
     :class:`gitmodel.revisions.Revision`): the model and eval set md5s it measured against what ``rev``
     tracks at those paths (:func:`gitmodel.store.tracked_md5s`), and with ``with_params`` (a workspace
     result that is about to be reused) the eval params in params.yaml now too. ``tracked`` is what
-    ``rev`` tracks when the caller read it already (path -> md5)."""
+    ``rev`` tracks when the caller read it already (path -> md5); ``eval_params`` the workspace's
+    params.eval_params when the caller read them already (checking many results)."""
     from gitmodel import store
 
     if tracked is None:
@@ -148,7 +150,7 @@ def stale_at(root, rev, doc: Mapping, *, with_params: bool = False,
         from gitmodel import params as params_mod
         from gitmodel.evaluate import recorded_params
 
-        current = params_mod.eval_params(Path(root))
+        current = dict(eval_params) if eval_params is not None else params_mod.eval_params(Path(root))
         # the runner the result was made with is the one to re-run it with: `--runner` chooses per run
         runner = (doc.get("params") or {}).get("runner") or current["runner"]
         params, concurrency = recorded_params(dict(current, runner=runner)), current["openai"]["concurrency"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, known, project, provenance, refs, store
+from gitmodel import dvcyaml, gitrepo, history, known, pairs, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
@@ -176,7 +176,20 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
                 f"entry for it{known.suggestion(model, names)}",
                 hint=f"track it with `git model add {dvcyaml.model_path(model)}`, evaluate it and commit")
         _check_committed(root, model, head, committed)
+        own = pairs.evalsets_of(pairs.declared_at(root, [head], reader)[0], model)
+        if own == []:
+            raise ReleaseRefused(
+                f"model '{model}' is evaluated on no eval set at HEAD: no pair of the eval stage in "
+                f"{dvcyaml.DVC_YAML} names it",
+                hint=f"pair it with one (`git model evalset add {dvcyaml.evalset_path('NAME')} --for {model}`, or "
+                     f"`git model add {dvcyaml.model_path(model)} --evalset NAME`), run `dvc repro` and commit")
         results = results_mod.results_at(root, rev, model=model, reader=reader)
+        missing = [e for e in own or [] if e not in {r.evalset for r in results}]
+        if results and missing:
+            raise ReleaseRefused(
+                f"model '{model}' has no metrics at HEAD on {', '.join(missing)}, which dvc.yaml pairs it with "
+                f"(no {', '.join(dvcyaml.metrics_path(model, e) for e in missing)})",
+                hint="evaluate them (`dvc repro`) and commit the metrics")
         if not results:
             raise ReleaseRefused(
                 f"model '{model}' has no metrics at HEAD (nothing in {dvcyaml.METRICS_DIR}/{model}/)",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmodel import jsonio
-from gitmodel import dvcyaml, gitrepo
+from gitmodel import dvcyaml, gitrepo, pairs
 from gitmodel.errors import InvalidMetrics
 
 if TYPE_CHECKING:
@@ -61,9 +61,12 @@ def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str
         for p in sorted(folder.glob("*.json")):
             if evalset is None or p.stem == evalset:
                 found.append((m, p.stem, p.relative_to(root).as_posix()))
+    [declared] = pairs.declared_at(root, [None])
     results = []
     checked = ValidatedBlobs(root) if validate and found else None
     for m, e, path in found:
+        if declared is not None and (m, e) not in declared:
+            continue   # orphaned: metrics of a pair dvc.yaml no longer declares are never read as results
         data = (root / path).read_bytes()
         # the sha git would give these bytes: a file committed unchanged was validated when first read
         sha = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
@@ -107,6 +110,9 @@ def results_at_many(root: Path, revs: list[Revision], model: str | None = None, 
                     if mode.startswith("100") and name.endswith(".json") and (evalset is None or name[:-5] == evalset):
                         files.append((m, name[:-5], f"{dvcyaml.METRICS_DIR}/{m}/{name}", sha))
             found.append(files)
+        # orphaned metrics (of a pair the revision's dvc.yaml does not declare) are not results there
+        declared = pairs.declared_at(root, [r.commit for r in revs], reader)
+        found = [[f for f in files if d is None or (f[0], f[1]) in d] for files, d in zip(found, declared)]
         shas = list(dict.fromkeys(sha for files in found for *_, sha in files))
         blobs = dict(zip(shas, reader.read_many(shas)))
         outputs: dict[str, tuple[str, bytes] | None] = {}

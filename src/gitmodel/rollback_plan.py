@@ -143,6 +143,8 @@ def restored_lock(current: str | None, target: str | None, rel: str, model: str,
         return any(p == rel or p.startswith(prefix) for p in _out_paths(entry))
 
     yaml = YAML()   # round-trip, DVC's own layout of dvc.lock
+    # a null param (eval.openai.model) as DVC writes it, never `null`: the other stages' entries stay byte for byte
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", ""))
     cur = yaml.load(current) if current else None
     tgt = yaml.load(target) if target else None
     cur_stages = (cur or {}).get("stages") or CommentedMap()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, jsonio, known, project, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, jsonio, known, pairs, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import InvalidName
 
@@ -32,6 +32,7 @@ class MetricsStatus:
     stale: bool
     reason: str | None = None
     unverified: str | None = None      # why the producer is not tied to the model md5 (None: it is)
+    orphaned: bool = False             # no pair of dvc.yaml declares it: never read as a result
 
 
 @dataclass
@@ -72,7 +73,8 @@ class ModelStatus:
                        for h in self.stages},
             "remote": {"name": self.remote, "error": self.remote_error},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
-                         "reason": m.reason, "unverified": m.unverified} for m in self.metrics],
+                         "reason": m.reason, "unverified": m.unverified, "orphaned": m.orphaned}
+                        for m in self.metrics],
         }
 
 
@@ -82,11 +84,18 @@ def _model_rel(artifacts: dict, model: str) -> str:
     return str(path) if path else dvcyaml.model_path(model)
 
 
-def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
+def _metrics_status(root: Path, model: str, declared: list | None = None,
+                    lock_changes: dict | None = None) -> list[MetricsStatus]:
+    """Per metrics file of ``model``; with ``declared`` (the pairs of dvc.yaml) a file no pair declares is
+    orphaned, a declared pair without a file is stale (not evaluated yet), and ``lock_changes`` (pair ->
+    params changed since dvc.lock recorded them) make a pair stale as `dvc status` says it."""
     folder = root / dvcyaml.METRICS_DIR / model
     found = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         rel = p.relative_to(root).as_posix()
+        if declared is not None and (model, p.stem) not in declared:
+            found.append(MetricsStatus(p.stem, rel, None, False, None, orphaned=True))
+            continue
         try:
             doc = jsonio.loads(p.read_bytes())
             md5 = doc["model"]["md5"]
@@ -94,9 +103,14 @@ def _metrics_status(root: Path, model: str) -> list[MetricsStatus]:
             found.append(MetricsStatus(p.stem, rel, None, True, "not a readable git-model metrics file"))
             continue
         reasons = provenance.stale_at(root, revisions.Revision(gitrepo.WORKSPACE, None), doc, with_params=True)
-        reason = "; ".join(map(str, reasons)) or None
+        reasons = [str(r) for r in reasons] + pairs.lock_reason(reasons, (lock_changes or {}).get((model, p.stem)))
+        reason = "; ".join(reasons) or None
         unverified = provenance.verification_of(doc)["detail"] if provenance.is_unverified(doc) else None
         found.append(MetricsStatus(p.stem, rel, md5, reason is not None, reason, unverified))
+    have = {m.evalset for m in found}
+    for m, e in declared or []:
+        if m == model and e not in have:
+            found.append(MetricsStatus(e, dvcyaml.metrics_path(m, e), None, True, "not evaluated yet: `dvc repro` runs it"))
     return found
 
 
@@ -119,6 +133,7 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                               hint="track one with `git model add models/<name>.gguf`")
         names = [model]
     hashes = project.hash_cache(root)
+    declared, lock_changes = pairs.declared_with_lock_changes(root)
     statuses = []
     with gitrepo.ObjectReader(root) as reader:
         for name in names:
@@ -140,7 +155,7 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                 st.stages.append(HolderStatus(
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
-            st.metrics = _metrics_status(root, name)
+            st.metrics = _metrics_status(root, name, declared, lock_changes)
             statuses.append(st)
     _mark_remote_presence(root, statuses, reg)
     return statuses

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, evalsets, gguf, gitrepo, lineage, loadcheck, params, project, refs, store
+from gitmodel import dvcyaml, evalsets, gguf, gitrepo, lineage, loadcheck, pairs, params, project, refs, store
 from gitmodel.errors import InvalidPath
 from gitmodel.fsutil import Snapshot
 
@@ -27,6 +27,7 @@ class AddResult:
     previous_md5: str | None = None
     staged: list[str] = field(default_factory=list)
     previous_meta: dict | None = None
+    evalsets: list[str] = field(default_factory=list)   # the eval sets the model is evaluated on
 
     @property
     def status(self) -> str:
@@ -38,7 +39,7 @@ class AddResult:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "md5": self.md5, "status": self.status,
-                "dvc_file": self.dvc_file, "meta": self.meta, "staged": self.staged}
+                "dvc_file": self.dvc_file, "meta": self.meta, "evalsets": self.evalsets, "staged": self.staged}
 
 
 def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix: str, what: str):
@@ -69,9 +70,14 @@ def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix
 
 def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(), params_file=None,
               base_model: str | None = None, training_duration: str | None = None,
-              start: Path | None = None) -> AddResult:
+              evalset_names=(), start: Path | None = None) -> AddResult:
+    """Track a checkpoint. It is evaluated on ``evalset_names`` (tracked eval sets) besides the ones it
+    already has; without them, a new model joins the eval sets every other model has (pairs.plan_model)."""
     root = project.open_root(start)
     absolute, rel, name = _checked_target(root, user_path, name, dvcyaml.MODELS_DIR, ".gguf", "model")
+    for evalset in evalset_names:
+        refs.check_name(evalset, "eval set name")
+    pairs.check_evalsets(root, evalset_names)
     info = gguf.read_info(absolute)                     # before anything else touches the file
     hashes = project.hash_cache(root)
     loadcheck.ensure_loads(absolute, md5=hashes.md5(absolute), root=root)   # in a child: a crash is refused
@@ -92,20 +98,23 @@ def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(
         raise InvalidPath(f"model {rel} is an output of a stage in dvc.yaml (recorded in dvc.lock)",
                           hint="`dvc repro` tracks it; git model reads its lineage from dvc.lock")
     data = dvcyaml.load(root)
+    current = dvcyaml.pairs_of(dvcyaml.eval_stage(data, root / dvcyaml.DVC_YAML), root / dvcyaml.DVC_YAML)
+    tracked_sets = pairs.tracked_names(root) if not evalset_names else []
+    new_pairs, model_evalsets = pairs.plan_model(current, tracked_sets, name, list(evalset_names))
+    plan = pairs.write_plan(root, dvcyaml.with_model(data, name, meta, root / dvcyaml.DVC_YAML), new_pairs)
     dvc_file = Path(str(absolute) + ".dvc")
     gitignore = absolute.parent / ".gitignore"
-    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML):
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
         store.track(root, absolute)
         store.set_meta(dvc_file, meta)
-        from gitmodel.fsutil import atomic_write
-        atomic_write(root / dvcyaml.DVC_YAML, dvcyaml.dump(dvcyaml.with_model(data, name, meta, root / dvcyaml.DVC_YAML)))
+        written = pairs.apply(root, plan)
         tracked = store.tracked(root, absolute)
-        staged = [p for p in (dvc_file, gitignore, root / dvcyaml.DVC_YAML) if p.exists()]
+        staged = [p for p in (dvc_file, gitignore, *written) if p.exists()]
         gitrepo.stage(root, staged)
     return AddResult(name=name, path=rel, md5=tracked.md5, dvc_file=dvc_file.relative_to(root).as_posix(),
                      meta=meta, previous_md5=previous.md5 if previous else None,
                      previous_meta=previous.meta if previous else None,
-                     staged=[p.relative_to(root).as_posix() for p in staged])
+                     staged=[p.relative_to(root).as_posix() for p in staged], evalsets=model_evalsets)
 
 
 @dataclass
@@ -113,28 +122,39 @@ class EvalSetResult(AddResult):
     examples: int = 0
     classification: int = 0
     categories: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)      # the models evaluated on it
+    joined: list[str] = field(default_factory=list)      # the models this command paired with it
+    for_every_model: bool = False                         # added without --for
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "md5": self.md5, "status": self.status,
                 "examples": self.examples, "classification": self.classification,
-                "categories": self.categories, "staged": self.staged}
+                "categories": self.categories, "models": self.models, "joined": self.joined,
+                "for_every_model": self.for_every_model, "staged": self.staged}
 
 
-def add_evalset(user_path, *, name: str | None = None, start: Path | None = None) -> EvalSetResult:
+def add_evalset(user_path, *, name: str | None = None, for_models=(), start: Path | None = None) -> EvalSetResult:
+    """Track an eval set, evaluated on ``for_models`` (tracked models; none: every model)."""
     root = project.open_root(start)
+    known_models = pairs.models_known(root)
+    for model in for_models:
+        refs.check_name(model, "model name")
+    pairs.check_models(root, for_models, known_models)
     absolute, rel, name = _checked_target(root, user_path, name, dvcyaml.EVALSETS_DIR, ".jsonl", "eval set")
     cap = params.eval_params(root)["max_line_bytes"]
     examples = evalsets.load(absolute, max_line_bytes=cap)   # every line validated first
     previous = store.tracked(root, absolute)
     data = dvcyaml.load(root)
+    current = dvcyaml.pairs_of(dvcyaml.eval_stage(data, root / dvcyaml.DVC_YAML), root / dvcyaml.DVC_YAML)
+    new_pairs, joined = pairs.plan_evalset(current, known_models, name, list(for_models))
     dvc_file = Path(str(absolute) + ".dvc")
     gitignore = absolute.parent / ".gitignore"
-    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML):
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
         store.track(root, absolute)
-        from gitmodel.fsutil import atomic_write
-        atomic_write(root / dvcyaml.DVC_YAML, dvcyaml.dump(dvcyaml.with_evalset(data, name, root / dvcyaml.DVC_YAML)))
+        # after tracking: the params.yaml keys of a pair are checked against tracked eval sets
+        written = pairs.apply(root, pairs.write_plan(root, data, new_pairs, extra_evalsets=[name]))
         tracked = store.tracked(root, absolute)
-        staged = [p for p in (dvc_file, gitignore, root / dvcyaml.DVC_YAML) if p.exists()]
+        staged = [p for p in (dvc_file, gitignore, *written) if p.exists()]
         gitrepo.stage(root, staged)
     return EvalSetResult(
         name=name, path=rel, md5=tracked.md5, dvc_file=dvc_file.relative_to(root).as_posix(),
@@ -142,4 +162,5 @@ def add_evalset(user_path, *, name: str | None = None, start: Path | None = None
         staged=[p.relative_to(root).as_posix() for p in staged],
         examples=len(examples), classification=sum(1 for e in examples if e.is_classification),
         categories=sorted({e.category for e in examples if e.category}),
+        models=[m for m, e in new_pairs if e == name], joined=joined, for_every_model=not for_models,
     )

@@ -60,10 +60,12 @@ def test_init_creates_the_layout_and_stages_it_without_committing(runner, git_re
     dvc_yaml = load_yaml(git_repo / "dvc.yaml")
     assert dvc_yaml["artifacts"] == {}
     stage = dvc_yaml["stages"]["eval"]
-    assert stage["matrix"] == {"model": [], "evalset": []}
+    assert stage["foreach"] == {}
+    stage = stage["do"]
     assert stage["cmd"] == EVAL_CMD
     assert stage["deps"] == ["models/${item.model}.gguf", "evalsets/${item.evalset}.jsonl"]
-    assert stage["params"] == ["eval"]
+    assert "eval" not in stage["params"] and "eval.openai.timeout" not in stage["params"]
+    assert stage["params"][-1] == "eval.evalsets.${item.evalset}"
     assert stage["metrics"] == [{"metrics/${item.model}/${item.evalset}.json": {"cache": False}}]
     assert stage["outs"] == [{"metrics/${item.model}/${item.evalset}.outputs.jsonl": {"cache": False}}]
 
@@ -83,19 +85,19 @@ def test_init_creates_the_layout_and_stages_it_without_committing(runner, git_re
     assert head(git_repo) == before
     assert git(git_repo, "rev-list", "--count", "HEAD").strip() == "1"
 
-    # DVC reads the result: an empty matrix is no stage yet, and no error
+    # DVC reads the result: no pairs is no stage yet, and no error
     assert dvc_stage_names(git_repo) == []
 
 
 @pytest.mark.slow
-def test_dvc_stage_list_reads_the_eval_matrix(git_repo):
+def test_dvc_stage_list_reads_the_eval_pairs(git_repo):
     from gitmodel import project
 
     project.init(git_repo)
     data = YAML()
     doc = data.load((git_repo / "dvc.yaml").read_text())
-    doc["stages"]["eval"]["matrix"]["model"].append("chat")
-    doc["stages"]["eval"]["matrix"]["evalset"].extend(["support", "billing"])
+    doc["stages"]["eval"]["foreach"]["chat-support"] = {"model": "chat", "evalset": "support"}
+    doc["stages"]["eval"]["foreach"]["chat-billing"] = {"model": "chat", "evalset": "billing"}
     with open(git_repo / "dvc.yaml", "w") as f:
         data.dump(doc, f)
     proc = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=git_repo, capture_output=True, text=True)
@@ -164,8 +166,8 @@ def test_init_keeps_a_users_own_dvc_yaml(runner, git_repo):
     assert "# the cleaned set" in text
     data = load_yaml(git_repo / "dvc.yaml")
     assert data["stages"]["prepare"] == load_yaml_text(USER_DVC_YAML)["stages"]["prepare"]
-    assert data["stages"]["eval"]["matrix"] == {"model": [], "evalset": []}
-    assert data["stages"]["eval"]["cmd"] == EVAL_CMD
+    assert data["stages"]["eval"]["foreach"] == {}
+    assert data["stages"]["eval"]["do"]["cmd"] == EVAL_CMD
     assert data["artifacts"] == {}
     assert status_porcelain(git_repo).count("M  dvc.yaml") == 1
 
@@ -233,7 +235,7 @@ def commit_dvc_yaml(repo, text):
 
 def test_init_refuses_a_users_eval_stage_that_is_not_the_matrix(runner, git_repo):
     commit_dvc_yaml(git_repo, NOT_THE_MATRIX)
-    result = refuse(runner, git_repo, f"{git_repo / 'dvc.yaml'}: stages.eval has no matrix")
+    result = refuse(runner, git_repo, f"{git_repo / 'dvc.yaml'}: stages.eval is not git-model's eval stage")
     assert "hint: rename your own `eval` stage" in result.stderr
 
 

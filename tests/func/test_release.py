@@ -412,6 +412,8 @@ def test_release_of_a_model_produced_by_a_dvc_stage_records_dvc_lock_lineage(gm_
     dvc_yaml = (repo / "dvc.yaml").read_text().replace("stages:\n", (
         "stages:\n  train:\n    cmd: cp data/weights.bin models/chat.gguf\n    deps:\n      - data/weights.bin\n"
         "    params:\n      - train\n    outs:\n      - models/chat.gguf\n"), 1)
+    # no `git model add` for a stage's out: its pair is declared by hand
+    dvc_yaml = dvc_yaml.replace("foreach: {}", "foreach:\n      chat-sentiment: {model: chat, evalset: sentiment}", 1)
     (repo / "dvc.yaml").write_text(dvc_yaml)
     dvc = shutil.which("dvc")
     proc = subprocess.run([dvc, "repro", "train"], cwd=repo, capture_output=True, text=True,

@@ -465,7 +465,7 @@ def trained(gm_repo, demo_dir) -> Path:
         "    deps:\n      - data\n    params:\n      - train\n    outs:\n      - models/sentiment.gguf\n"), 1)
     dvc_yaml = dvc_yaml.replace("artifacts:\n", "artifacts:\n  sentiment:\n    path: models/sentiment.gguf\n"
                                                 "    type: model\n", 1)
-    dvc_yaml = dvc_yaml.replace("      model:\n", "      model:\n        - sentiment\n", 1)
+    dvc_yaml = dvc_yaml.replace("    foreach:\n", "    foreach:\n      sentiment-sentiment: {model: sentiment, evalset: sentiment}\n", 1)
     (repo / "dvc.yaml").write_text(dvc_yaml)
     for version, weights in (("v1.0.0", "v1"), ("v2.0.0", "v2")):
         params.write_text(params.read_text().replace("weights: v1", f"weights: {weights}"))

@@ -40,7 +40,7 @@ def test_status_of_a_released_workspace(released):
     assert doc["workspace"] == {"md5": v3, "release": V3, "releases": [V3]}
     assert doc["tracked"] == {"md5": v3, "file": f"{MODEL_PATH}.dvc", "modified": False}
     assert doc["metrics"] == [{"evalset": "sentiment", "path": "metrics/sentiment/sentiment.json", "model_md5": v3,
-                               "stale": False, "reason": None, "unverified": None}]
+                               "stale": False, "reason": None, "unverified": None, "orphaned": False}]
 
 
 def test_status_shows_stage_holders_with_fraction(released):

@@ -42,8 +42,9 @@ def dvc_yaml(repo: Path) -> dict:
     return load_yaml(repo / "dvc.yaml")
 
 
-def matrix(repo: Path) -> dict:
-    return dvc_yaml(repo)["stages"]["eval"]["matrix"]
+def pairs(repo: Path) -> list[tuple[str, str]]:
+    """The (model, eval set) pairs of the eval stage, in file order."""
+    return [(i["model"], i["evalset"]) for i in dvc_yaml(repo)["stages"]["eval"]["foreach"].values()]
 
 
 def cache_objects(repo: Path) -> set[str]:
@@ -160,12 +161,12 @@ def test_add_tracks_the_checkpoint_with_its_lineage(runner, model_repo, demo_dir
                                    "quantization": "F32", "context_length": reference["context_length"],
                                    "gguf_version": 3}
 
-    # dvc.yaml: the artifact and the eval matrix
+    # dvc.yaml: the artifact; no eval set yet, so no pair
     data = dvc_yaml(repo)
     assert data["artifacts"] == {"sentiment": {
         "path": MODEL, "type": "model",
         "meta": {**out["meta"]["gguf"], "base_model": "llama-3.2-1b"}}}
-    assert matrix(repo) == {"model": ["sentiment"], "evalset": []}
+    assert pairs(repo) == []
 
     # DVC itself sees the file tracked and up to date, its bytes in the cache
     assert dvc_status(repo, f"{MODEL}.dvc") == {}
@@ -220,11 +221,11 @@ def test_readd_of_a_changed_checkpoint_updates_the_same_entries(runner, model_re
         "params": {"lr": 1e-4, "epochs": 5, "scheduler": "cosine"},
         "training_duration_s": 5400,
     }
-    # the same entries, updated in place: one artifact, listed once in the matrix, no stale base_model
+    # the same entries, updated in place: one artifact, no stale base_model
     data = dvc_yaml(repo)
     assert list(data["artifacts"]) == ["sentiment"]
     assert "base_model" not in data["artifacts"]["sentiment"]["meta"]
-    assert matrix(repo)["model"] == ["sentiment"]
+    assert pairs(repo) == []
     assert sorted(p.name for p in (repo / "models").glob("*.dvc")) == ["sentiment.gguf.dvc"]
     assert status_porcelain(repo).splitlines()[:2] == ["M  dvc.yaml", f"M  {MODEL}.dvc"]
     assert dvc_status(repo, f"{MODEL}.dvc") == {}
@@ -269,7 +270,7 @@ SUPPORT = (
 )
 
 
-def test_evalset_add_tracks_it_and_joins_the_matrix(runner, model_repo, demo_dir):
+def test_evalset_add_tracks_it_and_joins_every_model(runner, model_repo, demo_dir):
     repo = model_repo
     assert add(runner, MODEL).exit_code == 0
     shutil.copyfile(demo_dir / "sentiment.jsonl", repo / "evalsets" / "sentiment.jsonl")
@@ -284,7 +285,8 @@ def test_evalset_add_tracks_it_and_joins_the_matrix(runner, model_repo, demo_dir
         f"Tracked eval set 'sentiment': evalsets/sentiment.jsonl (md5 {digest})",
         f"  {len(rows)} examples ({n_class} classification, {len(rows) - n_class} generation); "
         f"categories: {', '.join(categories)}",
-        "Staged: evalsets/sentiment.jsonl.dvc evalsets/.gitignore dvc.yaml. Next: git commit",
+        "Evaluated on it (every model: sentiment); `dvc repro` runs 1 new pair",
+        "Staged: evalsets/sentiment.jsonl.dvc evalsets/.gitignore dvc.yaml params.yaml. Next: git commit",
     ]
     assert len(rows) >= 300
 
@@ -296,7 +298,7 @@ def test_evalset_add_tracks_it_and_joins_the_matrix(runner, model_repo, demo_dir
     assert (report["name"], report["status"], report["examples"], report["classification"], report["categories"]) == (
         "support", "added", 3, 2, ["billing"])
 
-    assert matrix(repo) == {"model": ["sentiment"], "evalset": ["sentiment", "support"]}
+    assert pairs(repo) == [("sentiment", "sentiment"), ("sentiment", "support")]
     assert load_yaml(repo / "evalsets" / "sentiment.jsonl.dvc")["outs"][0]["md5"] == digest
     assert dvc_status(repo, "evalsets/sentiment.jsonl.dvc", "evalsets/support.jsonl.dvc") == {}
     assert in_dvc_cache(repo, digest)

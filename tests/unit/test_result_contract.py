@@ -34,6 +34,7 @@ def test_no_to_json_contract_is_left():
 @pytest.mark.parametrize("module, name", [
     ("ci", "CiResult"), ("diffing", "DiffResult"), ("evaluate", "EvalResult"), ("gaterules", "GateOutcome"),
     ("history", "LogEntry"), ("history", "Shown"), ("project", "InitResult"), ("releasing", "ReleaseResult"),
+    ("pairtable", "PairsTable"), ("pairtable", "RemoveResult"), ("pairtable", "PruneResult"),
     ("rollback", "RollbackResult"), ("stages", "PromoteResult"), ("status", "ModelStatus"),
     ("tracking", "AddResult"), ("tracking", "EvalSetResult"), ("verify", "VerifyReport"),
     ("sharing", "PushResult"), ("sharing", "FetchResult"), ("sharing", "ReleasePushResult"), ("gc", "GcResult"),

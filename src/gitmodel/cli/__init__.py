@@ -10,6 +10,7 @@ from gitmodel.cli import stages  # noqa: F401  (promote, rollback, status)
 from gitmodel.cli import history  # noqa: F401  (release, log, show, plot)
 from gitmodel.cli import diff, gate  # noqa: F401  (diff, gate)
 from gitmodel.cli import forensics  # noqa: F401  (blame, bisect, weights-diff)
+from gitmodel.cli import pairs  # noqa: F401  (pairs)
 from gitmodel.cli import sharing  # noqa: F401  (push, fetch, gc)
 
 __all__ = ["cli", "main"]

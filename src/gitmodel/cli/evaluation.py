@@ -60,7 +60,8 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
     md5s, the eval params and the runner; outputs.jsonl holds one line per
     example and is byte-identical across runs of the same inputs. When the
     stored result already has the same inputs, eval returns at once (--force
-    re-runs). `dvc repro` drives it through the eval matrix stage.
+    re-runs). `dvc repro` drives it through the eval stage, once per declared
+    pair (`git model pairs`).
 
     \b
     Examples:

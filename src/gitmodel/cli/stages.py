@@ -193,6 +193,10 @@ def _render_status(st) -> list[str]:
         lines.append("  stages:     none")
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
+        if m.orphaned:
+            lines.append(f"{head}{m.evalset}: ORPHANED (no pair declares it: never read as a result; "
+                         "`git model pairs prune` removes it)")
+            continue
         lines.append(f"{head}{m.evalset}: " + (f"STALE ({m.reason})" if m.stale else "up to date")
                      + (f", UNVERIFIED ({m.unverified})" if m.unverified else ""))
     if not st.metrics:
