@@ -91,7 +91,7 @@ step "12. Reproducibility, and the other tools still read our registry"
 run git model verify sentiment
 run gto show
 
-step "12. A second model with its own eval set: dvc repro evaluates only the pairs that belong together"
+step "13. A second model with its own eval set: dvc repro evaluates only the pairs that belong together"
 cp "$ROOT/models/sentiment-v2.gguf" models/triage.gguf
 grep '"category": "service"' "$ROOT/evalsets/sentiment.jsonl" > evalsets/tickets.jsonl
 run git model add models/triage.gguf           # joins the eval sets every model shares: sentiment
@@ -101,7 +101,7 @@ run dvc repro --quiet                          # triage on sentiment and on tick
 run git model pairs
 git add -A && git commit -q -m "triage, evaluated on its own eval set"
 
-step "13. Working as a team: push the stages, and a teammate's clone rolls back from the shared remotes alone"
+step "14. Working as a team: push the stages, and a teammate's clone rolls back from the shared remotes alone"
 run git model push
 git push -q origin main
 run git model gc --dry-run
