@@ -45,6 +45,8 @@ class ModelStatus:
     releases: list[str] = field(default_factory=list)   # releases whose weights are the workspace's
     stages: list[HolderStatus] = field(default_factory=list)
     metrics: list[MetricsStatus] = field(default_factory=list)
+    tier: dict = field(default_factory=dict)           # params.tier: risk, accuracy_drop, schedule
+    monitor: dict = field(default_factory=dict)        # command -> {"at", "verdict"}: when the monitors last ran here
     remote: str | None = None          # the default DVC remote (None: the weights live on this machine only)
     remote_error: str | None = None    # why the remote could not be read
 
@@ -75,6 +77,7 @@ class ModelStatus:
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
                          "reason": m.reason, "unverified": m.unverified, "orphaned": m.orphaned}
                         for m in self.metrics],
+            "tier": self.tier, "monitor": self.monitor,
         }
 
 
@@ -134,6 +137,9 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
         names = [model]
     hashes = project.hash_cache(root)
     declared, lock_changes = pairs.declared_with_lock_changes(root)
+    from gitmodel import monitoring, params
+
+    runs = monitoring.last_runs(root)
     statuses = []
     with gitrepo.ObjectReader(root) as reader:
         for name in names:
@@ -156,6 +162,8 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
             st.metrics = _metrics_status(root, name, declared, lock_changes)
+            st.tier = params.tier(root, name)
+            st.monitor = runs.get(name) if isinstance(runs.get(name), dict) else {}
             statuses.append(st)
     _mark_remote_presence(root, statuses, reg)
     return statuses
