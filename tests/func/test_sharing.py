@@ -82,7 +82,7 @@ def test_push_then_a_teammate_fetches_and_rolls_back_offline(team, monkeypatch):
 
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "a tenth of traffic")
     stages = gm_ok("push")
     assert "Pushed 0 objects (0 B) and 3 tags" in stages.stdout
 
