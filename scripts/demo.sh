@@ -13,13 +13,17 @@ step "1. The project's own registry: dvc repro builds the demo checkpoints and e
 run dvc repro --quiet
 run dvc metrics show
 
-step "2. A team's repository: git model init"
-rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
+step "2. A team's repository: git model init, with the remotes the team shares (a bare git repository, a DVC folder remote)"
+ORIGIN="$ROOT/build/demo-origin.git"; STORAGE="$ROOT/build/demo-storage"; TEAMMATE="$ROOT/build/demo-teammate"
+rm -rf "$SCRATCH" "$ORIGIN" "$STORAGE" "$TEAMMATE" && mkdir -p "$SCRATCH" "$STORAGE"
+git init -q --bare -b main "$ORIGIN"
 cd "$SCRATCH"
 git init -q -b main
 git config user.name "Demo User"; git config user.email demo@example.com
 run git model init
-git commit -q -m "git model init"
+run dvc remote add -d storage "$STORAGE"
+git remote add origin "$ORIGIN"
+git add .dvc/config && git commit -q -m "git model init, with the team's DVC remote"
 
 step "3. Track checkpoint v1 with its lineage, and the eval set"
 cp "$ROOT/models/sentiment-v1.gguf" models/sentiment.gguf
@@ -36,7 +40,7 @@ run git model eval sentiment --evalset sentiment
 git add -A && git commit -q -m "eval sentiment v1"
 
 step "5. Release v1 and put it in production (the first prod version has no holder to beat)"
-run git model release sentiment v1.0.0 -m "first checkpoint"
+run git model release sentiment v1.0.0 -m "first checkpoint" --push
 run git model promote sentiment v1.0.0 --stage prod
 
 step "6. v2: more of the lexicon learned. What changed, metric by metric and example by example?"
@@ -45,7 +49,7 @@ run git model add models/sentiment.gguf --dataset train.jsonl --param lr=2e-5 --
     --base-model demo-llama-1block --training-duration 1h
 run dvc repro --quiet
 git add -A && git commit -q -m "sentiment v2: whole lexicon"
-run git model release sentiment v1.1.0 -m "whole lexicon"
+run git model release sentiment v1.1.0 -m "whole lexicon" --push
 run git model diff sentiment@v1.0.0 sentiment@v1.1.0 --examples
 git model diff sentiment@v1.0.0 sentiment@v1.1.0 --md > "$SCRATCH/pr-comment.md"
 echo "(the pull-request comment CI would post is in $SCRATCH/pr-comment.md)"
@@ -86,7 +90,7 @@ run git model add models/sentiment.gguf --dataset train.jsonl --param lr=3e-5 --
     --base-model demo-llama-1block --training-duration 1h
 run dvc repro --quiet
 git add -A && git commit -q -m "sentiment v3: new learning rate"
-run git model release sentiment v1.2.0 -m "higher learning rate"
+run git model release sentiment v1.2.0 -m "higher learning rate" --push
 set +e
 run git model promote sentiment v1.2.0 --stage prod
 echo "(exit code $?: refused)"
@@ -167,4 +171,16 @@ run git model retrain-check sentiment --log "$LOGS/shifted"
 echo "(exit code $?: retraining advised, with its reasons)"
 set -e
 
-step "Done. The scratch repository is at $SCRATCH"
+step "18. Working as a team: push the stages, and a teammate's clone rolls back from the shared remotes alone"
+run git model push
+git push -q origin main
+run git model gc --dry-run
+git clone -q "$ORIGIN" "$TEAMMATE"
+cd "$TEAMMATE"
+git config user.name "Teammate"; git config user.email teammate@example.com
+run git model fetch
+run git model status
+run git model rollback sentiment
+run git model verify sentiment
+
+step "Done. The scratch repository is at $SCRATCH, the teammate's clone at $TEAMMATE"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import gitrepo, project, provenance, refs
+from gitmodel import gitrepo, project, provenance, refs, sharing
 from gitmodel import registry as registry_mod
 from gitmodel.gaterules import GateOutcome
 from gitmodel.registry import CANARY, PROD, StageError
@@ -75,9 +75,10 @@ class PromoteResult:
 
 def promote(model: str, version: str, stage: str, *, fraction: float | None = None,
             accept_risk: str | None = None, rerun: bool = False, wait: float = 0.0, on_wait=None,
-            start: Path | None = None, accept_unverified: str | None = None) -> PromoteResult:
+            start: Path | None = None, accept_unverified: str | None = None,
+            allow_local: bool = False) -> PromoteResult:
     """Assign ``stage`` to ``model@version``; for prod and canary, only through the gate (or an
-    accepted risk)."""
+    accepted risk), and only when its weights are on the DVC remote (unless ``allow_local``)."""
     root = project.open_root(start)
     refs.check_name(model, "model name")
     refs.check_name(stage, "stage name")
@@ -100,6 +101,7 @@ def promote(model: str, version: str, stage: str, *, fraction: float | None = No
         result.unchanged, result.tag, result.counter = True, current.tag, current.counter
         return result
     who = gitrepo.identity(root)       # before the gate: fail fast on a missing git identity
+    sharing.require_fetchable(root, release, stage, allow_local)
     prod_holder = reg.holder(model, PROD)
     from gitmodel.gating import promotion_gate
 

@@ -21,6 +21,7 @@ class HolderStatus:
     assigned_at: str
     by: str
     trailers: dict[str, str] = field(default_factory=dict)
+    on_remote: bool | None = None      # its objects are on the DVC remote (None: no remote, or unreadable)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ModelStatus:
     metrics: list[MetricsStatus] = field(default_factory=list)
     tier: dict = field(default_factory=dict)           # params.tier: risk, accuracy_drop, schedule
     monitor: dict = field(default_factory=dict)        # command -> {"at", "verdict"}: when the monitors last ran here
+    remote: str | None = None          # the default DVC remote (None: the weights live on this machine only)
+    remote_error: str | None = None    # why the remote could not be read
 
     @property
     def release(self) -> str | None:
@@ -68,7 +71,9 @@ class ModelStatus:
             "workspace": {"md5": self.workspace_md5, "release": self.release, "releases": self.releases},
             "tracked": {"md5": self.tracked_md5, "file": self.tracked_in, "modified": self.modified},
             "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
-                                 "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
+                                 "assigned_at": h.assigned_at, "by": h.by, "on_remote": h.on_remote}
+                       for h in self.stages},
+            "remote": {"name": self.remote, "error": self.remote_error},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
                          "reason": m.reason, "unverified": m.unverified, "orphaned": m.orphaned}
                         for m in self.metrics],
@@ -160,4 +165,16 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
             st.tier = params.tier(root, name)
             st.monitor = runs.get(name) if isinstance(runs.get(name), dict) else {}
             statuses.append(st)
+    _mark_remote_presence(root, statuses, reg)
     return statuses
+
+
+def _mark_remote_presence(root: Path, statuses: list[ModelStatus], reg: registry_mod.Registry) -> None:
+    from gitmodel import sharing
+
+    commits = {h.tag: reg.holder(st.model, h.stage).commit for st in statuses for h in st.stages}
+    presence = sharing.holder_presence(root, [(st.model, commits[h.tag], h.tag) for st in statuses for h in st.stages])
+    for st in statuses:
+        st.remote, st.remote_error = presence.remote, presence.error
+        for h in st.stages:
+            h.on_remote = presence.on_remote.get(h.tag)

@@ -13,5 +13,6 @@ from gitmodel.cli import serving  # noqa: F401  (serve, canary-check)
 from gitmodel.cli import forensics  # noqa: F401  (blame, bisect, weights-diff)
 from gitmodel.cli import pairs  # noqa: F401  (pairs)
 from gitmodel.cli import monitor  # noqa: F401  (drift, retrain-check, sample, review)
+from gitmodel.cli import sharing  # noqa: F401  (push, fetch, gc)
 
 __all__ = ["cli", "main"]

@@ -35,10 +35,13 @@ def _on_wait(holder: str) -> None:
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
+@click.option("--allow-local", is_flag=True,
+              help="Promote to prod or canary although the version's weights are not on the DVC remote.")
 @wait_option
 @json_option
 @click.pass_context
-def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
+def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, allow_local, wait,
+            as_json) -> None:
     """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
 
     The annotated tag goes on the release's commit and records who, when,
@@ -55,7 +58,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     without blocking. A running `git model serve` follows the new tag
     between requests. A release whose metrics are unverified (not
     tied to the tracked md5, nor reproduced by `git model verify`) is refused
-    unless --accept-unverified gives a rationale.
+    unless --accept-unverified gives a rationale. When a DVC remote is
+    configured, prod and canary are refused to a version whose weights are
+    not on it (`git model push` puts them there), unless --allow-local.
 
     \b
     Examples:
@@ -66,7 +71,8 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     from gitmodel import stages
 
     result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
-                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified)
+                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified,
+                            allow_local=allow_local)
     if as_json:
         emit_json(result.to_dict())
         if result.refused:
@@ -96,7 +102,9 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
         click.echo(f"  accepted risk: {result.accepted_risk}")
     if result.canary_ended:
         click.echo(f"  canary:   ended ({', '.join(result.canary_ended)}): {result.version} graduated to prod")
-    click.echo(f"Share it: git push origin {' '.join([result.tag, *result.canary_ended])}")
+    from gitmodel.cli.sharing import share_hint
+
+    click.echo(share_hint(model, " ".join([result.tag, *result.canary_ended])))
 
 
 @cli.command()
@@ -204,7 +212,9 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  commit:   {result.commit[:12]} {result.message}")
     if result.tag:
         click.echo(f"  prod:     {result.target} (tag {result.tag})")
-        click.echo(f"Share it: git push && git push origin {result.tag}")
+        from gitmodel.cli.sharing import share_hint
+
+        click.echo(share_hint(model, result.tag, commit=True))
 
 
 def _render_status(st) -> list[str]:
@@ -220,7 +230,9 @@ def _render_status(st) -> list[str]:
     for h in st.stages:
         what = h.version or f"commit of {h.tag} (no release there)"
         fraction = f", fraction {h.fraction:g}" if h.fraction is not None else ""
-        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})")
+        remote = {True: ", on the remote", False: ", NOT ON THE REMOTE (`git model push`)"}.get(h.on_remote, "")
+        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})"
+                     f"{remote}")
     if not st.stages:
         lines.append("  stages:     none")
     if st.tier:
@@ -249,10 +261,11 @@ def status(model, as_json) -> None:
 
     Per model: the md5 of the workspace checkpoint and the release it matches
     (or "unreleased"), the version holding each stage with its traffic
-    fraction, per eval set whether the committed metrics are stale (they
-    describe other weights, or an older eval set, than the workspace tracks),
-    and the model's risk tier (params.yaml models.<name>.risk) with when
-    drift and retrain-check last ran in this repository.
+    fraction and whether its weights are on the DVC remote, per eval set
+    whether the committed metrics are stale (they describe other weights, or
+    an older eval set, than the workspace tracks), and the model's risk tier
+    (params.yaml models.<name>.risk) with when drift and retrain-check last
+    ran in this repository.
 
     \b
     Examples:
@@ -268,6 +281,12 @@ def status(model, as_json) -> None:
     if not statuses:
         click.echo("No models yet. Track one with: git model add models/<name>.gguf")
         return
+    from gitmodel.sharing import LOCAL_ONLY_NOTE
+
+    if statuses[0].remote is None:
+        click.echo(f"Note: {LOCAL_ONLY_NOTE}", err=True)
+    elif statuses[0].remote_error:
+        click.echo(f"Note: could not check DVC remote '{statuses[0].remote}': {statuses[0].remote_error}", err=True)
     for i, st in enumerate(statuses):
         if i:
             click.echo("")
