@@ -160,9 +160,10 @@ step "17. Production traffic shifts: drift on a simulated log fires, and retrain
 LOGS="$ROOT/build/demo-logs"
 rm -rf "$LOGS"
 PROD=$(git model status sentiment --json | python -c 'import json, sys; print(json.load(sys.stdin)["models"][0]["stages"]["prod"]["version"])')
-run python -m gitmodel.demo log "$LOGS/usual" --model-file models/sentiment.gguf --n 400 --version "$PROD"
+PROD_FILE="$ROOT/models/sentiment-v2.gguf"     # the checkpoint prod serves since step 9 (the workspace holds v3)
+run python -m gitmodel.demo log "$LOGS/usual" --model-file "$PROD_FILE" --n 400 --version "$PROD"
 run git model drift sentiment --log "$LOGS/usual"
-run python -m gitmodel.demo log "$LOGS/shifted" --model-file models/sentiment.gguf --n 400 --shift 0.6 --seed 1 \
+run python -m gitmodel.demo log "$LOGS/shifted" --model-file "$PROD_FILE" --n 400 --shift 0.6 --seed 1 \
     --version "$PROD"
 set +e
 run git model drift sentiment --log "$LOGS/shifted"
