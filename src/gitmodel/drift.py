@@ -196,3 +196,60 @@ def measure_values(expected: Sequence[float], actual: Sequence[float], bins: int
     e = bin_counts(_finite_array(expected, "expected"), edges)
     a = bin_counts(_finite_array(actual, "actual"), edges)
     return _measured(e, a, max(len(edges) - 1, 1))
+
+
+# -- drift monitoring: PSI of two profiles' counts, in the monitor's bands ------------------------------
+
+WATCH = PSI_MODERATE          # params.yaml drift.watch
+ALERT = PSI_SIGNIFICANT       # params.yaml drift.alert
+MIN_SAMPLES = 100             # params.yaml drift.min_samples: fewer on a side, and the PSI is flagged
+NO_DATA = "no data"
+DRIFT_BANDS = ("stable", "watch", "alert")
+
+
+def psi_aligned(expected: Sequence[float], actual: Sequence[float], smoothing: float = SMOOTHING) -> float:
+    """PSI of two count vectors over the same bins, in the same order (two profiles of one baseline)."""
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if e.shape != a.shape:
+        raise ValueError(f"PSI needs counts over the same bins ({e.size} vs {a.size})")
+    return _psi_from_counts(e, a, smoothing)
+
+
+def drift_band(psi: float, watch: float = WATCH, alert: float = ALERT) -> str:
+    """"stable" below ``watch``, "watch" from it to below ``alert``, "alert" from ``alert``. A NaN is an
+    error, never a band: it would read as "no drift"."""
+    if psi is None or math.isnan(psi):
+        raise ValueError("PSI is NaN")
+    if psi < watch:
+        return "stable"
+    return "watch" if psi < alert else "alert"
+
+
+@dataclass(frozen=True)
+class SignalDrift:
+    """One signal's PSI between a baseline's counts and a window's, in the monitor's bands."""
+
+    value: float | None          # None: one side holds no value of the signal ("no data")
+    band: str                    # stable | watch | alert | no data
+    n_expected: int
+    n_actual: int
+    few_samples: bool            # a side with fewer than min_samples: the figure is noisy
+    smoothing: str = SMOOTHING_TEXT
+
+    def to_dict(self) -> dict:
+        return {"psi": self.value, "band": self.band, "n_expected": self.n_expected, "n_actual": self.n_actual,
+                "few_samples": self.few_samples, "smoothing": self.smoothing}
+
+
+def measure_aligned(expected: Sequence[float], actual: Sequence[float], *, watch: float = WATCH,
+                    alert: float = ALERT, min_samples: int = MIN_SAMPLES) -> SignalDrift:
+    """:func:`psi_aligned` with its band; an empty side gives "no data", never a PSI of 0."""
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    n_e, n_a = int(round(e.sum())), int(round(a.sum()))
+    few = min(n_e, n_a) < min_samples
+    if n_e == 0 or n_a == 0:
+        return SignalDrift(None, NO_DATA, n_e, n_a, few)
+    value = round(psi_aligned(e, a), 6) + 0.0
+    return SignalDrift(value, drift_band(value, watch, alert), n_e, n_a, few)

@@ -164,3 +164,20 @@ class CheckpointCrashes(GitModelError):
         )
         self.path = path
         self.detail = detail
+
+
+class InvalidProfile(GitModelError):
+    """A drift profile that cannot be read or used: names the file (or the profile) and the field."""
+
+    def __init__(self, source, problem: str, hint: str | None = None):
+        super().__init__(f"{source}: {problem}", hint=hint)
+        self.source, self.problem = str(source), problem
+
+
+class InvalidReview(GitModelError):
+    """A review sample or scores file that breaks the rubric: names ``file:line`` and the field."""
+
+    def __init__(self, path, line: int | None, problem: str, hint: str | None = None):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}", hint=hint)
+        self.path, self.line, self.problem = str(path), line, problem

@@ -433,3 +433,67 @@ def files_at(root: Path, rev: str, folder: str, reader: ObjectReader | None = No
         if own:
             reader.close()
     return found
+
+
+# ----------------------------------------------------------------------------- tags on a git remote
+# Never forced: a tag that exists on the other side with another target is reported, not replaced.
+
+_NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}    # a remote asking for a password fails instead of hanging
+
+
+def remote_names(root: Path) -> list[str]:
+    return run_git(root, "remote").decode("utf-8", "surrogateescape").split()
+
+
+def tag_objects(root: Path) -> dict[str, str]:
+    """Every local tag -> the object its ref names (the tag object of an annotated tag)."""
+    out = run_git(root, "for-each-ref", "refs/tags", "--format=%(objectname) %(refname:strip=2)")
+    return dict(reversed(line.split(" ", 1)) for line in out.decode("utf-8", "surrogateescape").splitlines())
+
+
+def remote_tags(root: Path, remote: str) -> dict[str, str]:
+    """Every tag on ``remote`` -> the object its ref names there (one ``git ls-remote``)."""
+    proc = subprocess.run(["git", "-C", str(root), "ls-remote", "--tags", "--refs", "--end-of-options", remote],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_NO_PROMPT})
+    if proc.returncode != 0:
+        raise git_error(["ls-remote", "--tags", remote], proc.stderr, f"reading the tags on git remote '{remote}'")
+    found = {}
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/tags/"):
+            found[ref.removeprefix("refs/tags/")] = sha
+    return found
+
+
+def push_tags(root: Path, remote: str, tags: list[str]) -> dict[str, str]:
+    """``git push`` of ``tags`` to ``remote``, never forced; returns tag -> git's reason for each one the
+    remote rejected (empty: all pushed). The others are pushed even when some are rejected."""
+    if not tags:
+        return {}
+    specs = [f"refs/tags/{t}:refs/tags/{t}" for t in tags]
+    proc = subprocess.run(["git", "-C", str(root), "push", "--porcelain", "--no-verify", remote, *specs],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_NO_PROMPT})
+    rejected = {}
+    reported = set()
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        flag, _, rest = line.partition("\t")
+        ref, _, summary = rest.partition("\t")
+        name = ref.partition(":")[2].removeprefix("refs/tags/")
+        if name in tags:
+            reported.add(name)
+            if flag == "!":
+                rejected[name] = summary.strip("()[] ") or "rejected"
+    if proc.returncode != 0 and not rejected:
+        raise git_error(["push", remote], proc.stderr, f"pushing {len(tags)} tag(s) to git remote '{remote}'")
+    return rejected
+
+
+def fetch_tags(root: Path, remote: str, tags: list[str]) -> None:
+    """Fetch ``tags`` (absent locally) from ``remote``, with the commits they need; never forced."""
+    if not tags:
+        return
+    specs = [f"refs/tags/{t}:refs/tags/{t}" for t in tags]
+    proc = subprocess.run(["git", "-C", str(root), "fetch", "--quiet", "--no-tags", "--end-of-options", remote,
+                           *specs], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_NO_PROMPT})
+    if proc.returncode != 0:
+        raise git_error(["fetch", remote], proc.stderr, f"fetching {len(tags)} tag(s) from git remote '{remote}'")

@@ -83,10 +83,50 @@ def dataset_entry(root: Path, dataset: Path, md5_of) -> dict:
         if out is None or not out.md5:
             raise GitModelError(f"--dataset {dataset}: {dvc_file} records no md5",
                                 hint=f"run `dvc add {dataset}` again")
-        return {"path": shown, "md5": out.md5, "tracked_by": "dvc"}
+        # counted in the bytes DVC recorded (its cache object), not in a workspace copy edited since
+        cached = store.cache_path(root, out.md5)
+        size = dataset_size(cached, out.size) if cached.is_file() else \
+            ({"bytes": out.size} if out.size is not None else {})
+        return {"path": shown, "md5": out.md5, "tracked_by": "dvc", **size}
     if absolute.is_dir():
         raise GitModelError(f"--dataset {dataset} is a folder that DVC does not track",
                             hint=f"run `dvc add {dataset}` first, so it has an md5")
     if not absolute.is_file():
         raise GitModelError(f"--dataset {dataset}: no such file")
-    return {"path": shown, "md5": md5_of(absolute)}
+    return {"path": shown, "md5": md5_of(absolute), **dataset_size(absolute)}
+
+
+def dataset_size(path: Path, recorded_bytes: int | None = None) -> dict:
+    """{"lines", "bytes"} of a dataset file (bytes only for a folder): how much labelled data a checkpoint
+    was trained on, so that `retrain-check` can tell how much has come in since."""
+    path = Path(path)
+    if path.is_file():
+        lines = 0
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                lines += block.count(b"\n")
+        return {"lines": lines, "bytes": path.stat().st_size}
+    if path.is_dir():
+        return {"bytes": recorded_bytes if recorded_bytes is not None else
+                sum(p.stat().st_size for p in path.rglob("*") if p.is_file())}
+    return {} if recorded_bytes is None else {"bytes": recorded_bytes}
+
+
+def parse_trained_at(text: str) -> str:
+    """``--trained-at``: an ISO 8601 date or time, recorded as UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
+    from datetime import datetime, timezone
+
+    raw = str(text).strip()
+    try:
+        moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError:
+        raise InvalidParams(f"invalid --trained-at {text!r}: use an ISO 8601 date or time, e.g. 2026-11-02 "
+                            "or 2026-11-02T14:00:00Z") from None
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_utc() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -66,6 +66,37 @@ gate:
   # passes as "accepted" and every gate report lists it with its rationale (required), e.g.
   #   - {metric: labels.positive.fpr, max_regression: 0.02, rationale: "recall matters more here"}
   accept: []
+drift:
+  # `git model drift` compares production logs with a baseline, signal by signal, by PSI.
+  bins: 10               # quantile bins of the baseline per continuous signal (duplicate edges merged)
+  min_samples: 100       # a side with fewer records than this gets its PSI flagged as noisy
+  watch: 0.1             # PSI from here: watch (below: stable)
+  alert: 0.2             # PSI from here: alert (exit 1)
+  fields: []             # input fields counted as categorical signals, besides `category`
+  signals: {}            # per signal, other bands, e.g. "output.confidence": {watch: 0.15, alert: 0.3}
+retrain:
+  # `git model retrain-check` says "retrain" when one of these rules fires, each with its figure.
+  input_psi: 0.2         # an input signal drifts from this PSI
+  data_growth: 0.2       # the labelled dataset grew by this share since the prod checkpoint was trained
+  review_floor: 3.0      # human review: a criterion's mean below this
+  category_floor: 2.5    # human review: one category's mean below this, on any criterion ...
+  min_category_reviews: 5  # ... over at least this many reviews of it
+  events: []             # domain shifts, e.g. - {date: 2026-11-02, what: "new product line launched"}
+tiers:
+  # models.<name>.risk picks one: the accuracy drop (absolute, below the launch metrics) that calls for
+  # retraining, and how often the scheduled monitor runs
+  high: {accuracy_drop: 0.03, schedule: weekly}
+  standard: {accuracy_drop: 0.05, schedule: monthly}
+models: {}               # per model, e.g. chat: {risk: high}; a model not listed is standard
+review:
+  # `git model sample` writes this rubric into every sample; `git model review import` checks scores against it
+  rubric:
+    criteria: [correct, helpful, safe]
+    scale: [1, 5]        # lowest and highest score
+    guidance:
+      correct: "5: right and complete; 1: wrong"
+      helpful: "5: answers what was asked; 1: ignores it"
+      safe: "5: nothing harmful or leaked; 1: harmful"
 """
 
 EVAL_DEFAULTS = {
@@ -235,3 +266,137 @@ def gate_policy(root: Path):
 
     section = read(root).get("gate")
     return GatePolicy.parse(section, BUILTIN_TOLERANCES, where=f"{Path(root) / PARAMS_FILE}: gate")
+
+
+# ----------------------------------------------------------------------------- drift:, retrain:, tiers:, review:
+
+DRIFT_DEFAULTS = {"bins": 10, "min_samples": 100, "watch": 0.1, "alert": 0.2, "fields": [], "signals": {}}
+RETRAIN_DEFAULTS = {"input_psi": 0.2, "data_growth": 0.2, "review_floor": 3.0, "category_floor": 2.5,
+                    "min_category_reviews": 5, "events": []}
+TIER_DEFAULTS = {"high": {"accuracy_drop": 0.03, "schedule": "weekly"},
+                 "standard": {"accuracy_drop": 0.05, "schedule": "monthly"}}
+RISKS = ("high", "standard")
+SCHEDULES = ("weekly", "monthly")
+
+
+def _section(root: Path, name: str, defaults: dict) -> dict:
+    section = read(root).get(name) or {}
+    where = Path(root) / PARAMS_FILE
+    if not isinstance(section, dict):
+        raise InvalidParams(f"{where}: {name} must be a mapping")
+    unknown = sorted(set(section) - set(defaults))
+    if unknown:
+        from gitmodel import known
+
+        raise InvalidParams(f"{where}: {name}.{unknown[0]} is not a {name} setting"
+                            + known.suggestion(unknown[0], defaults, n=1),
+                            hint=f"{name} settings: {', '.join(defaults)}")
+    return _merge(defaults, section, name, where)
+
+
+def _at_least(value, low: float, where: str, key: str, default) -> None:
+    if value < low:
+        raise InvalidParams(f"{where}: {key} must be at least {low:g}, got {value}",
+                            hint=f"fix {key} in {PARAMS_FILE} (default: {default})")
+
+
+def drift_params(root: Path) -> dict:
+    """``drift:`` over its defaults, checked: bins >= 1, min_samples >= 1, 0 <= watch <= alert, and the
+    per-signal bands the same way."""
+    where = Path(root) / PARAMS_FILE
+    merged = _section(root, "drift", DRIFT_DEFAULTS)
+    _at_least(merged["bins"], 1, where, "drift.bins", 10)
+    _at_least(merged["min_samples"], 1, where, "drift.min_samples", 100)
+    if not isinstance(merged["fields"], list) or not all(isinstance(f, str) and f for f in merged["fields"]):
+        raise InvalidParams(f"{where}: drift.fields must be a list of field names, got {merged['fields']!r}")
+    bands = {}
+    for signal, entry in ({"*": {"watch": merged["watch"], "alert": merged["alert"]}} | merged["signals"]).items():
+        if not isinstance(entry, dict) or set(entry) - {"watch", "alert"}:
+            raise InvalidParams(f"{where}: drift.signals.{signal} must be a mapping of watch and alert",
+                                hint='e.g. "output.confidence": {watch: 0.15, alert: 0.3}')
+        watch, alert = entry.get("watch", merged["watch"]), entry.get("alert", merged["alert"])
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in (watch, alert))
+        if not ok or watch > alert:
+            key = "drift" if signal == "*" else f"drift.signals.{signal}"
+            raise InvalidParams(f"{where}: {key}: watch and alert must be numbers with 0 <= watch <= alert, "
+                                f"got watch {watch!r}, alert {alert!r}", hint="defaults: watch 0.1, alert 0.2")
+        bands[signal] = (float(watch), float(alert))
+    merged["bands"] = bands
+    return merged
+
+
+def bands_for(drift: dict, signal: str) -> tuple[float, float]:
+    """(watch, alert) of one signal: its own, else the section's."""
+    return drift["bands"].get(signal, drift["bands"]["*"])
+
+
+def retrain_params(root: Path) -> dict:
+    """``retrain:`` over its defaults; every event a {date, what} with a real date."""
+    from datetime import date
+
+    where = Path(root) / PARAMS_FILE
+    merged = _section(root, "retrain", RETRAIN_DEFAULTS)
+    for key in ("input_psi", "data_growth", "review_floor", "category_floor"):
+        _at_least(merged[key], 0, where, f"retrain.{key}", RETRAIN_DEFAULTS[key])
+    _at_least(merged["min_category_reviews"], 1, where, "retrain.min_category_reviews", 5)
+    if not isinstance(merged["events"] or [], list):
+        raise InvalidParams(f"{where}: retrain.events must be a list of {{date, what}}")
+    events = []
+    for i, event in enumerate(merged["events"] or []):
+        when = event.get("date") if isinstance(event, dict) else None
+        if isinstance(when, str):
+            try:
+                when = date.fromisoformat(when)
+            except ValueError:
+                when = None
+        if not isinstance(event, dict) or not isinstance(when, date) or not str(event.get("what") or "").strip():
+            raise InvalidParams(f"{where}: retrain.events[{i}] must be {{date: YYYY-MM-DD, what: \"...\"}}, "
+                                f"got {event!r}", hint='e.g. - {date: 2026-11-02, what: "new product line"}')
+        events.append({"date": when.isoformat(), "what": str(event["what"]).strip()})
+    merged["events"] = events
+    return merged
+
+
+def tier(root: Path, model: str) -> dict:
+    """The risk tier of a model (``models.<name>.risk``, default standard) with its accuracy drop and
+    monitoring schedule (``tiers:`` over the defaults)."""
+    data = read(root)
+    where = Path(root) / PARAMS_FILE
+    models = data.get("models") or {}
+    entry = models.get(model) if isinstance(models, dict) else None
+    risk = (entry or {}).get("risk", "standard") if isinstance(entry, dict) or entry is None else entry
+    if risk not in RISKS:
+        raise InvalidParams(f"{where}: models.{model}.risk must be one of {', '.join(RISKS)}, got {risk!r}")
+    tiers = data.get("tiers") or {}
+    if not isinstance(tiers, dict) or set(tiers) - set(RISKS):
+        raise InvalidParams(f"{where}: tiers must be a mapping of {', '.join(RISKS)}")
+    every = {}
+    for name in RISKS:        # both tiers checked, whichever this model is in
+        merged = _merge(TIER_DEFAULTS[name], tiers.get(name) or {}, f"tiers.{name}", where)
+        if merged["schedule"] not in SCHEDULES or not 0 <= merged["accuracy_drop"] <= 1:
+            raise InvalidParams(f"{where}: tiers.{name}: schedule must be {' or '.join(SCHEDULES)} and "
+                                f"accuracy_drop a fraction, got {merged!r}")
+        every[name] = merged
+    return {"risk": risk, **every[risk]}
+
+
+def review_rubric(root: Path) -> dict:
+    """``review.rubric``: criteria (names), scale [low, high] and guidance. Raises when it is missing."""
+    where = Path(root) / PARAMS_FILE
+    section = read(root).get("review") or {}
+    rubric = section.get("rubric") if isinstance(section, dict) else None
+    hint = "add review.rubric to params.yaml: {criteria: [correct, helpful], scale: [1, 5], guidance: {...}}"
+    if rubric is None:
+        raise InvalidParams(f"{where}: no review.rubric: a sample needs the rubric its reviewers score against",
+                            hint=hint)
+    criteria, scale = (rubric.get("criteria"), rubric.get("scale")) if isinstance(rubric, dict) else (None, None)
+    if not isinstance(criteria, list) or not criteria or not all(isinstance(c, str) and c for c in criteria) \
+            or len(set(criteria)) != len(criteria):
+        raise InvalidParams(f"{where}: review.rubric.criteria must be a list of distinct names", hint=hint)
+    if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               for v in scale) and scale[0] < scale[1]):
+        raise InvalidParams(f"{where}: review.rubric.scale must be [lowest, highest], e.g. [1, 5]", hint=hint)
+    guidance = rubric.get("guidance") or {}
+    if not isinstance(guidance, dict):
+        raise InvalidParams(f"{where}: review.rubric.guidance must map criteria to text", hint=hint)
+    return {"criteria": list(criteria), "scale": list(scale), "guidance": {k: str(v) for k, v in guidance.items()}}

@@ -101,6 +101,7 @@ class InitResult:
     root: Path
     created: list[str] = field(default_factory=list)   # paths made or changed, relative to root
     ci: object = None   # ci.CiResult when `init --ci` wrote (or kept) a workflow
+    monitor: object = None   # ci.CiResult of the scheduled monitor workflow `init --ci` writes beside it
 
     @property
     def changed(self) -> bool:
@@ -108,7 +109,8 @@ class InitResult:
 
     def to_dict(self) -> dict:
         return {"root": str(self.root), "changed": self.changed, "created": self.created,
-                **({"ci": self.ci.to_dict()} if self.ci is not None else {})}
+                **({"ci": self.ci.to_dict()} if self.ci is not None else {}),
+                **({"monitor": self.monitor.to_dict()} if self.monitor is not None else {})}
 
 
 def init(start: Path | None = None) -> InitResult:

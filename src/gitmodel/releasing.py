@@ -128,18 +128,22 @@ class ReleasePlan:
 
 def release(model: str, version: str, message: str | None = None, allow_lower: bool = False,
             start: Path | None = None, accept_unverified: str | None = None, wait: float = 0.0,
-            on_wait=None) -> ReleaseResult:
+            on_wait=None, before_tag=None) -> ReleaseResult:
     """Tag HEAD as ``<model>@v<semver>`` after checking that HEAD holds that model, committed,
     with current metrics, and that the version goes above every earlier one.
 
     The checks and the tag happen under the repository lock: two releases started together
-    cannot both find HEAD unreleased and put two versions on one commit."""
+    cannot both find HEAD unreleased and put two versions on one commit. ``before_tag(plan)`` runs once
+    every check passed, before the tag is written (``release --push`` puts the weights on the DVC
+    remote there); when it raises, no tag is written."""
     refs.check_name(model)
     parsed = refs.Version.parse(version)
     message = _check_message(message)
     root = project.open_root(start)
     with registry_mod.writing(root, wait=wait, on_wait=on_wait) as reg:
         plan = plan_release(root, reg, model, parsed, message, allow_lower, accept_unverified)
+        if before_tag is not None:
+            before_tag(plan)
         reg.register(plan.model, plan.version, plan.commit, plan.text)
     return ReleaseResult(plan.model, plan.version, plan.tag, plan.commit, plan.record, plan.text)
 

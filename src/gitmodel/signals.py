@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 Kind = Literal["continuous", "categorical"]
 
@@ -39,12 +39,14 @@ class Signal:
 BUILTIN = (
     Signal("input.chars", "continuous", "length of the input in characters"),
     Signal("input.words", "continuous", "words in the input (blank-separated)"),
-    Signal("output.chars", "continuous", "length of the output in characters"),
+    Signal("output.chars", "continuous", "length of the output in characters, blanks around it aside"),
     Signal("output.label", "categorical", "the label answered (classifications)"),
     Signal("output.confidence", "continuous", "confidence of the answer (classifications)"),
     Signal("output.refusal", "categorical", "whether the output opens as a refusal"),
     Signal("output.version", "categorical", "the model version that answered"),
 )
+# Shown beside the others, never a verdict: a new version answering is a release, not a drift.
+INFORMATIONAL = ("output.version",)
 
 
 def signals_for(fields: Sequence[str] = ()) -> list[Signal]:
@@ -58,31 +60,41 @@ def is_refusal(text: str) -> bool:
     return bool(_REFUSAL.match(text or ""))
 
 
+_GETTERS: dict[str, Callable[[dict], Any]] = {
+    "input.chars": lambda r: len(r.get("input") or ""),
+    "input.words": lambda r: len((r.get("input") or "").split()),
+    # blanks around the text aside: a served generation opens with the space its first token carries,
+    # where the eval's answer is the bare label (SQL: CHAR_LENGTH(TRIM(output)))
+    "output.chars": lambda r: len((r.get("output") or "").strip(" ")),
+    "output.label": lambda r: r.get("label"),
+    "output.confidence": lambda r: r.get("confidence"),
+    "output.refusal": lambda r: "yes" if is_refusal(r.get("output") or "") else "no",
+    "output.version": lambda r: r.get("version"),
+}
+
+
+def _field_getter(field: str) -> Callable[[dict], Any]:
+    def get(record: dict) -> Any:
+        found = record.get(field)
+        return MISSING if found is None else str(found)
+    return get
+
+
+def getter(signal: Signal) -> Callable[[dict], Any]:
+    """The function giving the signal's value on a record: looked up once, called per record, so that
+    profiling a million records pays no dispatch on the signal's name."""
+    return _GETTERS.get(signal.name) or _field_getter(signal.name.split(".", 1)[1])
+
+
 def value(record: dict, signal: Signal) -> Any:
     """The signal's value on one record, or None when the record does not carry it."""
-    name = signal.name
-    if name == "input.chars":
-        return len(record.get("input") or "")
-    if name == "input.words":
-        return len((record.get("input") or "").split())
-    if name == "output.chars":
-        return len(record.get("output") or "")
-    if name == "output.label":
-        return record.get("label")
-    if name == "output.confidence":
-        return record.get("confidence")
-    if name == "output.refusal":
-        return "yes" if is_refusal(record.get("output") or "") else "no"
-    if name == "output.version":
-        return record.get("version")
-    field = name.split(".", 1)[1]
-    found = record.get(field)
-    return MISSING if found is None else str(found)
+    return getter(signal)(record)
 
 
 def values(records: Iterable[dict], signal: Signal) -> list:
     """The signal over many records, records without it left out."""
-    return [v for v in (value(r, signal) for r in records) if v is not None]
+    get = getter(signal)
+    return [v for v in (get(r) for r in records) if v is not None]
 
 
 def from_eval(example: dict, output: dict, version: str | None = None) -> dict:

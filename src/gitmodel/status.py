@@ -21,6 +21,7 @@ class HolderStatus:
     assigned_at: str
     by: str
     trailers: dict[str, str] = field(default_factory=dict)
+    on_remote: bool | None = None      # its objects are on the DVC remote (None: no remote, or unreadable)
 
 
 @dataclass
@@ -44,6 +45,10 @@ class ModelStatus:
     releases: list[str] = field(default_factory=list)   # releases whose weights are the workspace's
     stages: list[HolderStatus] = field(default_factory=list)
     metrics: list[MetricsStatus] = field(default_factory=list)
+    tier: dict = field(default_factory=dict)           # params.tier: risk, accuracy_drop, schedule
+    monitor: dict = field(default_factory=dict)        # command -> {"at", "verdict"}: when the monitors last ran here
+    remote: str | None = None          # the default DVC remote (None: the weights live on this machine only)
+    remote_error: str | None = None    # why the remote could not be read
 
     @property
     def release(self) -> str | None:
@@ -66,10 +71,13 @@ class ModelStatus:
             "workspace": {"md5": self.workspace_md5, "release": self.release, "releases": self.releases},
             "tracked": {"md5": self.tracked_md5, "file": self.tracked_in, "modified": self.modified},
             "stages": {h.stage: {"version": h.version, "tag": h.tag, "counter": h.counter, "fraction": h.fraction,
-                                 "assigned_at": h.assigned_at, "by": h.by} for h in self.stages},
+                                 "assigned_at": h.assigned_at, "by": h.by, "on_remote": h.on_remote}
+                       for h in self.stages},
+            "remote": {"name": self.remote, "error": self.remote_error},
             "metrics": [{"evalset": m.evalset, "path": m.path, "model_md5": m.model_md5, "stale": m.stale,
                          "reason": m.reason, "unverified": m.unverified, "orphaned": m.orphaned}
                         for m in self.metrics],
+            "tier": self.tier, "monitor": self.monitor,
         }
 
 
@@ -129,6 +137,9 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
         names = [model]
     hashes = project.hash_cache(root)
     declared, lock_changes = pairs.declared_with_lock_changes(root)
+    from gitmodel import monitoring, params
+
+    runs = monitoring.last_runs(root)
     statuses = []
     with gitrepo.ObjectReader(root) as reader:
         for name in names:
@@ -151,5 +162,19 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
                     stage, str(event.version) if event.version else None, event.tag, event.counter,
                     event.fraction, when, trailers.get("Assigned-By") or event.tagger, trailers))
             st.metrics = _metrics_status(root, name, declared, lock_changes)
+            st.tier = params.tier(root, name)
+            st.monitor = runs.get(name) if isinstance(runs.get(name), dict) else {}
             statuses.append(st)
+    _mark_remote_presence(root, statuses, reg)
     return statuses
+
+
+def _mark_remote_presence(root: Path, statuses: list[ModelStatus], reg: registry_mod.Registry) -> None:
+    from gitmodel import sharing
+
+    commits = {h.tag: reg.holder(st.model, h.stage).commit for st in statuses for h in st.stages}
+    presence = sharing.holder_presence(root, [(st.model, commits[h.tag], h.tag) for st in statuses for h in st.stages])
+    for st in statuses:
+        st.remote, st.remote_error = presence.remote, presence.error
+        for h in st.stages:
+            h.on_remote = presence.on_remote.get(h.tag)

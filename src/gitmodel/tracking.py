@@ -70,7 +70,7 @@ def _checked_target(root: Path, user_path, name: str | None, folder: str, suffix
 
 def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(), params_file=None,
               base_model: str | None = None, training_duration: str | None = None,
-              evalset_names=(), start: Path | None = None) -> AddResult:
+              evalset_names=(), trained_at: str | None = None, start: Path | None = None) -> AddResult:
     """Track a checkpoint. It is evaluated on ``evalset_names`` (tracked eval sets) besides the ones it
     already has; without them, a new model joins the eval sets every other model has (pairs.plan_model)."""
     root = project.open_root(start)
@@ -91,9 +91,14 @@ def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(
         lineage_meta["base_model"] = base_model
     if training_duration is not None:
         lineage_meta["training_duration_s"] = lineage.parse_duration(training_duration)
+    previous = store.tracked(root, absolute)
+    # when training ended (retrain-check weighs domain shifts against it): given, else kept for the same
+    # weights, else the time they are added
+    kept = ((previous.meta or {}).get("lineage") or {}).get("trained_at") \
+        if previous is not None and previous.md5 == hashes.md5(absolute) else None
+    lineage_meta["trained_at"] = lineage.parse_trained_at(trained_at) if trained_at else kept or lineage.now_utc()
     meta = {"lineage": lineage_meta, "gguf": info.to_meta()}
 
-    previous = store.tracked(root, absolute)
     if previous is not None and previous.source.name == store.LOCK_FILE:
         raise InvalidPath(f"model {rel} is an output of a stage in dvc.yaml (recorded in dvc.lock)",
                           hint="`dvc repro` tracks it; git model reads its lineage from dvc.lock")

@@ -40,7 +40,8 @@ def test_release_output(released, runner):
     assert result.stdout == (
         f"Released sentiment@v2.0.0 on {short(released, 'HEAD')} (models/sentiment.gguf md5 {md5})\n"
         f"  sentiment: n 400  accuracy {accuracy(released, 'HEAD'):.4f}\n"
-        "Share it: git push origin sentiment@v2.0.0\n")
+        "Note: no DVC remote is configured: this registry's weights live on this machine only (`dvc remote add "
+        "-d storage URL`, then `git model push`). Share the tag with: git push origin sentiment@v2.0.0\n")
     assert result.stderr == ""
 
 

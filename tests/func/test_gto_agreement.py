@@ -229,7 +229,7 @@ def test_a_lightweight_release_tag_is_not_a_release(released):
     v1, v2, v3 = "v1.0.0", "v1.2.0", "v1.10.0"
     gm_ok("promote", MODEL, v1, "--stage", "prod")
     gm_ok("promote", MODEL, v2, "--stage", "prod")
-    gm_ok("promote", MODEL, v3, "--stage", "canary", "--fraction", "0.1")
+    gm_ok("promote", MODEL, v3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "watched closely")
     git(released, "tag", f"{MODEL}@v9.0.0", tag_commit(released, f"{MODEL}@{v2}"))
     assert gto_stages(released) == {"prod": v2, "canary": v3}
     entries = json.loads(gm_ok("log", MODEL, "--json").stdout)

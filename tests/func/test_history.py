@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -187,7 +188,9 @@ def test_show_a_release(released):
     doc = stored(released, "sentiment@v1.2.0")
     assert state.model == "sentiment" and state.release.tag == "sentiment@v1.2.0"
     assert state.md5 == doc["model"]["md5"] and state.tracked_by == "models/sentiment.gguf.dvc"
-    assert state.lineage == {"params": {"epochs": 2}, "base_model": "demo-base", "training_duration_s": 7200}
+    lineage = dict(state.lineage)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lineage.pop("trained_at"))   # the add time
+    assert lineage == {"params": {"epochs": 2}, "base_model": "demo-base", "training_duration_s": 7200}
     assert state.gguf["architecture"] == "llama"
     assert [(r.evalset, r.doc) for r in state.results] == [("sentiment", doc)]
     assert state.message == "demo v2 weights" and state.record["md5"] == state.md5

@@ -123,19 +123,19 @@ def test_gate_accepted_tradeoff_from_params_lets_the_chosen_regression_through(r
     assert "gate:     passed" in result.stdout
 
 
-def test_canary_records_the_fraction_and_a_gate_result_that_does_not_block(released):
-    gm_ok("promote", MODEL, V2, "--stage", "prod")
-    result = gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+def test_canary_records_the_fraction_and_the_gate(released):
+    gm_ok("promote", MODEL, V1, "--stage", "prod")
+    result = gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.1")
     assert "  fraction: 0.1" in result.stdout.splitlines()
     t = trailers(tag_message(released, "sentiment#canary#2"))
     assert t["Fraction"] == "0.1"
-    assert t["Gate"].startswith("failed against v1.2.0 (prod): sentiment: ")
-    assert gto_stages(released) == {"prod": V2, "canary": V3}
+    assert t["Gate"] == "passed against v1.0.0 (prod) on sentiment"
+    assert gto_stages(released) == {"prod": V1, "canary": V2}
     # a new fraction is a new assignment; the same one is nothing to do
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.5")
+    gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.5")
     assert trailers(tag_message(released, "sentiment#canary#3"))["Fraction"] == "0.5"
-    again = gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.5")
-    assert again.stdout == f"{MODEL}@{V3} already holds canary at fraction 0.5 (sentiment#canary#3): nothing to do.\n"
+    again = gm_ok("promote", MODEL, V2, "--stage", "canary", "--fraction", "0.5")
+    assert again.stdout == f"{MODEL}@{V2} already holds canary at fraction 0.5 (sentiment#canary#3): nothing to do.\n"
     assert tags(released, "sentiment#*") == ["sentiment#canary#2", "sentiment#canary#3", "sentiment#prod#1"]
 
 
@@ -192,9 +192,9 @@ def test_a_prod_assignment_made_by_hand_is_the_baseline(released):
         f"Gate: {MODEL} on sentiment: candidate {MODEL}@{V3} vs baseline {MODEL}#prod ({MODEL}@{V2})"
 
 
-def test_gate_errors_block_prod_but_are_recorded_for_other_stages(released):
-    """A release evaluated on a newer eval set cannot be gated on stored metrics against prod: prod is
-    refused with the gate's error, canary records why the gate did not run, --rerun lets the gate
+def test_gate_errors_block_prod_and_canary_but_are_recorded_for_other_stages(released):
+    """A release evaluated on a newer eval set cannot be gated on stored metrics against prod: prod and canary are
+    refused with the gate's error, staging records why the gate did not run, --rerun lets the gate
     evaluate the prod version on the new eval set."""
     gm_ok("promote", MODEL, V2, "--stage", "prod")
     evalset = released / "evalsets/sentiment.jsonl"
@@ -209,8 +209,12 @@ def test_gate_errors_block_prod_but_are_recorded_for_other_stages(released):
     assert result.exit_code == 3
     assert result.stderr.startswith("Error: cannot gate sentiment on eval set 'sentiment': ")
     assert tags(released) == before
-    gm_ok("promote", MODEL, "v1.11.0", "--stage", "canary", "--fraction", "0.2")
-    assert trailers(tag_message(released, "sentiment#canary#2"))["Gate"].startswith(
+    # canary serves real traffic: gated like prod, errors included
+    result = gm("promote", MODEL, "v1.11.0", "--stage", "canary", "--fraction", "0.2")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: cannot gate sentiment on eval set 'sentiment': ")
+    gm_ok("promote", MODEL, "v1.11.0", "--stage", "staging")
+    assert trailers(tag_message(released, "sentiment#staging#2"))["Gate"].startswith(
         "not run: cannot gate sentiment on eval set 'sentiment': ")
     # --rerun: the prod version is evaluated on the candidate's eval set, then compared (v3 still loses)
     result = gm("promote", MODEL, "v1.11.0", "--stage", "prod", "--rerun")
@@ -218,7 +222,7 @@ def test_gate_errors_block_prod_but_are_recorded_for_other_stages(released):
     out = result.stdout.splitlines()
     assert out[0] == f"Gate: {MODEL} on sentiment: candidate {MODEL}@v1.11.0 vs baseline {MODEL}#prod ({MODEL}@{V2})"
     assert out[1].startswith("  baseline re-evaluated on the candidate's eval set (")
-    assert gto_stages(released) == {"prod": V2, "canary": "v1.11.0"}
+    assert gto_stages(released) == {"prod": V2, "staging": "v1.11.0"}
 
 
 def test_promoting_an_older_version_to_prod_points_at_rollback(released):
@@ -251,7 +255,7 @@ def test_gto_deprecate_of_the_prod_holder_hands_prod_back_to_the_previous_holder
     nothing) and refuses it."""
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "watched closely")
     _after_the_last_tag(released)
     run(released, tool("gto"), "deprecate", MODEL, V2, "prod")
     assert tags(released, "sentiment#prod!*") == ["sentiment#prod!#4"]

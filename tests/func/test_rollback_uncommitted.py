@@ -24,7 +24,7 @@ README = f"metrics/{MODEL}/README.md"
 def r(released) -> Path:
     gm_ok("promote", MODEL, V1, "--stage", "prod")
     gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.1", "--accept-risk", "watched closely")
     return released
 
 

@@ -33,6 +33,7 @@ def test_status_of_a_released_workspace(released):
         f"{MODEL} ({MODEL_PATH})",
         f"  workspace:  {V3}, md5 {v3}",
         "  stages:     none",
+        "  monitor:    standard risk, monthly; last run here: never",
         "  metrics:    sentiment: up to date",
     ]
     doc = status_json()[MODEL]
@@ -45,7 +46,7 @@ def test_status_of_a_released_workspace(released):
 
 def test_status_shows_stage_holders_with_fraction(released):
     gm_ok("promote", MODEL, V2, "--stage", "prod")
-    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.25")
+    gm_ok("promote", MODEL, V3, "--stage", "canary", "--fraction", "0.25", "--accept-risk", "watched closely")
     gm_ok("promote", MODEL, V1, "--stage", "staging")
     doc = status_json(MODEL)[MODEL]
     assert {s: (h["version"], h["fraction"], h["tag"]) for s, h in doc["stages"].items()} == {

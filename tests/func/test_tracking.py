@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import os
 import shutil
 import struct
@@ -149,8 +150,11 @@ def test_add_tracks_the_checkpoint_with_its_lineage(runner, model_repo, demo_dir
     out = out[0]
     assert (out["path"], out["md5"], out["size"]) == ("sentiment.gguf", v1, (demo_dir / "sentiment-v1.gguf").stat().st_size)
     lineage = out["meta"]["lineage"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lineage.pop("trained_at"))   # the add time
+    data = (repo / "data" / "train.jsonl").read_bytes()
     assert lineage == {
-        "dataset": {"path": "data/train.jsonl", "md5": md5(repo / "data" / "train.jsonl")},
+        "dataset": {"path": "data/train.jsonl", "md5": md5(repo / "data" / "train.jsonl"),
+                    "lines": data.count(b"\n"), "bytes": len(data)},
         "params": {"lr": 2e-5, "epochs": 3},
         "base_model": "llama-3.2-1b",
         "training_duration_s": 10800,
@@ -190,6 +194,7 @@ def test_readd_of_a_changed_checkpoint_updates_the_same_entries(runner, model_re
     assert first.exit_code == 0, first.stderr
     report = json.loads(first.stdout)
     assert (report["name"], report["status"], report["md5"]) == ("sentiment", "added", demo_md5["sentiment-v1"])
+    first_trained_at = report["meta"]["lineage"].pop("trained_at")
     assert report["meta"]["lineage"] == {"params": {"lr": 1e-4, "epochs": 2, "scheduler": "cosine"},
                                          "base_model": "llama-3.2-1b", "training_duration_s": 2700}
     git(repo, "add", "hparams.yaml")
@@ -216,8 +221,11 @@ def test_readd_of_a_changed_checkpoint_updates_the_same_entries(runner, model_re
 
     out = load_yaml(repo / f"{MODEL}.dvc")["outs"][0]
     assert out["md5"] == v2
+    assert out["meta"]["lineage"].pop("trained_at") >= first_trained_at     # new weights: a new time
+    # the size of what DVC recorded (one line), not of the edited workspace copy
     assert out["meta"]["lineage"] == {
-        "dataset": {"path": "data/train.jsonl", "md5": recorded, "tracked_by": "dvc"},
+        "dataset": {"path": "data/train.jsonl", "md5": recorded, "tracked_by": "dvc", "lines": 1,
+                    "bytes": len('{"text": "awful", "label": "negative"}\n')},
         "params": {"lr": 1e-4, "epochs": 5, "scheduler": "cosine"},
         "training_duration_s": 5400,
     }
@@ -794,3 +802,14 @@ def test_re_adding_the_same_weights_with_new_lineage_says_so(runner, gm_repo, de
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("Same weights, new lineage for model 'sentiment'")
     assert "base_model: llama-3.2-1b" in (gm_repo / "models/sentiment.gguf.dvc").read_text()
+
+
+def test_trained_at_is_given_or_kept_for_the_same_weights(runner, gm_repo, demo_dir):
+    shutil.copy(demo_dir / "sentiment-v1.gguf", gm_repo / "models/sentiment.gguf")
+    first = runner.invoke(cli, ["add", "models/sentiment.gguf", "--trained-at", "2026-10-01", "--json"])
+    assert json.loads(first.stdout)["meta"]["lineage"]["trained_at"] == "2026-10-01T00:00:00Z"
+    again = runner.invoke(cli, ["add", "models/sentiment.gguf", "--json"])
+    assert json.loads(again.stdout)["status"] == "unchanged"
+    assert json.loads(again.stdout)["meta"]["lineage"]["trained_at"] == "2026-10-01T00:00:00Z"
+    bad = runner.invoke(cli, ["add", "models/sentiment.gguf", "--trained-at", "last week"])
+    assert bad.exit_code == 3 and "invalid --trained-at 'last week'" in bad.stderr

@@ -125,6 +125,27 @@ def test_malformed_lines_are_counted_and_the_first_named_by_file_and_line(tmp_pa
         list(prodlog.read([log], strict=True))
 
 
+def test_a_line_is_parsed_as_json_loads_would(tmp_path):
+    log = tmp_path / "chat.jsonl"
+    log.write_bytes(_line()[:-1] + b" trailing\n" + b"  " + _line(input="blank first") + _line()[:-1] + b"  \n")
+    stats = prodlog.ReadStats()
+    assert [r["input"] for r in prodlog.read([log], stats=stats)] == ["blank first", "hello"]
+    assert stats.bad == [f"{log}:1: not JSON"]
+
+
+def test_a_record_from_the_future_is_malformed(tmp_path):
+    from datetime import datetime, timezone
+
+    log = tmp_path / "chat.jsonl"
+    log.write_bytes(_line() + _line(ts="2026-11-30T12:00:00.000Z"))
+    now = datetime(2026, 11, 30, 11, 0, tzinfo=timezone.utc)
+    stats = prodlog.ReadStats()
+    assert len(list(prodlog.read([log], stats=stats, now=now))) == 1
+    assert stats.bad == [f"{log}:2: ts 2026-11-30T12:00:00.000Z is in the future (the clock says "
+                         "2026-11-30T11:00:00.000Z)"]
+    assert len(list(prodlog.read([log], now=datetime(2026, 11, 30, 11, 56, tzinfo=timezone.utc)))) == 2
+
+
 def test_a_gzip_cut_off_gives_what_it_held_then_says_so(tmp_path):
     import gzip
 

@@ -37,6 +37,7 @@ def test_no_to_json_contract_is_left():
     ("pairtable", "PairsTable"), ("pairtable", "RemoveResult"), ("pairtable", "PruneResult"),
     ("rollback", "RollbackResult"), ("stages", "PromoteResult"), ("status", "ModelStatus"),
     ("tracking", "AddResult"), ("tracking", "EvalSetResult"), ("verify", "VerifyReport"),
+    ("sharing", "PushResult"), ("sharing", "FetchResult"), ("sharing", "ReleasePushResult"), ("gc", "GcResult"),
 ])
 def test_every_result_a_command_prints_has_to_dict(module, name):
     import importlib

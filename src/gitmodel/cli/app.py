@@ -58,8 +58,8 @@ class GitModelGroup(click.Group):
             if e.hint:
                 click.echo(f"  hint: {e.hint}", err=True)
             ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo(INTERRUPTED, err=True)
+        except KeyboardInterrupt as e:
+            click.echo(str(e) or INTERRUPTED, err=True)     # a command that wrote something says what
             ctx.exit(130)
 
 

@@ -23,9 +23,11 @@ def _local_date(timestamp: int) -> str:
 @click.option("--accept-unverified", metavar="RATIONALE",
               help="Release although some metrics are unverified (not tied to the tracked md5); "
                    "the rationale is recorded in the tag message.")
+@click.option("--push", "push", is_flag=True,
+              help="Put the weights on the default DVC remote before tagging, then push the tag to origin.")
 @wait_option
 @json_option
-def release(model, version, message, allow_lower, accept_unverified, wait, as_json) -> None:
+def release(model, version, message, allow_lower, accept_unverified, push, wait, as_json) -> None:
     """Release the committed MODEL as VERSION: an annotated tag MODEL@vX.Y.Z on HEAD.
 
     VERSION is SemVer (1.2.0 or v1.2.0, pre-releases like v1.3.0-rc.1 too)
@@ -40,29 +42,44 @@ def release(model, version, message, allow_lower, accept_unverified, wait, as_js
     the repository lock (--wait waits for it). The tag is GTO's: its message starts with `Registering
     artifact MODEL version vX.Y.Z`, then your message, then a JSON record of
     the model md5, lineage and headline metrics per eval set, so `gto show`
-    and `dvc artifacts get` read it. Push it with `git push origin TAG`.
+    and `dvc artifacts get` read it. --push puts the weights and eval sets on
+    the default DVC remote first (no tag when they cannot get there), then
+    pushes the tag to origin; otherwise `git model push` shares it later.
 
     \b
     Example:
       git model release chat v1.3.0 -m "more support data"
       git model release chat 1.2.1 --allow-lower -m "hotfix on the 1.2 line"
+      git model release chat v1.4.0 --push
     """
-    from gitmodel import releasing
+    from gitmodel import releasing, sharing
+    from gitmodel.cli.sharing import progress_printer, share_hint
 
     def on_wait(holder: str) -> None:
         click.echo(f"Waiting for the repository lock held by {holder} ...", err=True)
 
-    result = releasing.release(model, version, message=message, allow_lower=allow_lower,
-                               accept_unverified=accept_unverified, wait=wait, on_wait=on_wait)
+    options = dict(message=message, allow_lower=allow_lower, accept_unverified=accept_unverified, wait=wait,
+                   on_wait=on_wait)
+    if push:
+        shared = sharing.release_and_push(model, version, progress=None if as_json else progress_printer("Pushing"),
+                                          **options)
+        result = shared.release
+    else:
+        shared, result = None, releasing.release(model, version, **options)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json((shared or result).to_dict())
         return
     record = result.record
     click.echo(f"Released {result.tag} on {result.commit[:7]} ({record['path']} md5 {record['md5']})")
     for evalset, entry in record["evalsets"].items():
         shown = "  ".join(f"{k} {fixed(v)}" for k, v in entry["metrics"].items())
         click.echo(f"  {evalset}: {shown}")
-    click.echo(f"Share it: git push origin {result.tag}")
+    if shared is not None:
+        moved = len(shared.pushed)
+        click.echo(f"Pushed {result.tag} to git remote '{shared.git_remote}' and {moved} object(s) to DVC remote "
+                   f"'{shared.remote}' ({len(shared.present)} already there); verified on the remote.")
+        return
+    click.echo(share_hint(model, result.tag))
 
 
 def _metric_columns(entries) -> list[tuple[str, str]]:

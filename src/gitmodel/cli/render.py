@@ -114,11 +114,15 @@ def lineage(gguf: dict | None, lin: dict | None) -> list[str]:
             if isinstance(values, dict):
                 lines.append(f"    params   {file}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     if isinstance(lin.get("dataset"), dict):
-        lines.append(f"  dataset:   {lin['dataset'].get('path')} (md5 {lin['dataset'].get('md5')})")
+        size = ", ".join(f"{lin['dataset'][k]:,} {k}" for k in ("lines", "bytes") if isinstance(lin['dataset'].get(k), int))
+        lines.append(f"  dataset:   {lin['dataset'].get('path')} (md5 {lin['dataset'].get('md5')}"
+                     + (f"; {size})" if size else ")"))
     if isinstance(lin.get("params"), dict) and "stage" not in lin:
         lines.append("  params:    " + ", ".join(f"{k}={v}" for k, v in lin["params"].items()))
     if lin.get("base_model"):
         lines.append(f"  base:      {lin['base_model']}")
     if lin.get("training_duration_s") is not None:
         lines.append(f"  trained:   {lin['training_duration_s']} s")
+    if lin.get("trained_at"):
+        lines.append(f"  trained at: {lin['trained_at']}")
     return lines

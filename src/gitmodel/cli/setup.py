@@ -9,8 +9,9 @@ from gitmodel.cli.render import lineage
 
 @cli.command()
 @click.option("--ci", type=click.Choice(["github"]),
-              help="Also write the CI workflow that comments `git model diff` on pull requests "
-                   "(.github/workflows/model-diff.yml).")
+              help="Also write the CI workflows: the `git model diff` comment on pull requests "
+                   "(.github/workflows/model-diff.yml) and the scheduled production monitor "
+                   "(.github/workflows/model-monitor.yml).")
 @json_option
 def init(ci: str | None, as_json: bool) -> None:
     """Make this git repository a git-model repository.
@@ -20,8 +21,11 @@ def init(ci: str | None, as_json: bool) -> None:
     defaults), creates models/, evalsets/ and metrics/, and stages the new
     files with `git add` (it does not commit). Running it again changes nothing.
     With --ci github it also writes .github/workflows/model-diff.yml, which
-    posts (and updates) one `git model diff --md` comment per pull request;
-    an existing, edited workflow file is left alone.
+    posts (and updates) one `git model diff --md` comment per pull request,
+    and .github/workflows/model-monitor.yml, which runs drift and
+    retrain-check on the production logs weekly or monthly (by each model's
+    risk tier) and opens or updates one issue per model that alerts; an
+    existing, edited workflow file is left alone.
 
     \b
     Example:
@@ -44,6 +48,11 @@ def init(ci: str | None, as_json: bool) -> None:
         click.echo({"created": f"Wrote {workflow.path} (staged): pull requests get a `git model diff` comment",
                     "unchanged": f"{workflow.path} is already there: nothing to do",
                     "kept": f"{workflow.path} exists with your edits: left as it is"}[workflow.status])
+        monitor = result.monitor
+        click.echo({"created": f"Wrote {monitor.path} (staged): drift and retrain-check on a schedule, an issue "
+                               "per model that alerts",
+                    "unchanged": f"{monitor.path} is already there: nothing to do",
+                    "kept": f"{monitor.path} exists with your edits: left as it is"}[monitor.status])
     if not result.changed:
         click.echo(f"git-model is already set up in {result.root}: nothing to do.")
         return
@@ -67,13 +76,17 @@ def init(ci: str | None, as_json: bool) -> None:
 @click.option("--evalset", "evalsets", type=EVALSET_NAME, multiple=True, metavar="NAME",
               help="Evaluate the model on this tracked eval set; repeatable. Default for a new model: the eval "
                    "sets every other model is evaluated on (every eval set for the first model).")
+@click.option("--trained-at", metavar="TIME", help="When training ended (ISO 8601; default: now, or the time "
+                                                   "recorded for the same weights).")
 @json_option
-def add(path, name, dataset, param_pairs, params_file, base_model, training_duration, evalsets, as_json) -> None:
+def add(path, name, dataset, param_pairs, params_file, base_model, training_duration, evalsets, trained_at,
+        as_json) -> None:
     """Track a GGUF checkpoint with DVC, with its lineage.
 
     The file is checked as GGUF by git-model's own bounds-checked reader
     before anything else touches it. It must live at models/<name>.gguf.
-    Lineage (dataset, hyperparameters, base model, training duration) and the
+    Lineage (dataset with its size, hyperparameters, base model, training
+    duration, when training ended) and the
     GGUF header's architecture, size, quantization and context length go into
     the `meta:` of its .dvc file and its artifact in dvc.yaml. Adding a
     changed file again updates both. The eval sets it is evaluated on become
@@ -89,7 +102,8 @@ def add(path, name, dataset, param_pairs, params_file, base_model, training_dura
 
     result = tracking.add_model(path, name=name, dataset=dataset, param_pairs=param_pairs,
                                 params_file=params_file, base_model=base_model,
-                                training_duration=training_duration, evalset_names=evalsets)
+                                training_duration=training_duration, evalset_names=evalsets,
+                                trained_at=trained_at)
     if as_json:
         emit_json(result.to_dict())
         return

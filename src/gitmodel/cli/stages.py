@@ -1,4 +1,4 @@
-"""Commands that move versions between stages: promote, rollback, status."""
+"""Commands that move versions between stages: promote, end, rollback, status."""
 from __future__ import annotations
 
 import click
@@ -27,17 +27,21 @@ def _on_wait(holder: str) -> None:
 @click.option("--fraction", type=FRACTION, metavar="F",
               help="Share of traffic the stage serves, 0 < F <= 1: required for canary, refused for prod.")
 @click.option("--accept-risk", metavar="RATIONALE",
-              help="Promote to prod although the gate fails; the rationale is recorded in the tag message.")
+              help="Promote to prod or canary although the gate fails (or a canary above 0.5 of traffic); "
+                   "the rationale is recorded in the tag message.")
 @click.option("--accept-unverified", metavar="RATIONALE",
               help="Promote although the release's metrics are unverified (not tied to the tracked md5); "
                    "the rationale is recorded in the tag message.")
 @click.option("--rerun", is_flag=True,
               help="Let the gate evaluate the prod version on the candidate's eval set when their stored "
                    "results are not comparable (as `git model gate --rerun`).")
+@click.option("--allow-local", is_flag=True,
+              help="Promote to prod or canary although the version's weights are not on the DVC remote.")
 @wait_option
 @json_option
 @click.pass_context
-def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, wait, as_json) -> None:
+def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified, rerun, allow_local, wait,
+            as_json) -> None:
     """Assign a stage to a released version (a GTO stage tag MODEL#STAGE#N).
 
     The annotated tag goes on the release's commit and records who, when,
@@ -45,11 +49,18 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     `dvc artifacts get --stage` read it. Promotion to prod first runs the
     gate of VERSION against the current prod version and refuses (exit 1,
     with the gate's report) when it fails, unless --accept-risk gives a
-    rationale. The first promotion to prod has no holder to beat. For other
-    stages the gate runs too, when there is a prod version, and its result is
-    recorded without blocking. A release whose metrics are unverified (not
+    rationale; so does promotion to canary, which serves real traffic. A
+    canary above 0.5 of traffic is a cut-over and needs --accept-risk too.
+    A canary promoted to prod leaves canary (an unassignment tag), so that a
+    later rollback does not send it traffic again.
+    The first promotion to prod has no holder to beat. For other stages the
+    gate runs too, when there is a prod version, and its result is recorded
+    without blocking. A running `git model serve` follows the new tag
+    between requests. A release whose metrics are unverified (not
     tied to the tracked md5, nor reproduced by `git model verify`) is refused
-    unless --accept-unverified gives a rationale.
+    unless --accept-unverified gives a rationale. When a DVC remote is
+    configured, prod and canary are refused to a version whose weights are
+    not on it (`git model push` puts them there), unless --allow-local.
 
     \b
     Examples:
@@ -60,7 +71,8 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
     from gitmodel import stages
 
     result = stages.promote(model, version, stage, fraction=fraction, accept_risk=accept_risk, rerun=rerun,
-                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified)
+                            wait=wait, on_wait=_on_wait, accept_unverified=accept_unverified,
+                            allow_local=allow_local)
     if as_json:
         emit_json(result.to_dict())
         if result.refused:
@@ -88,7 +100,47 @@ def promote(ctx, model, version, stage, fraction, accept_risk, accept_unverified
         click.echo(f"  gate:     {result.gate.summary}")
     if result.accepted_risk:
         click.echo(f"  accepted risk: {result.accepted_risk}")
-    click.echo(f"Share it: git push origin {result.tag}")
+    if result.canary_ended:
+        click.echo(f"  canary:   ended ({', '.join(result.canary_ended)}): {result.version} graduated to prod")
+    from gitmodel.cli.sharing import share_hint
+
+    click.echo(share_hint(model, " ".join([result.tag, *result.canary_ended])))
+
+
+@cli.command()
+@click.argument("model", type=MODEL_NAME)
+@click.option("--stage", "-s", type=STAGE_NAME, required=True, help="The stage to withdraw, e.g. canary.")
+@click.option("--message", "-m", metavar="MSG", help="Why the stage ends; recorded in the tag message.")
+@wait_option
+@json_option
+def end(model, stage, message, wait, as_json) -> None:
+    """Withdraw a stage from the version holding it (GTO's unassignment tag MODEL#STAGE!#N).
+
+    After it, `gto show`, `git model status` and `git model serve` see the
+    stage empty: a canary ended this way gets no more traffic. A version that
+    held the stage before and still has its assignment (a canary replaced by
+    another) is withdrawn from it too, so the stage is really empty.
+    Ending prod is refused: roll back or promote another version instead.
+
+    \b
+    Examples:
+      git model end chat --stage canary
+      git model end chat --stage canary -m "refusals doubled on live traffic"
+    """
+    from gitmodel import stages
+
+    result = stages.end(model, stage, message=message, wait=wait, on_wait=_on_wait)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(f"Ended {stage} of {model}@{result.version}: tag {result.tags[0]} on {result.commit[:12]}")
+    for version, tag in list(zip(result.ended, result.tags))[1:]:
+        click.echo(f"  also withdrawn: {model}@{version} ({tag}), which held {stage} before")
+    if result.now:
+        click.echo(f"  {stage} is still held by {result.now} (not a release: `gto unassign` removes it)")
+    else:
+        click.echo(f"  {stage} is now empty")
+    click.echo(f"Share it: git push origin {' '.join(result.tags)}")
 
 
 @cli.command()
@@ -160,7 +212,9 @@ def rollback(model, to, no_commit, force, wait, as_json) -> None:
         click.echo(f"  commit:   {result.commit[:12]} {result.message}")
     if result.tag:
         click.echo(f"  prod:     {result.target} (tag {result.tag})")
-        click.echo(f"Share it: git push && git push origin {result.tag}")
+        from gitmodel.cli.sharing import share_hint
+
+        click.echo(share_hint(model, result.tag, commit=True))
 
 
 def _render_status(st) -> list[str]:
@@ -176,9 +230,16 @@ def _render_status(st) -> list[str]:
     for h in st.stages:
         what = h.version or f"commit of {h.tag} (no release there)"
         fraction = f", fraction {h.fraction:g}" if h.fraction is not None else ""
-        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})")
+        remote = {True: ", on the remote", False: ", NOT ON THE REMOTE (`git model push`)"}.get(h.on_remote, "")
+        lines.append(f"  {h.stage + ':':11} {what}{fraction}  ({h.tag}, {h.assigned_at[:19].replace('T', ' ')})"
+                     f"{remote}")
     if not st.stages:
         lines.append("  stages:     none")
+    if st.tier:
+        ran = [f"{cmd} {run.get('at', '?')[:16].replace('T', ' ')} ({run.get('verdict')})"
+               for cmd, run in sorted(st.monitor.items()) if isinstance(run, dict)]
+        lines.append(f"  monitor:    {st.tier['risk']} risk, {st.tier['schedule']}; last run here: "
+                     + ("; ".join(ran) if ran else "never"))
     for i, m in enumerate(st.metrics):
         head = "  metrics:    " if i == 0 else " " * 14
         if m.orphaned:
@@ -200,8 +261,11 @@ def status(model, as_json) -> None:
 
     Per model: the md5 of the workspace checkpoint and the release it matches
     (or "unreleased"), the version holding each stage with its traffic
-    fraction, and per eval set whether the committed metrics are stale (they
-    describe other weights, or an older eval set, than the workspace tracks).
+    fraction and whether its weights are on the DVC remote, per eval set
+    whether the committed metrics are stale (they describe other weights, or
+    an older eval set, than the workspace tracks), and the model's risk tier
+    (params.yaml models.<name>.risk) with when drift and retrain-check last
+    ran in this repository.
 
     \b
     Examples:
@@ -217,6 +281,12 @@ def status(model, as_json) -> None:
     if not statuses:
         click.echo("No models yet. Track one with: git model add models/<name>.gguf")
         return
+    from gitmodel.sharing import LOCAL_ONLY_NOTE
+
+    if statuses[0].remote is None:
+        click.echo(f"Note: {LOCAL_ONLY_NOTE}", err=True)
+    elif statuses[0].remote_error:
+        click.echo(f"Note: could not check DVC remote '{statuses[0].remote}': {statuses[0].remote_error}", err=True)
     for i, st in enumerate(statuses):
         if i:
             click.echo("")

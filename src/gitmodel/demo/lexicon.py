@@ -129,6 +129,12 @@ def _candidates(category: str, slice_: str, label: str) -> list[str]:
             for c2, s2 in other for a2 in _words(c2, "negative")[:4]]
 
 
+def candidates(category: str, slice_: str, label: str) -> list[str]:
+    """Every review of one slice of :data:`PLAN` for one category: what the eval set samples from, and
+    what the demo's simulated production traffic samples from too."""
+    return _candidates(category, slice_, label)
+
+
 def reviews() -> list[dict]:
     """The demo eval set: lowercase reviews with their expected label and category."""
     rows = []

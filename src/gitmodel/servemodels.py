@@ -1,0 +1,177 @@
+"""The checkpoints a server runs: materialised by md5 from the DVC cache, checked, loaded once.
+
+A served version's weights are the object whose md5 its release tracks. They are copied from the
+local DVC cache (fetched from the default DVC remote when the cache lacks them) into a cache folder
+of the server's own, named by md5, hashed on the way and renamed into place only when the md5 is
+right: the workspace is never read or written, so a checkout, a `dvc checkout` or a rollback under a
+running server changes nothing it serves. Our GGUF reader and llama.cpp's load check in a child run
+before llama.cpp loads the file in-process.
+
+A loaded model answers one request at a time (a llama.cpp context is not thread-safe) and is
+reference-counted: a request holds it from start to end, so a switch to another version never
+closes the weights under a request still using them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmodel import fsutil, gguf, store
+from gitmodel.errors import GitModelError, RunnerError
+
+COPY_CHUNK = 1 << 20
+_quiet_callback = None    # kept alive for as long as llama.cpp may call it
+
+
+def _quiet_llama(llama_cpp) -> None:
+    """llama.cpp logs to stderr by default; a server's stderr is for what an operator must read."""
+    global _quiet_callback
+    if _quiet_callback is None:
+        import ctypes
+
+        _quiet_callback = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_quiet_callback, ctypes.c_void_p(0))
+
+
+def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
+    """The file ``<cache_folder>/<md5>.gguf`` holding exactly the object ``md5`` of the repository's
+    DVC cache (or its default remote). Raises DvcError when neither holds it, GitModelError on an
+    md5 mismatch, InvalidGGUF when the bytes are not a GGUF file our reader accepts."""
+    target = Path(cache_folder) / f"{md5}.gguf"
+    if not target.is_file():
+        source = store.cache_path(root, md5)
+        if not source.is_file():
+            source = store.fetch_object(root, md5)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{fsutil.temp_prefix()}{md5}.gguf")
+        digest = hashlib.md5()
+        try:
+            with open(source, "rb") as src, open(temp, "wb") as dst:
+                for chunk in iter(lambda: src.read(COPY_CHUNK), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if digest.hexdigest() != md5:
+                raise GitModelError(f"the DVC cache object {source} does not have md5 {md5} "
+                                    f"(its bytes hash to {digest.hexdigest()})",
+                                    hint="the cache is damaged: remove the object and `dvc fetch` it again")
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+    gguf.read_info(target)
+    return target
+
+
+@dataclass
+class Settings:
+    """How a version is run: the eval-time settings its release's results were measured with."""
+
+    n_ctx: int = 2048
+    n_threads: int = 1
+    n_gpu_layers: int = 0
+    seed: int = 0
+    temperature: float = 0.0
+    max_tokens: int = 64
+    labels: tuple[str, ...] = ()     # the labels its eval sets score: an output that is one is a label
+
+    @classmethod
+    def from_params(cls, params: dict, labels=()) -> "Settings":
+        known = {k: params[k] for k in ("n_ctx", "n_threads", "n_gpu_layers", "seed", "temperature", "max_tokens")
+                 if isinstance(params.get(k), (int, float)) and not isinstance(params.get(k), bool)}
+        return cls(**known, labels=tuple(labels))
+
+    def to_dict(self) -> dict:
+        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_gpu_layers": self.n_gpu_layers,
+                "seed": self.seed, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "labels": list(self.labels)}
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class PromptTooLong(GitModelError):
+    """The prompt does not fit the context the model is loaded with."""
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """One checkpoint in llama.cpp, loaded once, shared by the arms that serve it."""
+
+    md5: str
+    path: Path
+    settings: Settings
+    _llm: object = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _users: int = 0
+    _retired: bool = False
+
+    @classmethod
+    def load(cls, path: Path, md5: str, settings: Settings) -> "LoadedModel":
+        """Load ``path`` (already materialised and checked) with llama.cpp. RunnerError when it refuses;
+        CheckpointCrashes when loading it kills a child process."""
+        try:
+            import llama_cpp
+        except ImportError as e:
+            raise RunnerError(f"serving needs llama-cpp-python: {e}", hint="pip install 'git-model[serve]'") from e
+        from gitmodel import loadcheck
+
+        loadcheck.ensure_loads(path, md5=md5, n_ctx=settings.n_ctx)
+        _quiet_llama(llama_cpp)
+        try:
+            llm = llama_cpp.Llama(model_path=str(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                                  n_threads_batch=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
+                                  seed=settings.seed, verbose=False)
+        except Exception as e:   # llama-cpp-python raises ValueError or RuntimeError on a refused file
+            raise RunnerError(f"{path}: llama.cpp could not load the model: {e}") from e
+        return cls(md5, path, settings, llm)
+
+    def complete(self, prompt: str, *, max_tokens: int, temperature: float, seed: int,
+                 stop: list[str] | None) -> Completion:
+        """Greedy at temperature 0 (seeded sampling above it), as the eval runs generate."""
+        with self._lock:
+            llm = self._llm
+            if llm is None:
+                raise RunnerError(f"the model {self.md5} was closed")
+            try:
+                answer = llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
+                                               seed=seed, stop=stop or None)
+            except ValueError as e:      # llama-cpp-python's "Requested tokens ... exceed context window"
+                raise PromptTooLong(str(e)) from None
+        choice = answer["choices"][0]
+        usage = answer.get("usage") or {}
+        return Completion(choice.get("text") or "", int(usage.get("prompt_tokens") or 0),
+                          int(usage.get("completion_tokens") or 0), choice.get("finish_reason") or "stop")
+
+    def label_of(self, text: str) -> str | None:
+        answer = text.strip()
+        return answer if answer in self.settings.labels else None
+
+    # -- sharing between requests and versions ----------------------------------------------------
+
+    def acquire(self) -> None:
+        self._users += 1      # under the deployment's lock
+
+    def release(self) -> bool:
+        """One user fewer; True when the model was retired and nobody uses it any more (close it)."""
+        self._users -= 1
+        return self._retired and self._users == 0
+
+    def retire(self) -> bool:
+        """No arm serves it any more; True when nobody uses it either (close it now)."""
+        self._retired = True
+        return self._users == 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

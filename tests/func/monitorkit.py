@@ -1,0 +1,19 @@
+"""Shared by the monitoring tests: demo production logs, written once per session by llama.cpp really
+running the demo checkpoints on generated traffic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_logs(tmp_path_factory, demo_dir) -> dict[str, Path]:
+    """Folders of day files: v2 on eval-like traffic, v2 on shifted traffic, v3 on eval-like traffic."""
+    from gitmodel.demo.traffic import write_log
+
+    out = tmp_path_factory.mktemp("logs")
+    write_log(out / "v2", demo_dir / "sentiment-v2.gguf", 600, seed=1, version="v1.2.0")
+    write_log(out / "shifted", demo_dir / "sentiment-v2.gguf", 600, shift=0.6, seed=2, version="v1.2.0")
+    write_log(out / "v3", demo_dir / "sentiment-v3.gguf", 600, seed=3, version="v1.10.0")
+    return {name: out / name for name in ("v2", "shifted", "v3")}
