@@ -86,6 +86,14 @@ class InvalidParams(GitModelError):
     pass
 
 
+class InvalidPrompt(GitModelError):
+    """A prompt or chat template that cannot render an example: names the template and the field."""
+
+
+class ScorerError(GitModelError):
+    """A scorer that cannot be set up or that failed on an example: names the scorer (and the example)."""
+
+
 class InvalidMetrics(GitModelError):
     """A metrics file that breaks its schema; re-running the eval writes a good one."""
 

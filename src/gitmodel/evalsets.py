@@ -88,6 +88,8 @@ def _plainly_valid(obj: dict) -> bool:
         return False
     if "category" in obj and (type(obj["category"]) is not str or not obj["category"]):
         return False
+    if "scorer" in obj and (type(obj["scorer"]) is not str or not obj["scorer"]):
+        return False
     if "labels" in obj:
         labels = obj["labels"]
         if (type(labels) is not list or len(labels) < 2 or len(set(map(repr, labels))) != len(labels)
@@ -167,7 +169,7 @@ def parse_line(path: Path, number: int, raw: bytes) -> Example:
     if labels is not None and expected is not None and expected not in labels:
         raise InvalidEvalSet(path, number, f"field 'expected': {expected!r} is not among labels {list(labels)}")
     return Example(id=obj["id"], input=obj["input"], expected=expected, labels=labels,
-                   category=obj.get("category"), line=number)
+                   category=obj.get("category"), line=number, fields=obj, scorer=obj.get("scorer"))
 
 
 def load(path: Path | str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Example]:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gitmodel import fsutil, interrupts
-from gitmodel import (dvcyaml, evalsets, gguf, locking, metrics, params, project, provenance, refs, resultfiles,
-                      store)
+from gitmodel import (dvcyaml, evalprep, evalsets, gguf, locking, metrics, params, project, provenance, refs,
+                      resultfiles, store)
 from gitmodel.errors import (EvalSetNotFound, GitModelError, ModelNotFound, RunnerError,
                              StaleArtifact)
 from gitmodel.runners import make_runner
@@ -49,6 +49,7 @@ class Inputs:
     entry: str | None = None
     openai: dict = field(default_factory=dict)
     max_line_bytes: int = params.EVAL_DEFAULTS["max_line_bytes"]
+    prep: evalprep.Preparation | None = None     # prompts and scorers (None: the input as is, exact match)
 
 
 @dataclass
@@ -68,16 +69,30 @@ class EvalResult:
                 "seconds": round(self.seconds, 3), "warnings": self.warnings, **self.doc}
 
 
-def _settings(p: dict) -> RunSettings:
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _settings(p: dict, special: bool = False) -> RunSettings:
+    # n_threads 0: every core. The thread count does not change llama.cpp's outputs (measured), so
+    # the recorded 0 stays comparable across machines; the count used is in the timing conditions.
+    n_threads = int(p["n_threads"]) or available_cores()
     return RunSettings(temperature=float(p["temperature"]), seed=int(p["seed"]), max_tokens=int(p["max_tokens"]),
-                       n_ctx=int(p["n_ctx"]), n_threads=int(p["n_threads"]), n_gpu_layers=int(p["n_gpu_layers"]),
-                       label_prefix=str(p["label_prefix"]))
+                       n_ctx=int(p["n_ctx"]), n_threads=n_threads, n_gpu_layers=int(p["n_gpu_layers"]),
+                       label_prefix=str(p["label_prefix"]), stop=tuple(p.get("stop") or ()), special=special,
+                       parallel=int(p.get("parallel", 1)))
 
 
 def recorded_params(p: dict) -> dict:
     """The params recorded with a result (and compared to call it current): every eval param that can
     change what a run computes, with the openai runner's own under ``openai`` for its results only."""
     recorded = {k: p[k] for k in params.RESULT_KEYS}
+    prompt_md5 = evalprep.params_md5(p)
+    if prompt_md5 is not None:
+        recorded["prompt_md5"] = prompt_md5
     if p["runner"] == "openai":
         o = dict(params.EVAL_DEFAULTS["openai"], **(p.get("openai") or {}))
         recorded["openai"] = {k: o[k] for k in params.OPENAI_RESULT_KEYS}
@@ -116,7 +131,7 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
     root = project.open_root(start)
     refs.check_name(model, "model name")
     refs.check_name(evalset, "eval set name")
-    p = params.eval_params(root)
+    p = params.eval_params(root, evalset)
     kind = runner or p["runner"]
     p = dict(p, runner=kind)
     hashes = project.hash_cache(root)
@@ -142,11 +157,13 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
         # a served model: its identity is whatever the tracked file says, when there is one
         tracked = store.tracked(root, root / model_rel)
         model_ref = {"name": model, "path": model_rel if tracked else None, "md5": tracked.md5 if tracked else None}
+    prep = evalprep.resolve(root, p, runner=kind, model_file=model_file, model_rel=model_ref["path"],
+                            max_line_bytes=p["max_line_bytes"], where=f"{root / params.PARAMS_FILE}")
     return Inputs(root=root, model=model, evalset=evalset, runner_kind=kind, model_file=model_file,
                   model_ref=model_ref, evalset_file=evalset_file,
                   evalset_ref={"name": evalset, "path": evalset_rel, "md5": evalset_md5},
-                  params=recorded_params(p), settings=_settings(p), url=url, entry=entry,
-                  openai=dict(p.get("openai") or {}), max_line_bytes=p["max_line_bytes"])
+                  params=recorded_params(p), settings=_settings(p, prep.special), url=url, entry=entry,
+                  openai=dict(p.get("openai") or {}), max_line_bytes=p["max_line_bytes"], prep=prep)
 
 
 def _module_file(root: Path, entry: str) -> Path | None:
@@ -172,6 +189,8 @@ def _is_current(doc: dict | None, inputs: Inputs, identity: dict | None = None) 
     runner = doc["runner"]
     if runner["name"] != inputs.runner_kind:
         return False
+    if doc.get("prompting", {}) != (inputs.prep.record if inputs.prep else {}):
+        return False   # a few-shot file, chat template or schema file changed under the same params
     if inputs.runner_kind == "openai":
         identity = identity or {}
         return (identity.get("served_md5") is not None and runner.get("url") == inputs.url.rstrip("/")
@@ -254,13 +273,14 @@ def timing_conditions_for(inputs: Inputs) -> dict:
     return provenance.timing_conditions(inputs.runner_kind, 1, n_threads)
 
 
-def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns) -> dict:
+def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_patterns,
+              scoring: dict | None = None) -> dict:
     runner = {"name": inputs.runner_kind, "version": str(runner_info.get("version", "unknown")),
               "llama_cpp_version": runner_info.get("llama_cpp_version")}
     for key, value in runner_info.items():
         if key not in runner and key != "name":
             runner[key] = value
-    return {
+    doc = {
         "schema_version": resultfiles.SCHEMA_VERSION,
         "model": inputs.model_ref,
         "evalset": inputs.evalset_ref,
@@ -268,9 +288,15 @@ def build_doc(inputs: Inputs, examples, predictions, runner_info: dict, refusal_
         "runner": runner,
         "verification": verification_for(inputs, runner_info),
         "timing_conditions": timing_conditions_for(inputs),
-        "metrics": metrics.compute(examples, predictions,
-                                   (*metrics.DEFAULT_REFUSAL_PATTERNS, *refusal_patterns)),
     }
+    if inputs.prep is not None and inputs.prep.record:
+        doc["prompting"] = inputs.prep.record
+    if scoring:
+        doc["scoring"] = scoring
+    doc["metrics"] = metrics.compute(examples, predictions, (*metrics.DEFAULT_REFUSAL_PATTERNS, *refusal_patterns),
+                                     slices=inputs.params.get("slices") or (),
+                                     min_slice=int(inputs.params.get("min_slice") or params.EVAL_DEFAULTS["min_slice"]))
+    return doc
 
 
 def _check_served(inputs: Inputs, identity: dict) -> None:
@@ -308,11 +334,13 @@ def run_eval(model: str, evalset: str, *, runner: str | None = None, url: str | 
             return EvalResult(model, evalset, metrics_rel, outputs_rel, cached=True, doc=previous)
         started = time.perf_counter()
         examples = evalsets.load(inputs.evalset_file, max_line_bytes=inputs.max_line_bytes)
-        warnings: list[str] = []
+        examples, scoring = inputs.prep.apply(examples, inputs.evalset_ref["path"])
+        warnings: list[str] = evalprep.slice_warnings(examples, inputs.params["slices"])
         predictions, info = predict(inputs, examples, progress_factory, runner=served, warnings=warnings)
         if identity is not None:
             _check_served(inputs, info)
-        doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"])
+        judged = evalprep.score(scoring, examples, predictions)
+        doc = build_doc(inputs, examples, predictions, info, inputs.params["refusal_patterns"], judged)
         resultfiles.validate_metrics(doc, metrics_rel)
         outputs = resultfiles.render_outputs(examples, predictions, source=outputs_rel)
         summary = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -373,12 +401,18 @@ def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str
     evalset_ref = recorded["evalset"]
     evalset_file = object_file(root, evalset_ref["md5"], evalset_ref["path"], "eval set", hashes)
     run_params = dict(params.EVAL_DEFAULTS, **recorded["params"])
+    max_line_bytes = params.eval_params(root)["max_line_bytes"]
+    prep = evalprep.resolve(root, run_params, runner="llama", model_file=model_file, model_rel=model_ref["path"],
+                            max_line_bytes=max_line_bytes, where=f"{evalset_ref['path']} as recorded")
     inputs = Inputs(root=root, model=model_ref["name"], evalset=evalset_ref["name"], runner_kind="llama",
                     model_file=model_file, model_ref=dict(model_ref), evalset_file=evalset_file,
-                    evalset_ref=dict(evalset_ref), params=dict(recorded["params"]), settings=_settings(run_params))
-    examples = evalsets.load(evalset_file, max_line_bytes=params.eval_params(root)["max_line_bytes"])
+                    evalset_ref=dict(evalset_ref), params=dict(recorded["params"]),
+                    settings=_settings(run_params, prep.special), prep=prep)
+    examples = evalsets.load(evalset_file, max_line_bytes=max_line_bytes)
     if only is not None:
         examples = [e for e in examples if e.id in only]
+    examples, scoring = prep.apply(examples, evalset_ref["path"])
     predictions, info = predict(inputs, examples, progress_factory)
-    doc = build_doc(inputs, examples, predictions, info, run_params.get("refusal_patterns") or [])
+    judged = evalprep.score(scoring, examples, predictions)
+    doc = build_doc(inputs, examples, predictions, info, run_params.get("refusal_patterns") or [], judged)
     return Rerun(inputs, examples, predictions, info, doc, resultfiles.render_outputs(examples, predictions))

@@ -12,6 +12,7 @@ out rather than written as null.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from functools import cached_property
@@ -120,11 +121,13 @@ class _Run:
     """The examples and predictions of one run, with the subsets metrics share."""
 
     def __init__(self, examples: Sequence[Example], predictions: Sequence[Prediction],
-                 refusal_patterns: Sequence[str]):
+                 refusal_patterns: Sequence[str], slices: Sequence[str] = (), min_slice: int = 20):
         if len(examples) != len(predictions):
             raise ValueError(f"{len(examples)} examples but {len(predictions)} predictions")
         self.pairs: list[Pair] = list(zip(examples, predictions))
         self.refusals = compile_refusal_patterns(refusal_patterns)
+        self.slices = tuple(slices)
+        self.min_slice = min_slice
 
     @cached_property
     def classification(self) -> list[Pair]:
@@ -173,8 +176,11 @@ def correct(example: Example, prediction: Prediction) -> bool | None:
     """Whether the answer equals ``expected`` (None when the example has none).
 
     The verdict behind accuracy, and the ``correct`` field of outputs.jsonl.
-    A tie is never correct (see :func:`answer`).
+    A tie is never correct (see :func:`answer`). A generation's verdict is its
+    scorer's (``eval.scorer``), exact match when none judged it.
     """
+    if not example.is_classification and prediction.verdict is not None:
+        return prediction.verdict    # the example's scorer judged it (gitmodel.scorers)
     if example.expected is None:
         return None
     if example.is_classification:
@@ -323,6 +329,86 @@ def _refusal_rate(run: _Run) -> float | None:
     return _ratio(refused, len(run.generation))
 
 
+MISSING = "(missing)"
+
+
+def slice_value(example: Example, field: str) -> str:
+    """The slice an example falls in for ``field``: its value as text, ``(missing)`` without one."""
+    fields = example.fields or {}
+    if field not in fields:
+        return MISSING
+    value = fields[field]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _rates(run: _Run, pairs: Sequence[Pair]) -> dict[str, dict[str, float]]:
+    """Per label: recall and false-positive rate over the classifications with `expected` of ``pairs``."""
+    scored = [(e, p) for e, p in pairs if e.is_classification and e.expected is not None]
+    if not scored:
+        return {}
+    out = {}
+    for label in run.labels:
+        tp = sum(1 for e, p in scored if answer(p) == label and e.expected == label)
+        fp = sum(1 for e, p in scored if answer(p) == label and e.expected != label)
+        fn = sum(1 for e, p in scored if answer(p) != label and e.expected == label)
+        tn = len(scored) - tp - fp - fn
+        out[label] = {"recall": _ratio(tp, tp + fn), "fpr": _ratio(fp, fp + tn)}
+    return out
+
+
+def _by_slice(run: _Run, field: str) -> dict[str, list[Pair]]:
+    groups: dict[str, list[Pair]] = {}
+    for pair in run.pairs:
+        groups.setdefault(slice_value(pair[0], field), []).append(pair)
+    return dict(sorted(groups.items()))
+
+
+@computes("slices")
+def _slices(run: _Run) -> dict | None:
+    if not run.slices:
+        return None
+    result = {}
+    for field in run.slices:
+        result[field] = {}
+        for value, pairs in _by_slice(run, field).items():
+            entry: dict[str, Any] = {"n": len(pairs)}
+            if len(pairs) >= run.min_slice:
+                verdicts = [c for c in (correct(e, p) for e, p in pairs) if c is not None]
+                if verdicts:
+                    entry["accuracy"] = _ratio(sum(verdicts), len(verdicts))
+                rates = _rates(run, pairs)
+                if rates:
+                    entry["labels"] = rates
+            result[field][value] = entry
+    return result
+
+
+@computes("bias")
+def _bias(run: _Run) -> dict | None:
+    result = {}
+    for field in run.slices:
+        big = [pairs for pairs in _by_slice(run, field).values() if len(pairs) >= run.min_slice]
+        if len(big) < 2:
+            continue
+        gaps: dict[str, Any] = {}
+        accuracies = []
+        for pairs in big:
+            verdicts = [c for c in (correct(e, p) for e, p in pairs) if c is not None]
+            if verdicts:
+                accuracies.append(sum(verdicts) / len(verdicts))
+        if len(accuracies) >= 2:
+            gaps["accuracy_gap"] = _r(max(accuracies) - min(accuracies))
+        rates = [_rates(run, pairs) for pairs in big]
+        rates = [r for r in rates if r]
+        if len(rates) >= 2:
+            for label in run.labels:
+                fprs = [r[label]["fpr"] for r in rates]
+                gaps[label] = {"fpr_gap": _r(max(fprs) - min(fprs))}
+        if gaps:
+            result[field] = gaps
+    return result or None
+
+
 @computes("latency_ms")
 def _latency(run: _Run) -> dict[str, float] | None:
     if not run.pairs:
@@ -344,15 +430,17 @@ def _tokens_per_second(run: _Run) -> float | None:
 
 
 def compute(examples: Sequence[Example], predictions: Sequence[Prediction],
-            refusal_patterns: Sequence[str] = DEFAULT_REFUSAL_PATTERNS) -> dict[str, Any]:
+            refusal_patterns: Sequence[str] = DEFAULT_REFUSAL_PATTERNS, *, slices: Sequence[str] = (),
+            min_slice: int = 20) -> dict[str, Any]:
     """The ``metrics`` dict of one run: nested dicts of plain ints and floats.
 
     ``predictions[i]`` is the prediction for ``examples[i]``. Metrics that do
     not apply are left out. ``refusal_patterns`` replaces the defaults: pass
     ``(*DEFAULT_REFUSAL_PATTERNS, *extra)`` to add to them. Raises ValueError
-    when the lengths differ and InvalidParams for a pattern that is not a valid regex.
+    when the lengths differ and InvalidParams for a pattern that is not a valid regex. ``slices``
+    names the example fields to slice by; slices under ``min_slice`` examples report their n only.
     """
-    run = _Run(examples, predictions, refusal_patterns)
+    run = _Run(examples, predictions, refusal_patterns, slices, min_slice)
     result: dict[str, Any] = {}
     for key, compute_one in _COMPUTERS.items():
         value = compute_one(run)

@@ -200,6 +200,25 @@ declare("refusal_rate", LOWER,
         "share of generation outputs matching a refusal pattern (params.yaml eval.refusal_patterns, "
         "case-insensitive, searched anywhere in the output)", headline=3)
 
+# Slices: accuracy and per-label rates for each value of each field named in eval.slices. A slice
+# smaller than eval.min_slice reports only its n: one example's flip must not fail a gate.
+declare("slices.<field>.<value>.n", INFO, "number of examples whose field has this value (`(missing)`: "
+        "examples without the field)")
+declare("slices.<field>.<value>.accuracy", HIGHER,
+        "accuracy over the examples of one slice (examples with `expected`); absent when the slice has fewer "
+        "than eval.min_slice examples")
+declare("slices.<field>.<value>.labels.<label>.recall", HIGHER,
+        "recall of one label within one slice (classifications with `expected`); absent for a small slice")
+declare("slices.<field>.<value>.labels.<label>.fpr", LOWER,
+        "false-positive rate of one label within one slice (classifications with `expected`); absent for a "
+        "small slice")
+declare("bias.<field>.accuracy_gap", LOWER,
+        "the largest difference in accuracy between two values of the field, over slices of at least "
+        "eval.min_slice examples; absent with fewer than two such slices")
+declare("bias.<field>.<label>.fpr_gap", LOWER,
+        "the largest difference in a label's false-positive rate between two values of the field, over "
+        "slices of at least eval.min_slice examples: one group wrongly flagged more often than another")
+
 declare("latency_ms.p50", LOWER, "median (numpy linear) wall time per example, ms", TIMING)
 declare("latency_ms.p95", LOWER, "95th percentile (numpy linear) wall time per example, ms", TIMING)
 declare("tokens_per_second", HIGHER,

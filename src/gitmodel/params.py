@@ -20,11 +20,27 @@ eval:
   seed: 0                # sampling seed, recorded with every result
   max_tokens: 64         # generation length cap per example
   n_ctx: 2048            # context window the model is loaded with; longer inputs are refused
-  n_threads: 1           # llama.cpp threads; results are reproducible for a fixed value
+  n_threads: 1           # llama.cpp threads (0: every core); outputs are the same for any count
   n_gpu_layers: 0        # layers offloaded to a GPU when llama.cpp was built with one
   label_prefix: " "      # text between an input and a label when the label is scored
   max_line_bytes: 1048576  # eval set lines longer than this are refused (1 MiB)
   refusal_patterns: []   # extra regexes counted as refusals (case-insensitive), on top of the built-in ones
+  prompt: "{input}"      # what the model is given: {input} and any other field of an example line, e.g.
+                         # "Review: {input}\\nSentiment:"; {{ and }} are literal braces
+  fewshot: null          # a JSONL file of examples (id, input, expected) shown first, each through the prompt
+  chat: none             # none | auto (the chat template inside the GGUF, when it has one) | a template file
+  system: null           # the system message of the conversation (needs a chat template)
+  stop: []               # a generation ends before the first of these texts, e.g. ["\\n"]
+  scorer: exact          # exact | contains | regex | json | json_schema | number | python:module:function
+  json_schema: null      # the JSON Schema file the json_schema scorer validates outputs against
+  number_tolerance: 0.000001  # the number scorer: |first number of the output - expected| allowed
+  slices: []             # example fields to slice accuracy and false-positive rates by, e.g. [region]
+  min_slice: 20          # slices with fewer examples are reported with their n, left out of the bias gaps
+  parallel: 1            # llama runner: generations decoded together in one batch, e.g. 8 or 16 for a generation
+                         # eval set (2-3x the tokens/s on a CPU); recorded: the batch shape may move floats
+  evalsets: {}           # per eval set overrides of prompt, fewshot, chat, system, stop, scorer, json_schema,
+                         # number_tolerance, slices, min_slice, label_prefix, max_tokens, parallel, e.g.
+                         #   support: {prompt: "Q: {input}\\nA:", stop: ["\\n"], scorer: contains}
   openai:
     concurrency: 4       # requests in flight
     timeout: 30          # seconds per request
@@ -94,6 +110,18 @@ EVAL_DEFAULTS = {
     "label_prefix": " ",
     "max_line_bytes": 1048576,
     "refusal_patterns": [],
+    "prompt": "{input}",
+    "fewshot": None,
+    "chat": "none",
+    "system": None,
+    "stop": [],
+    "scorer": "exact",
+    "json_schema": None,
+    "number_tolerance": 1e-6,
+    "slices": [],
+    "min_slice": 20,
+    "parallel": 1,
+    "evalsets": {},
     "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY",
                "model": None, "scoring": "echo", "top_logprobs": 20},
 }
@@ -101,7 +129,11 @@ EVAL_DEFAULTS = {
 # The keys that change what a run computes; they are recorded in the metrics
 # file, and a cached result is reused (or called current) only when they are equal.
 RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_threads", "n_gpu_layers",
-               "label_prefix", "refusal_patterns")
+               "label_prefix", "refusal_patterns", "prompt", "fewshot", "chat", "system", "stop", "scorer",
+               "json_schema", "number_tolerance", "slices", "min_slice", "parallel")
+# The settings one eval set may set for itself under `eval.evalsets.<name>` (its prompt, its scoring).
+PER_EVALSET_KEYS = ("prompt", "fewshot", "chat", "system", "stop", "scorer", "json_schema", "number_tolerance",
+                    "slices", "min_slice", "label_prefix", "max_tokens", "parallel")
 # The same for the openai runner's own settings, recorded as `openai:` with its results only.
 # Concurrency changes timings, not outputs: it is recorded in the timing conditions.
 OPENAI_RESULT_KEYS = ("model", "scoring", "top_logprobs")
@@ -147,13 +179,33 @@ def _merge(defaults: dict, given: dict, where: str, path: Path) -> dict:
     return out
 
 
-def eval_params(root: Path) -> dict:
-    """The ``eval:`` section merged over the defaults, type-checked."""
+def eval_params(root: Path, evalset: str | None = None) -> dict:
+    """The ``eval:`` section merged over the defaults, type-checked; with ``evalset``, that eval set's
+    overrides (``eval.evalsets.<name>``) merged over it."""
     section = read(root).get("eval") or {}
+    path = Path(root) / PARAMS_FILE
     if not isinstance(section, dict):
-        raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval must be a mapping")
-    merged = _merge(EVAL_DEFAULTS, section, "eval", Path(root) / PARAMS_FILE)
-    for key in ("max_line_bytes", "max_tokens", "n_ctx", "n_threads"):
+        raise InvalidParams(f"{path}: eval must be a mapping")
+    merged = _merge(EVAL_DEFAULTS, section, "eval", path)
+    overrides = merged["evalsets"]
+    if not isinstance(overrides, dict):
+        raise InvalidParams(f"{path}: eval.evalsets must be a mapping of eval set names to settings",
+                            hint="e.g. evalsets: {support: {prompt: \"Q: {input}\\nA:\"}}")
+    for name, given in overrides.items():
+        where = f"eval.evalsets.{name}"
+        if not isinstance(given, dict):
+            raise InvalidParams(f"{path}: {where} must be a mapping of settings")
+        unknown = [key for key in given if key not in PER_EVALSET_KEYS]
+        if unknown:
+            raise InvalidParams(f"{path}: {where}.{unknown[0]} cannot be set per eval set",
+                                hint=f"per eval set: {', '.join(PER_EVALSET_KEYS)}")
+    if evalset is not None:
+        merged = for_evalset(merged, evalset, path)
+    _check_prompting(merged, path, evalset)
+    if merged["n_threads"] < 0:
+        raise InvalidParams(f"{path}: eval.n_threads must be 0 (every core) or more, got {merged['n_threads']}",
+                            hint=f"fix eval.n_threads in {PARAMS_FILE} (default: 1)")
+    for key in ("max_line_bytes", "max_tokens", "n_ctx", "parallel"):
         if merged[key] < 1:
             raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
                                 hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
@@ -162,6 +214,36 @@ def eval_params(root: Path) -> dict:
         raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.openai.top_logprobs must be an integer of at least 1, "
                             f"got {k!r}", hint=f"fix eval.openai.top_logprobs in {PARAMS_FILE} (default: 20)")
     return merged
+
+
+def for_evalset(merged: dict, evalset: str, path: Path | str = PARAMS_FILE) -> dict:
+    """``merged`` (an ``eval_params`` result) with the eval set's own ``eval.evalsets.<name>`` over it."""
+    given = (merged.get("evalsets") or {}).get(evalset)
+    if not given:
+        return merged
+    own = {k: v for k, v in merged.items() if k in PER_EVALSET_KEYS}
+    return dict(merged, **_merge(own, given, f"eval.evalsets.{evalset}", Path(path)))
+
+
+def _check_prompting(merged: dict, path: Path, evalset: str | None) -> None:
+    """The prompting and scoring settings whose type the defaults cannot tell (lists, optional text)."""
+    def where(key: str) -> str:
+        own = evalset is not None and key in ((merged.get("evalsets") or {}).get(evalset) or {})
+        return f"eval.evalsets.{evalset}.{key}" if own else f"eval.{key}"
+
+    for key, example in (("stop", '["\\n"]'), ("slices", "[region, customer_tier]")):
+        value = merged[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise InvalidParams(f"{path}: {where(key)} must be a list of non-empty strings, got {value!r}",
+                                hint=f"e.g. {key}: {example}")
+    for key in ("system", "fewshot", "json_schema"):
+        if merged[key] is not None and not isinstance(merged[key], str):
+            raise InvalidParams(f"{path}: {where(key)} must be text or null, got {merged[key]!r}")
+    if not isinstance(merged["chat"], str) or not merged["chat"]:
+        raise InvalidParams(f"{path}: {where('chat')} must be none, auto or a template file, got {merged['chat']!r}")
+    if isinstance(merged["min_slice"], bool) or not isinstance(merged["min_slice"], int) or merged["min_slice"] < 1:
+        raise InvalidParams(f"{path}: {where('min_slice')} must be an integer of at least 1, "
+                            f"got {merged['min_slice']!r}", hint="fix it (default: 20)")
 
 
 # ----------------------------------------------------------------------------- gate:

@@ -64,12 +64,16 @@ class VerifyReport:
     tolerance: float = 0.0                         # on scores and confidences (a result of another runner)
     recorded: str | None = None                    # the metrics file the verification was written into
     stale: list = field(default_factory=list)      # provenance.StaleReason: why it was not re-run
+    # (stored, reproducing) llama.cpp builds when they differ: outputs may then differ in the last float bits
+    other_build: tuple[str | None, str | None] | None = None
 
     def to_dict(self) -> dict:
         return {"model": self.model, "evalset": self.evalset, "rev": self.rev, "n": self.n,
                 "identical": self.identical, "problem": self.problem, "params": self.params,
                 "runner": self.runner, "tolerance": self.tolerance, "recorded": self.recorded,
                 "stale": [r.to_dict() for r in self.stale],
+                "other_build": None if self.other_build is None else
+                {"stored": self.other_build[0], "reproduced": self.other_build[1]},
                 "differences": [vars(d) for d in self.differences],
                 "metric_differences": [vars(d) for d in self.metric_differences]}
 
@@ -163,6 +167,9 @@ def verify_one(root: Path, model: str, evalset: str, rev: Revision) -> VerifyRep
     run = rerun_stored(root, doc, dict(doc["model"], path=model_rel))
     reproduced = run.outputs
     report.n = run.n
+    stored_build, build = doc["runner"].get("llama_cpp_version"), run.runner_info.get("llama_cpp_version")
+    if report.runner == "llama" and stored_build != build:
+        report.other_build = (stored_build, build)
     report.tolerance = 0.0 if report.runner == "llama" else CROSS_RUNNER_TOLERANCE
     if reproduced != stored:
         report.differences = _diff(stored, reproduced, report.tolerance)

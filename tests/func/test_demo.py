@@ -68,16 +68,17 @@ def test_build_is_byte_identical(tmp_path_factory):
     build(first)
     build(second)
     assert md5s(first) == md5s(second)
-    assert sorted(md5s(first)) == ["sentiment-v1.gguf", "sentiment-v2.gguf", "sentiment-v3.gguf", "sentiment.jsonl"]
-    assert len(set(md5s(first).values())) == 4
+    assert sorted(md5s(first)) == ["sentiment-answers.jsonl", "sentiment-v1.gguf", "sentiment-v2.gguf",
+                                   "sentiment-v3.gguf", "sentiment.jsonl"]
+    assert len(set(md5s(first).values())) == 5
 
 
 def test_module_cli_splits_models_and_evalset(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gitmodel.demo", str(tmp_path / "models"),
                              "--evalset-dir", str(tmp_path / "evalsets")], capture_output=True, text=True, check=True)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [f"{n}.gguf" for n in MODEL_NAMES]
-    assert [p.name for p in (tmp_path / "evalsets").iterdir()] == ["sentiment.jsonl"]
-    assert len(result.stdout.splitlines()) == 4
+    assert sorted(p.name for p in (tmp_path / "evalsets").iterdir()) == ["sentiment-answers.jsonl", "sentiment.jsonl"]
+    assert len(result.stdout.splitlines()) == 5
     assert result.stderr == ""
 
 

@@ -246,17 +246,19 @@ def scored(id, expected, scores: dict):
     from gitmodel.runners.base import classification
 
     labels = tuple(scores)
-    return (Example(id=id, input=f"input {id}", expected=expected, labels=labels),
+    region = "eu" if int(id[1:]) % 2 else "us"
+    return (Example(id=id, input=f"input {id}", expected=expected, labels=labels,
+                    fields={"id": id, "region": region}),
             classification(labels, [scores[label] for label in labels]))
 
 
 def rich_result() -> dict:
     """A run that makes every declared metric appear (label_psi needs 5 examples per label,
-    the Brier score label scores)."""
+    the Brier score label scores, the bias gaps two slices of at least min_slice examples)."""
     answers = [{"a": -1.0, "b": -1.5, "c": -2.0}, {"a": -2.0, "b": -1.0, "c": -1.5},
                {"a": -1.5, "b": -2.0, "c": -1.0}, {"a": -1.0, "b": -1.0, "c": -2.0}]
     more = [scored(f"s{i}", "abc"[i % 3], answers[i % 4]) for i in range(20)]
-    return run(CLASSIFICATION + GENERATION + more)
+    return run(CLASSIFICATION + GENERATION + more, slices=("region",), min_slice=5)
 
 
 def test_every_key_compute_produces_has_a_spec():

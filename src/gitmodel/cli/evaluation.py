@@ -172,6 +172,10 @@ def _render_verify(r, shown: int) -> None:
         if len(r.differences) > shown:
             rest = ", ".join(d.id for d in r.differences[shown:])
             click.echo(f"  ... and {len(r.differences) - shown} more: {rest}")
+    if r.other_build:
+        differ = f"{plural(len(r.differences), 'output')} differ" if r.differences else "no output differs"
+        click.echo(f"  reproduced on another build: llama.cpp {r.other_build[1]} (stored with "
+                   f"{r.other_build[0]}): {differ}")
     if r.params:
         click.echo("  params: " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r.params.items()))
     if r.recorded:

@@ -2,7 +2,9 @@
 
 ``build(outdir)`` writes ``sentiment-v1.gguf`` (knows part of the lexicon),
 ``sentiment-v2.gguf`` (knows all of it), ``sentiment-v3.gguf`` (v2 with a bias
-toward ``positive``: the regression a gate must stop) and ``sentiment.jsonl``.
+toward ``positive``: the regression a gate must stop), ``sentiment.jsonl`` (the
+classification eval set) and ``sentiment-answers.jsonl`` (the same reviews as a
+generation eval set: the model answers in words, scored with ``contains``).
 The bytes are the same on every machine and every run, so DVC's md5s are too.
 """
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gitmodel.demo.lexicon import CATEGORIES, LABELS, LEXICON, NEGATION, V1_UNKNOWN, evalset_bytes, reviews
+from gitmodel.demo.lexicon import (CATEGORIES, LABELS, LEXICON, NEGATION, V1_UNKNOWN, answers_bytes, evalset_bytes,
+                                   reviews)
 from gitmodel.demo.model import VERSIONS, vocabulary, write_checkpoint
 
 EVALSET_NAME = "sentiment"
+ANSWERS_NAME = "sentiment-answers"
 MODEL_NAMES = tuple(f"sentiment-{v}" for v in VERSIONS)
 
 __all__ = [
-    "CATEGORIES", "EVALSET_NAME", "LABELS", "LEXICON", "MODEL_NAMES", "NEGATION", "V1_UNKNOWN", "VERSIONS",
+    "ANSWERS_NAME", "CATEGORIES", "EVALSET_NAME", "LABELS", "LEXICON", "MODEL_NAMES", "NEGATION", "V1_UNKNOWN", "VERSIONS",
     "build", "reviews", "vocabulary",
 ]
 
@@ -36,7 +40,7 @@ def build(outdir: str | os.PathLike, evalset_dir: str | os.PathLike | None = Non
     """Write the demo checkpoints into ``outdir`` and the eval set into ``evalset_dir`` (default ``outdir``).
 
     Returns the written paths by name: ``sentiment-v1``, ``sentiment-v2``,
-    ``sentiment-v3`` (GGUF) and ``sentiment`` (JSONL).
+    ``sentiment-v3`` (GGUF), ``sentiment`` and ``sentiment-answers`` (JSONL).
     """
     outdir = Path(outdir)
     evalset_dir = Path(evalset_dir) if evalset_dir is not None else outdir
@@ -48,4 +52,6 @@ def build(outdir: str | os.PathLike, evalset_dir: str | os.PathLike | None = Non
         _replace(paths[name], lambda tmp, v=version: write_checkpoint(v, tmp))
     paths[EVALSET_NAME] = evalset_dir / f"{EVALSET_NAME}.jsonl"
     _replace(paths[EVALSET_NAME], lambda tmp: tmp.write_bytes(evalset_bytes()))
+    paths[ANSWERS_NAME] = evalset_dir / f"{ANSWERS_NAME}.jsonl"
+    _replace(paths[ANSWERS_NAME], lambda tmp: tmp.write_bytes(answers_bytes()))
     return paths

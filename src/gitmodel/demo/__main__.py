@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         return log_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m gitmodel.demo",
-        description="Write the demo sentiment checkpoints (v1, v2, v3) and their eval set, byte for byte "
+        description="Write the demo sentiment checkpoints (v1, v2, v3) and their eval sets, byte for byte "
         "the same on every machine. `python -m gitmodel.demo log -h`: a simulated production log.",
     )
     parser.add_argument("outdir", help="folder for sentiment-v1.gguf, sentiment-v2.gguf, sentiment-v3.gguf")
-    parser.add_argument("--evalset-dir", help="folder for sentiment.jsonl (default: OUTDIR)")
+    parser.add_argument("--evalset-dir", help="folder for sentiment.jsonl and sentiment-answers.jsonl (default: OUTDIR)")
     args = parser.parse_args(argv)
     for path in build(args.outdir, args.evalset_dir).values():
         data = path.read_bytes()

@@ -154,6 +154,17 @@ def evalset_bytes() -> bytes:
     return "".join(json.dumps(row) + "\n" for row in reviews()).encode("utf-8")
 
 
+def answers() -> list[dict]:
+    """The demo generation eval set: the same reviews without labels, so the model answers in its own
+    words (greedy), and `contains` scores whether the answer names the expected label."""
+    return [{"id": row["id"], "input": row["input"], "expected": row["expected"], "category": row["category"]}
+            for row in reviews()]
+
+
+def answers_bytes() -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in answers()).encode("utf-8")
+
+
 def vocabulary_words() -> list[str]:
     """Every word a review or a label can contain, sorted."""
     words = set(LEXICON) | set(NEGATION) | set(LABELS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 # Two label log-probabilities closer than this are a tie: the model cannot tell
 # the labels apart, and the answer (the first label in the example's order) is
@@ -30,10 +30,22 @@ class Example:
     labels: tuple[str, ...] | None = None
     category: str | None = None
     line: int = 0
+    # Every field of the line, for prompt placeholders and slices (not compared: a line is its id).
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # The text the runner sees: the input rendered through the prompt and chat templates (None: the input).
+    prompt: str | None = field(default=None, compare=False, hash=False, repr=False)
+    # The conversation the prompt was rendered from, for runners that send messages (a chat API).
+    messages: tuple[dict, ...] | None = field(default=None, compare=False, hash=False, repr=False)
+    scorer: str | None = None         # the line's own scorer, over the eval set's
 
     @property
     def is_classification(self) -> bool:
         return bool(self.labels)
+
+    @property
+    def text(self) -> str:
+        """What the model is given."""
+        return self.input if self.prompt is None else self.prompt
 
 
 @dataclass
@@ -50,6 +62,8 @@ class Prediction:
     # CPU time of this process for this example, when the runner computes in-process: unlike wall
     # time, it does not grow when other processes take the cores (None: the work happens elsewhere)
     cpu_ms: float | None = None
+    # A generation's verdict from its scorer (see gitmodel.scorers); None: not scored yet, or no verdict.
+    verdict: bool | None = None
 
 
 @dataclass
@@ -63,6 +77,9 @@ class RunSettings:
     n_threads: int = 1
     n_gpu_layers: int = 0
     label_prefix: str = " "           # text put between the input and a label when scoring it
+    stop: tuple[str, ...] = ()        # a generation ends before the first of these (not included)
+    special: bool = False             # the prompt holds special tokens as text (a rendered chat template)
+    parallel: int = 1                 # generations decoded together in one llama.cpp batch
     extra: dict = field(default_factory=dict)
 
 
@@ -113,3 +130,14 @@ def classification(labels: Sequence[str], logprobs: Sequence[float], label_token
         output_tokens=label_tokens if isinstance(label_tokens, int) else int(label_tokens[top]),
         latency_ms=latency_ms,
     )
+
+
+def cut_at_stop(text: str, stop: Sequence[str], start: int = 0) -> tuple[str, bool]:
+    """``text`` up to the first stop sequence found at or after ``start`` (which is dropped), and
+    whether one was found. Every runner ends a generation here, so they agree on where it ends."""
+    cut = -1
+    for s in stop:
+        at = text.find(s, start)
+        if at >= 0 and (cut < 0 or at < cut):
+            cut = at
+    return (text, False) if cut < 0 else (text[:cut], True)

@@ -35,7 +35,7 @@ import numpy as np
 
 from gitmodel import interrupts
 from gitmodel.errors import RunnerError
-from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification, cut_at_stop
 
 # How many of the examples longer than the training context a warning names.
 SHOWN_LONG_EXAMPLES = 5
@@ -133,6 +133,8 @@ class LlamaRunner:
         self._wide = np.empty(self._n_vocab, dtype=np.float64)   # log-softmax scratch
         self._view_address, self._view = 0, self._wide
         self._joiner = settings.label_prefix.encode("utf-8")
+        self._piece_buffer = ctypes.create_string_buffer(64)
+        self._batcher = None              # the batched generator, when eval.parallel > 1
         self._parting: dict[tuple[str, ...], bool] = {}
         self._cached: list[int] = []      # the tokens the KV cache holds, position by position
         # The context the model was trained on (the GGUF's <arch>.context_length):
@@ -164,24 +166,46 @@ class LlamaRunner:
     def predict(self, examples: Sequence[Example], progress: Progress | None = None) -> list[Prediction]:
         if self._llm is None:
             raise RunnerError("the llama runner was closed")
-        predictions = []
+        predictions: list[Prediction | None] = [None] * len(examples)
+        batched = self.settings.parallel > 1 and self.settings.temperature == 0
         # Ctrl-C takes effect between examples: never inside llama.cpp or its log callback.
         with interrupts.deferred() as interrupt:
-            for example in examples:
-                if example.labels:
-                    predictions.append(self._classify(example))
-                else:
-                    predictions.append(self._generate(example))
+            def done(index: int, prediction: Prediction) -> None:
+                predictions[index] = prediction
                 interrupt.check()
                 if progress is not None:
                     progress(1)
+
+            for index, example in enumerate(examples):
+                if example.labels:
+                    done(index, self._classify(example))
+                elif not batched:
+                    done(index, self._generate(example))
+            if batched:
+                generations = [(i, e) for i, e in enumerate(examples) if not e.labels]
+                if generations:
+                    self._batched().generate(generations, done)
         return predictions
 
     def close(self) -> None:
         if self._llm is not None:
             with interrupts.deferred():
+                if self._batcher is not None:
+                    self._batcher.close()
+                    self._batcher = None
                 self._llm.close()
                 self._llm = None
+
+    def _batched(self):
+        """The generator of ``parallel`` sequences at once, on a context of its own (made on first use)."""
+        if self._batcher is None:
+            from gitmodel.runners.llamabatch import BatchedGenerator
+
+            self._batcher = BatchedGenerator(
+                self._lib, self._llm.model, self._llm.context_params, self.settings, self._vocab,
+                tokenize=lambda example: self._tokenize(example.text.encode("utf-8"), example),
+                piece=self._piece, not_a_number=lambda example: self._not_a_number(example, None))
+        return self._batcher
 
     def __enter__(self) -> LlamaRunner:
         return self
@@ -194,7 +218,7 @@ class LlamaRunner:
     def _classify(self, example: Example) -> Prediction:
         start = time.perf_counter()
         labels = example.labels
-        text = example.input.encode("utf-8")
+        text = example.text.encode("utf-8")
         fulls = [self._tokenize(text + self._joiner + label.encode("utf-8"), example) for label in labels]
         if self._labels_part_ways(labels):
             # The tokens all labels share cover the input (and label prefix) only:
@@ -240,11 +264,15 @@ class LlamaRunner:
 
     def _generate(self, example: Example) -> Prediction:
         start, cpu_start = time.perf_counter(), time.process_time()
-        prompt = self._tokenize(example.input.encode("utf-8"), example)
+        prompt = self._tokenize(example.text.encode("utf-8"), example)
         self._decode_from(0, prompt)
         budget = min(self.settings.max_tokens, self._n_ctx - len(prompt))
         sampler = self._sampler() if self.settings.temperature > 0 else None
         generated: list[int] = []
+        stop = self.settings.stop
+        longest_stop = max(map(len, stop), default=0)
+        pieces: list[bytes] = []
+        output = None
         try:
             while len(generated) < budget:
                 if sampler is None:
@@ -259,12 +287,22 @@ class LlamaRunner:
                 if self._lib.llama_vocab_is_eog(self._vocab, token):
                     break
                 generated.append(token)
+                if stop:
+                    # Stop at once when a stop sequence is complete: only the tail can hold a new one.
+                    searched = len(b"".join(pieces).decode("utf-8", "replace"))
+                    pieces.append(self._piece(token))
+                    text, stopped = cut_at_stop(b"".join(pieces).decode("utf-8", "replace"), stop,
+                                                max(0, searched - longest_stop + 1))
+                    if stopped:
+                        output = text
+                        break
                 if len(generated) < budget:
                     self._decode_from(len(self._cached), [token])
         finally:
             if sampler is not None:
                 self._lib.llama_sampler_free(sampler)
-        output = self._detokenize(generated).decode("utf-8", "replace")
+        if output is None:
+            output = self._detokenize(generated).decode("utf-8", "replace")
         latency_ms = (time.perf_counter() - start) * 1000.0
         cpu_ms = (time.process_time() - cpu_start) * 1000.0
         return Prediction(output=output, output_tokens=len(generated), latency_ms=latency_ms, cpu_ms=cpu_ms)
@@ -289,8 +327,15 @@ class LlamaRunner:
             hint="the checkpoint is likely corrupted: re-convert or re-download it, then `git model add` it again")
 
     def _tokenize(self, text: bytes, example: Example) -> list[int]:
-        """Tokens of ``text`` with BOS; an error naming the example when it exceeds n_ctx."""
-        n = self._lib.llama_tokenize(self._vocab, text, len(text), self._tokens, self._n_ctx, True, False)
+        """Tokens of ``text`` with BOS; an error naming the example when it exceeds n_ctx.
+
+        A rendered chat template (``settings.special``) holds special tokens as text (``<start_of_turn>``)
+        and often its own BOS: they are parsed as the special tokens they are, and BOS is not doubled."""
+        special = self.settings.special
+        n = self._lib.llama_tokenize(self._vocab, text, len(text), self._tokens, self._n_ctx, True, special)
+        if special and n >= 2 and self._tokens[0] == self._tokens[1] == self._lib.llama_vocab_bos(self._vocab):
+            n -= 1
+            self._tokens[:n] = self._tokens[1:n + 1]
         if n < 0 or n >= self._n_ctx:
             where = f" (line {example.line})" if example.line else ""
             raise RunnerError(
@@ -305,15 +350,15 @@ class LlamaRunner:
 
     def _detokenize(self, tokens: list[int]) -> bytes:
         """The tokens' pieces joined, leading space kept (as llama-cpp-python's server returns them)."""
-        lib, pieces = self._lib, []
-        buffer = ctypes.create_string_buffer(64)
-        for token in tokens:
+        return b"".join(map(self._piece, tokens))
+
+    def _piece(self, token: int) -> bytes:
+        lib, buffer = self._lib, self._piece_buffer
+        n = lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:   # a piece longer than the buffer: -n is its size
+            buffer = self._piece_buffer = ctypes.create_string_buffer(-n)
             n = lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
-            if n < 0:   # a piece longer than the buffer: -n is its size
-                buffer = ctypes.create_string_buffer(-n)
-                n = lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
-            pieces.append(buffer.raw[:n])
-        return b"".join(pieces)
+        return buffer.raw[:n]
 
     def _decode_from(self, n_past: int, tokens: Sequence[int]) -> None:
         """Evaluate ``tokens`` at positions ``n_past...``, dropping whatever the cache held from there."""

@@ -29,8 +29,12 @@ field of the model's ``/models`` entry), so a result can be tied to a tracked
 checkpoint. A server that changes model or md5 during a run fails the run.
 
 Generation: ``prompt = input`` at ``temperature`` and ``seed`` with
-``max_tokens``; the text is ``choices[0].text`` and its length
+``max_tokens`` and ``stop``; the text is ``choices[0].text`` (cut at the first stop
+sequence here too, for servers that ignore ``stop``) and its length
 ``usage.completion_tokens``.
+
+Examples that carry ``messages`` (``eval.chat: auto``) go to ``/chat/completions``
+instead (:mod:`gitmodel.runners.openaichat`).
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
 from gitmodel.errors import RunnerError
-from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+from gitmodel.runners import openaichat
+from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification, cut_at_stop
 from gitmodel.runners.http import JSONClient
 
 SCORINGS = ("echo", "top_logprobs")
@@ -136,6 +141,8 @@ class OpenAIRunner:
         self._resolve_model()
         tasks: list[tuple[int, int]] = []  # (example index, label index or -1 for one request per example)
         for index, example in enumerate(examples):
+            if example.messages is not None and example.is_classification and self.scoring == "echo":
+                raise openaichat.cannot_score_labels(self.url, example)
             if example.is_classification and self.scoring == "echo":
                 tasks.extend((index, k) for k in range(len(example.labels or ())))
             else:
@@ -191,19 +198,30 @@ class OpenAIRunner:
         body: dict[str, Any] = {"temperature": 0.0, "seed": self.settings.seed, "max_tokens": 1}
         if self.model:
             body["model"] = self.model
-        if not example.is_classification:
-            body.update(prompt=example.input, temperature=self.settings.temperature,
+        if example.messages is not None:
+            body.update(openaichat.body(example, self.settings, self.top_logprobs))
+            answer = self._post(openaichat.PATH, body, example)
+            if example.is_classification:
+                result: Any = openaichat.top_scores(answer, self.url, example, self.settings.label_prefix)
+            else:
+                text, tokens = openaichat.generation(answer, self.url, example)
+                result = (cut_at_stop(text, self.settings.stop)[0], tokens)
+        elif not example.is_classification:
+            body.update(prompt=example.text, temperature=self.settings.temperature,
                         max_tokens=self.settings.max_tokens)
+            if self.settings.stop:
+                body["stop"] = list(self.settings.stop)
             answer = self._post("/completions", body, example)
-            result: Any = self._generation(answer, example)
+            text, tokens = self._generation(answer, example)
+            result = (cut_at_stop(text, self.settings.stop)[0], tokens)
         elif self.scoring == "echo":
             label = (example.labels or ())[label_index]
             continuation = self.settings.label_prefix + label
-            body.update(prompt=example.input + continuation, echo=True, logprobs=1)
+            body.update(prompt=example.text + continuation, echo=True, logprobs=1)
             answer = self._post("/completions", body, example)
             result = self._echo_score(answer, example, label, len(body["prompt"]), len(continuation))
         else:
-            body.update(prompt=example.input, logprobs=self.top_logprobs)
+            body.update(prompt=example.text, logprobs=self.top_logprobs)
             answer = self._post("/completions", body, example)
             result = self._top_scores(answer, example)
         self._remember(answer)

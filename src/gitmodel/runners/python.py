@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gitmodel.errors import RunnerError
-from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification
+from gitmodel.runners.base import Example, Prediction, Progress, RunSettings, classification, cut_at_stop
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -98,7 +98,7 @@ class PythonRunner:
         for start in range(0, len(examples), self.batch_size):
             batch = examples[start:start + self.batch_size]
             began = time.perf_counter()
-            results = self._call([example.input for example in batch], start)
+            results = self._call([example.text for example in batch], start)
             # The function sees the batch at once: each example gets its share of the time.
             latency_ms = (time.perf_counter() - began) * 1000.0 / len(batch)
             for offset, (example, item) in enumerate(zip(batch, results)):
@@ -139,7 +139,7 @@ class PythonRunner:
         if not example.is_classification:
             if not isinstance(item, str):
                 raise RunnerError(f"{where} is a {type(item).__name__}, expected the generated text (a string)")
-            return Prediction(output=item, latency_ms=latency_ms)
+            return Prediction(output=cut_at_stop(item, self.settings.stop)[0], latency_ms=latency_ms)
 
         labels = list(example.labels or ())
         if isinstance(item, dict) and "scores" in item:
