@@ -1,5 +1,5 @@
 """Comments and messages speak of the project only: none points to a design document or a tracker
-issue outside the repository."""
+issue outside the repository. The README's layout is the map of the tree."""
 from __future__ import annotations
 
 import re
@@ -30,3 +30,20 @@ def test_no_comment_or_message_points_outside_the_repository():
              for p in FILES for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if OUTSIDE.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_the_readme_layout_names_every_module_and_only_modules_that_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[: layout.index("```", layout.index("```") + 3)]
+    package = root / "src" / "gitmodel"
+    modules = {p.name for p in package.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") and p.parent.name not in ("cli", "demo", "__pycache__")}
+    named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", layout))
+    assert sorted(modules - named) == [], "modules the README's layout does not name"
+    existing = {p.name for folder in ("src", "benchmarks", "scripts", "tests") for p in (root / folder).rglob("*.py")}
+    assert sorted(named - existing) == [], "files the README's layout names that do not exist"
