@@ -6,6 +6,7 @@ word is a whole token of the demo vocabulary.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -129,10 +130,12 @@ def _candidates(category: str, slice_: str, label: str) -> list[str]:
             for c2, s2 in other for a2 in _words(c2, "negative")[:4]]
 
 
-def candidates(category: str, slice_: str, label: str) -> list[str]:
+@functools.lru_cache(maxsize=None)
+def candidates(category: str, slice_: str, label: str) -> tuple[str, ...]:
     """Every review of one slice of :data:`PLAN` for one category: what the eval set samples from, and
-    what the demo's simulated production traffic samples from too."""
-    return _candidates(category, slice_, label)
+    what the demo's simulated production traffic samples from too (built once per slice: traffic draws
+    thousands of requests from a few dozen slices)."""
+    return tuple(_candidates(category, slice_, label))
 
 
 def reviews() -> list[dict]:
