@@ -241,6 +241,9 @@ def main() -> None:
             raise SystemExit(f"{tool} is not on PATH (activate the project's venv)")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com", "COLUMNS": "200"}
+    # Python keeps compiled bytecode as an installed package has it (pip compiles at install): a machine
+    # that sets PYTHONDONTWRITEBYTECODE would time every run's compiling of git-model, gto and dvc alike
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"bench_history: {args.repeat} repetitions per command, medians; "
           f"{os.cpu_count()} cores; python {sys.version.split()[0]}")
     runs = [bench_size(n, args.repeat, env, args.keep) for n in args.releases]

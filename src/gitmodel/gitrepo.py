@@ -176,6 +176,20 @@ def list_tags(root: Path) -> list[dict]:
     return tags
 
 
+def object_ids(root: Path, specs: list[str]) -> list[str | None]:
+    """The object id each ``<rev>:<path>`` names (None: no such object), through one ``git cat-file
+    --batch-check``: a thousand revisions' copies of one file are usually one blob, read once."""
+    if not specs:
+        return []
+    out = run_git(root, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+                  input=("\n".join(specs) + "\n").encode("utf-8", "surrogateescape"))
+    ids = []
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        name, _, kind = line.rpartition(" ")
+        ids.append(name if kind in ("blob", "tree", "commit", "tag") else None)
+    return ids
+
+
 class ObjectReader:
     """Reads many git objects through one ``git cat-file --batch`` process.
 

@@ -241,14 +241,19 @@ def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[
     texts: dict[str | None, bytes | None] = {}
     committed = [c for c in dict.fromkeys(commits) if c is not None]
     if committed:
+        # most commits share one dvc.yaml blob: read each distinct blob once
+        ids = gitrepo.object_ids(root, [f"{c}:{dvcyaml.DVC_YAML}" for c in committed])
+        distinct = [i for i in dict.fromkeys(ids) if i is not None]
         own = reader is None
         reader = reader or gitrepo.ObjectReader(root)
         try:
-            for c, item in zip(committed, reader.read_many([f"{c}:{dvcyaml.DVC_YAML}" for c in committed])):
-                texts[c] = item[1] if item and item[0] == "blob" else None
+            blobs = {i: item[1] if item and item[0] == "blob" else None
+                     for i, item in zip(distinct, reader.read_many(distinct))}
         finally:
             if own:
                 reader.close()
+        for c, i in zip(committed, ids):
+            texts[c] = blobs.get(i) if i is not None else None
     if None in commits:
         path = root / dvcyaml.DVC_YAML
         texts[None] = path.read_bytes() if path.is_file() else None
