@@ -190,6 +190,22 @@ def object_ids(root: Path, specs: list[str]) -> list[str | None]:
     return ids
 
 
+def read_blobs(root: Path, specs: list[str], reader: "ObjectReader | None" = None) -> dict[str, bytes | None]:
+    """``<rev>:<path>`` (or an object id) -> the blob's bytes, None where there is no blob; through
+    ``reader`` when given, else through one ``git cat-file --batch`` of its own."""
+    specs = list(dict.fromkeys(specs))
+    if not specs:
+        return {}
+    own = reader is None
+    reader = reader or ObjectReader(root)
+    try:
+        return {spec: item[1] if item and item[0] == "blob" else None
+                for spec, item in zip(specs, reader.read_many(specs))}
+    finally:
+        if own:
+            reader.close()
+
+
 class ObjectReader:
     """Reads many git objects through one ``git cat-file --batch`` process.
 

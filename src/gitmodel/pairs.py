@@ -243,15 +243,7 @@ def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[
     if committed:
         # most commits share one dvc.yaml blob: read each distinct blob once
         ids = gitrepo.object_ids(root, [f"{c}:{dvcyaml.DVC_YAML}" for c in committed])
-        distinct = [i for i in dict.fromkeys(ids) if i is not None]
-        own = reader is None
-        reader = reader or gitrepo.ObjectReader(root)
-        try:
-            blobs = {i: item[1] if item and item[0] == "blob" else None
-                     for i, item in zip(distinct, reader.read_many(distinct))}
-        finally:
-            if own:
-                reader.close()
+        blobs = gitrepo.read_blobs(root, [i for i in ids if i is not None], reader)
         for c, i in zip(committed, ids):
             texts[c] = blobs.get(i) if i is not None else None
     if None in commits:

@@ -159,17 +159,8 @@ def _texts_at(root: Path, commits: list[str | None], rels: list[str],
 
     found: list[tuple[list[bytes | None], bytes | None]] = []
     committed = [c for c in commits if c is not None]
-    blobs: dict[str, bytes | None] = {}
-    if committed:
-        specs = [f"{c}:{rel}.dvc" for c in committed for rel in rels] + [f"{c}:{LOCK_FILE}" for c in committed]
-        own = reader is None
-        reader = reader or gitrepo.ObjectReader(root)
-        try:
-            blobs = {spec: item[1] if item and item[0] == "blob" else None
-                     for spec, item in zip(specs, reader.read_many(specs))}
-        finally:
-            if own:
-                reader.close()
+    specs = [f"{c}:{rel}.dvc" for c in committed for rel in rels] + [f"{c}:{LOCK_FILE}" for c in committed]
+    blobs = gitrepo.read_blobs(root, specs, reader)
     for commit in commits:
         if commit is None:
             texts = [gitrepo.read_at(root, None, rel + ".dvc") for rel in rels]
