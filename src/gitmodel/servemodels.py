@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import fsutil, gguf, store
+from gitmodel import fsutil, gguf, remotes, store
 from gitmodel.errors import GitModelError, RunnerError
 from gitmodel.runners.base import RunSettings
 
@@ -45,7 +45,7 @@ def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
     if not target.is_file():
         source = store.cache_path(root, md5)
         if not source.is_file():
-            source = store.fetch_object(root, md5)
+            source = remotes.fetch_object(root, md5)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f"{fsutil.temp_prefix()}{md5}.gguf")
         digest = hashlib.md5()
