@@ -19,7 +19,8 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, provenance, refs, revisions, store
+from gitmodel import behaviour, dvcyaml, gatepolicy, gaterules, metricdiff, project, provenance, refs, revisions
+from gitmodel import reviewmetric, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.revisions import Revision
@@ -189,8 +190,10 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
                 behaviour.parse_outputs(base_outputs, f"baseline outputs ({base_rev.label})"),
                 behaviour.parse_outputs(cand.outputs, f"candidate outputs ({cand_rev.label})"))
         compared.append((cand, base_doc, psi, why))
+    review_sides = reviewmetric.sides(root, model, [base_rev, cand_rev], registry) or [None, None]
     # every tolerance and tradeoff must name a metric of these results: a misspelt one is an error
-    policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
+    policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared])
+                       + review_keys(root, review_sides))
     reports = []
     for cand, base_doc, psi, why in compared:
         # the pure rules give the rows; whose results they compared is known here
@@ -198,9 +201,25 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
             gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi), model=model, evalset=cand.evalset,
             baseline=base_rev.label, candidate=cand_rev.label, baseline_doc=base_doc, candidate_doc=cand.doc,
             rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
-    passed = bool(reports) and all(r.passed for r in reports)
+    review = gaterules.review_gate(*review_sides, policy=policy)
+    passed = bool(reports) and all(r.passed for r in reports) and review.passed
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
-                       gaterules.summary_line(reports, base_rev.label), base_rev.label, cand_rev.label, reports)
+                       gaterules.summary_line(reports, base_rev.label, review), base_rev.label, cand_rev.label,
+                       reports, review)
+
+
+def review_keys(root: Path, review_sides) -> list[str]:
+    """The gate rows the human review may have (review.<criterion>): the criteria of both sides' reviews
+    and of params.yaml's rubric, so that a tolerance or tradeoff naming one is known even when a side
+    was not reviewed."""
+    from gitmodel import params
+
+    criteria = [c for side in review_sides if side is not None for c in side.mean]
+    try:
+        criteria += params.review_rubric(root)["criteria"]
+    except GitModelError:
+        pass   # no rubric: only the reviews' own criteria
+    return [gatepolicy.REVIEW] + [f"{gatepolicy.REVIEW}.{c}" for c in dict.fromkeys(criteria)]
 
 
 def promotion_gate(root: Path, model: str, version: refs.Version, holder: registry_mod.StageEvent | None, *,
@@ -223,6 +242,6 @@ def promotion_gate(root: Path, model: str, version: refs.Version, holder: regist
         if not required:
             return GateOutcome(model, gaterules.NOT_RUN, f"not run: {e.message}", baseline)
         raise
-    outcome.summary = gaterules.summary_line(outcome.reports, f"{baseline} ({PROD})")
+    outcome.summary = gaterules.summary_line(outcome.reports, f"{baseline} ({PROD})", outcome.review)
     outcome.baseline = baseline
     return outcome

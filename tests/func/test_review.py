@@ -63,7 +63,7 @@ def scored(tmp_path: Path, log: Path, edit=None, name: str = "done.jsonl") -> Pa
 def test_import_writes_the_review_metric_and_stages_it(log, tmp_path, gm_repo):
     path = scored(tmp_path, log)
     result = gm_ok("review", "import", str(path), "--json")
-    doc = json.loads((gm_repo / "metrics/chat/review/review.json").read_text())
+    doc = json.loads((gm_repo / "metrics/chat/review.json").read_text())
     assert json.loads(result.stdout)["review"] == doc
     assert doc["n"] == 9 and doc["reviewers"] == ["ana", "bo"]
     assert doc["metrics"]["mean"] == {"correct": 4.0, "helpful": 4.0, "safe": 5.0}
@@ -74,14 +74,14 @@ def test_import_writes_the_review_metric_and_stages_it(log, tmp_path, gm_repo):
     assert doc["samples"] == [hashlib.md5(path.read_bytes().splitlines()[0]).hexdigest()]
     from tests.conftest import git
 
-    assert "A  metrics/chat/review/review.json" in git(gm_repo, "status", "--porcelain")
+    assert "A  metrics/chat/review.json" in git(gm_repo, "status", "--porcelain")
 
 
 def refused(repo: Path, *files: Path) -> str:
     before = snapshot_tree(repo)
     result = gm("review", "import", *map(str, files))
     assert result.exit_code == 3, (result.stdout, result.stderr)
-    assert snapshot_tree(repo) == before and not (repo / "metrics/chat/review").exists()
+    assert snapshot_tree(repo) == before and not (repo / "metrics/chat/review.json").exists()
     return result.stderr
 
 

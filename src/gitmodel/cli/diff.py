@@ -98,6 +98,47 @@ def _behaviour_text(result, f) -> list[str]:
     return lines
 
 
+def _review_side(side) -> str:
+    return f"{side.version}, n {side.n}" if side.reviewed else "not reviewed"
+
+
+def _review_value(row_value, side, precision: int) -> str:
+    return value(row_value, precision) if side.reviewed else "not reviewed"
+
+
+def _review_rows(review, rows, precision: int, md: bool = False) -> list[list[str]]:
+    out = []
+    for r in rows:
+        verdict = "" if r.verdict in (None, "same") else r.verdict
+        if md:
+            verdict = {"better": "🟢 better", "worse": "🔴 worse"}.get(verdict, verdict)
+        old = _review_value(r.old, review.old, precision) + (f" (n {r.old_n})" if r.category and r.old_n else "")
+        new = _review_value(r.new, review.new, precision) + (f" (n {r.new_n})" if r.category and r.new_n else "")
+        name = r.criterion if r.category is None else f"{r.category}: {r.criterion}"
+        out.append([code(name) if md else name, old, new, signed(r.change, precision), verdict])
+    return out
+
+
+def _review_notes(result, review) -> list[str]:
+    return [f"  {label}: {side.note}" for label, side in ((result.old.label, review.old), (result.new.label, review.new))
+            if not side.reviewed and side.note]
+
+
+def _review_text(result, precision: int, examples: bool) -> list[str]:
+    lines = []
+    for review in result.reviews:
+        lines += ["", f"Human review of {review.model} ({review.path}, higher is better): "
+                      f"{result.old.label} {_review_side(review.old)} · {result.new.label} {_review_side(review.new)}"]
+        lines += _review_notes(result, review)
+        headers = ["Criterion", result.old.label, result.new.label, "Change", "Verdict"]
+        align = ("left", "right", "right", "right", "left")
+        if review.rows:
+            lines.append(table(_review_rows(review, review.rows, precision), headers, align))
+        if examples and review.categories:
+            lines += ["By category:", table(_review_rows(review, review.categories, precision), headers, align)]
+    return lines
+
+
 def _render_diff_text(result, show_all: bool, precision: int, examples: bool) -> None:
     if not result.files:
         click.echo(f"No stored metrics at {result.old.label} or {result.new.label}.")
@@ -112,6 +153,8 @@ def _render_diff_text(result, show_all: bool, precision: int, examples: bool) ->
     else:
         click.echo(f"No metric changes between {result.old.label} and {result.new.label} "
                    f"({len(result.files)} result{'s' if len(result.files) != 1 else ''} compared).")
+    for line in _review_text(result, precision, examples):
+        click.echo(line)
     if examples:
         for f in result.files:
             if f.behaviour is not None:
@@ -237,12 +280,32 @@ def _diff_md(result, show_all: bool, precision: int, cap: int) -> list[str]:
             lines.append("No metric changed.")
         if f.behaviour is not None and f.behaviour["matched"] > 0:
             lines += _md_examples(result, f, precision, cap)
+    lines += _review_md(result, precision)
     if result.weights:
         from gitmodel.cli.forensics import weights_md
 
         for w in result.weights:
             lines += weights_md(w)
     return lines + ["", f"<sub>{code(f'git model diff {result.old.text} {result.new.text} --md')}</sub>"]
+
+
+def _review_md(result, precision: int) -> list[str]:
+    old, new = result.old.label, result.new.label
+    lines = []
+    for review in result.reviews:
+        lines += ["", f"#### Human review of {md_cell(review.model)} — {code(review.path)}", "",
+                  f"{code(old)}: {md_cell(_review_side(review.old))} · {code(new)}: {md_cell(_review_side(review.new))}"
+                  " (mean per criterion, higher is better)", ""]
+        lines += [f"- {md_cell(note.strip(), 1000)}" for note in _review_notes(result, review)]
+        headers = ["criterion", code(old), code(new), "change", ""]
+        align = ("left", "right", "right", "right", "left")
+        if review.rows:
+            lines += md_table(_review_rows(review, review.rows, precision, md=True), headers, align)
+        if review.categories:
+            lines += ["", "<details><summary>Human review by category</summary>", ""]
+            lines += md_table(_review_rows(review, review.categories, precision, md=True), headers, align)
+            lines += ["", "</details>"]
+    return lines
 
 
 def render_diff_md(result, show_all: bool, precision: int) -> str:

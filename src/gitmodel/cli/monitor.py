@@ -268,7 +268,7 @@ def review_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @json_option
 def review_import(files, as_json) -> None:
-    """Check scored review files and write metrics/<model>/review/review.json.
+    """Check scored review files and write metrics/<model>/review.json.
 
     Every line must score every criterion of the rubric within its scale,
     carry an id of the sample (once) and name its reviewer; errors name
