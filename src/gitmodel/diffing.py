@@ -84,7 +84,7 @@ class DiffResult:
                               for f in self.files},
             "stale": {shown[f.path]: f.stale for f in self.files if f.stale},
             "behaviour": {shown[f.path]: f.behaviour for f in self.files if f.behaviour is not None},
-            "review": [r.to_dict() for r in self.reviews],
+            **({"review": [r.to_dict() for r in self.reviews]} if self.reviews else {}),
             **({"weights": [w.to_dict() for w in self.weights]} if self.weights is not None else {}),
         }
 

@@ -116,7 +116,7 @@ def test_a_line_without_a_reviewer_is_refused(log, tmp_path, gm_repo):
 
 def test_a_rubric_missing_from_params_is_refused_before_sampling(log, tmp_path, gm_repo):
     params = gm_repo / "params.yaml"
-    params.write_text(params.read_text()[: params.read_text().index("review:")])
+    params.write_text(params.read_text()[: params.read_text().index("\nreview:") + 1])
     before = snapshot_tree(gm_repo)
     result = gm("sample", "chat", "--log", str(log), "--n", "5", "-o", str(tmp_path / "r.jsonl"))
     assert result.exit_code == 3 and "no review.rubric: a sample needs the rubric its reviewers score against" \

@@ -225,10 +225,11 @@ def test_a_tradeoff_smaller_than_the_drop_does_not_let_it_through(prod_v1, tmp_p
 def test_a_candidate_nobody_reviewed_is_reported_not_refused(prod_v1):
     result = gm("gate", "sentiment", "--candidate", f"sentiment@{V2}")
     assert result.exit_code == 0, result.stdout
-    lines = result.stdout.splitlines()
-    assert any(line.split()[:3] == ["review", "-", "-"] and "not reviewed: no review imported" in line
-               for line in lines)
-    assert lines[-1] == "NOT JUDGED: human review of sentiment: candidate not reviewed: no review imported"
+    assert result.stdout.splitlines()[-1] == ("NOT JUDGED: human review of sentiment: candidate not reviewed: no "
+                                              "review imported (gate.require_review: true would refuse it)")
+    rows = json.loads(gm("gate", "sentiment", "--candidate", f"sentiment@{V2}", "--json").stdout)["review"]["rows"]
+    assert [(r["metric"], r["verdict"], r["rule"]) for r in rows] == [
+        ("review", "info", "not reviewed: no review imported")]
 
 
 def test_require_review_refuses_a_candidate_nobody_reviewed(prod_v1):

@@ -378,6 +378,12 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, weights, 
     weights-diff's summary of each model's two checkpoints (in --md, a
     collapsible block; in --json, under "weights" beside "metrics").
 
+    A model with a human review (metrics/MODEL/review.json, `git model
+    review import`) gets its mean per rubric criterion at A and at B, each
+    the review of the checkpoint that revision tracks ("not reviewed" when
+    nobody scored its outputs), per category with --examples and --md; in
+    --json, under the review file's path in dvc's shape (mean.<criterion>, n).
+
     \b
     Examples:
       git model diff

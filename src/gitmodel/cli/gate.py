@@ -96,6 +96,10 @@ def render_review_text(outcome) -> None:
     if review is None:
         return
     click.echo("")
+    if review.passed and not (review.candidate and review.candidate.reviewed):
+        click.echo(f"NOT JUDGED: human review of {outcome.model}: {review.note} (gate.require_review: true "
+                   "would refuse it)")
+        return
     click.echo(f"Human review: {outcome.model}: candidate {outcome.candidate} ({_side_text(review.candidate)}) "
                f"vs baseline {outcome.baseline} ({_side_text(review.baseline)})")
     click.echo(table(_gate_rows(review), ["Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"],
@@ -207,7 +211,15 @@ def gate_cmd(ctx, model, baseline, candidate, evalset, as_json, as_md, rerun) ->
     50 %; confidence is monitored, not gated), and the PSI of the candidate's
     outputs against the baseline's must stay under 0.2; accepted tradeoffs
     (gate.accept, with a rationale) let a chosen regression through and are
-    listed. Exit 0 pass, 1 fail.
+    listed.
+
+    The human review (metrics/MODEL/review.json, `git model review
+    import`) of each side's checkpoint is gated too: a rubric criterion's
+    mean may drop by gate.review_tolerance (0.25) at most (rows
+    review.<criterion>, accepted tradeoffs apply); fewer than
+    gate.review_min_n (20) reviews on a side are reported, not judged; a
+    candidate nobody reviewed is reported, and refused only with
+    gate.require_review: true. Exit 0 pass, 1 fail.
 
     \b
     Examples:
