@@ -11,7 +11,8 @@ candidate's params: the weights are the object whose md5 the baseline
 revision's ``.dvc`` file (or ``dvc.lock``) names, read from the DVC cache (or
 from the workspace when its bytes are the same), never checked out; nothing
 is written to ``metrics/`` or anywhere else in the workspace (:func:`evaluate.rerun_stored`). Then
-:func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`).
+:func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`),
+and :func:`gaterules.review_gate` the human review of the two checkpoints (:mod:`reviewmetric`).
 """
 from __future__ import annotations
 
