@@ -27,6 +27,11 @@ REVIEW_KIND = "git-model review"
 SAME, BETTER, WORSE = "same", "better", "worse"
 
 
+def shown(key: str) -> str:
+    """A group's key as printed: a checkpoint md5 shortened to 12 digits."""
+    return key[:16] if key.startswith("md5:") else key
+
+
 def group_key(version: str | None, model_md5: str | None) -> str:
     """The name of the group of reviews of one version's outputs."""
     if version:
@@ -70,7 +75,7 @@ class ReviewSide:
 
     revision: str                               # the revision's label
     source: str | None = None                   # "metrics/chat/review.json at chat@v1.2.0"
-    version: str | None = None                  # the group: a version, or md5:<checkpoint md5>
+    version: str | None = None                  # the version reviewed, or md5:<checkpoint md5, short>
     model_md5: str | None = None                # the checkpoint whose outputs were scored
     n: int = 0
     mean: dict[str, float] = field(default_factory=dict)
@@ -78,6 +83,7 @@ class ReviewSide:
     reviewers: list[str] = field(default_factory=list)
     scale: list | None = None
     note: str = ""                              # why not reviewed
+    group: str | None = None                    # the group's key in the review file
 
     @property
     def reviewed(self) -> bool:
@@ -87,7 +93,7 @@ class ReviewSide:
         return {"revision": self.revision, "reviewed": self.reviewed, "source": self.source,
                 "version": self.version, "model_md5": self.model_md5, "n": self.n, "mean": self.mean,
                 "by_category": self.by_category, "reviewers": self.reviewers, "scale": self.scale,
-                "note": self.note or None}
+                "note": self.note or None, "group": self.group}
 
 
 def _groups(doc: dict) -> dict[str, dict]:
@@ -112,14 +118,16 @@ def side_of(revision: str, files: Sequence[tuple[str, dict | None]], md5: str | 
             continue
         for key, group in _groups(doc).items():
             if _matches(group, md5, version) and isinstance(group.get("n"), int) and group["n"] > 0:
-                return ReviewSide(revision, source, key, group.get("model_md5") or md5, group["n"],
+                # a checkpoint reviewed before its release is named by md5: the revision knows its version
+                return ReviewSide(revision, source, group.get("version") or version or shown(key),
+                                  group.get("model_md5") or md5, group["n"],
                                   dict(group.get("mean") or {}), dict(group.get("by_category") or {}),
                                   list(group.get("reviewers") or doc.get("reviewers") or []),
-                                  (doc.get("rubric") or {}).get("scale"))
+                                  (doc.get("rubric") or {}).get("scale"), group=key)
     present = [(source, doc) for source, doc in files if doc is not None]
     if not present:
         return ReviewSide(revision, note="no review imported")
-    scored = sorted({key for _, doc in present for key in _groups(doc)})
+    scored = sorted({shown(key) for _, doc in present for key in _groups(doc)})
     what = f"checkpoint md5 {md5[:12]}" if md5 else "this checkpoint"
     return ReviewSide(revision, note=f"{present[0][0]} scored the outputs of {', '.join(scored) or 'no known version'}, "
                                      f"not of {version or what}")

@@ -310,3 +310,12 @@ def test_no_reader_takes_the_review_for_an_eval_result(candidate, tmp_path):
     assert "review" not in pushed.stdout
     gc = gm("gc", "--dry-run")
     assert gc.exit_code == 0, gc.stderr
+
+
+def test_a_review_file_that_is_not_one_is_an_error_naming_it(candidate):
+    (candidate / REVIEW).write_text('{"n": 3}\n')
+    result = gm("diff", "HEAD")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"Error: {REVIEW} at workspace: not a git-model review file",
+        "  hint: import the reviews again with `git model review import`"]

@@ -135,3 +135,13 @@ def test_the_summary_line_names_the_review():
     report = gaterules.GateReport([], [], evalset="support")
     assert gaterules.summary_line([report], "v1.0.0 (prod)", gate) == \
         "failed against v1.0.0 (prod): human review: review.helpful"
+
+
+def test_a_checkpoint_reviewed_before_its_release_is_named_by_the_revision_s_version():
+    md5 = "3" * 32
+    doc = review_doc({f"md5:{md5}": (md5, 40, {"correct": 4.8})})
+    found = reviewmetric.side_of("chat@v1.1.0", [("f", doc)], md5, "v1.1.0")
+    assert (found.version, found.group, found.n) == ("v1.1.0", f"md5:{md5}", 40)
+    assert reviewmetric.side_of("HEAD", [("f", doc)], md5, None).version == "md5:333333333333"
+    assert reviewmetric.side_of("x", [("f", doc)], "4" * 32, "v2.0.0").note == \
+        "f scored the outputs of md5:333333333333, not of v2.0.0"
