@@ -319,3 +319,14 @@ def test_a_review_file_that_is_not_one_is_an_error_naming_it(candidate):
     assert result.stderr.splitlines() == [
         f"Error: {REVIEW} at workspace: not a git-model review file",
         "  hint: import the reviews again with `git model review import`"]
+
+
+def test_dvc_reads_the_eval_results_only_and_agrees_with_diff_json(candidate):
+    """DVC's metrics are the eval stage's outputs: review.json is none of them, so `dvc metrics diff` says
+    what `git model diff --json` says, less the review's entry."""
+    ours = json.loads(gm_ok("diff", f"sentiment@{V1}", "HEAD", "--json").stdout)
+    theirs = json.loads(run(candidate, tool("dvc"), "metrics", "diff", "--json", f"sentiment@{V1}", "HEAD").stdout)
+    assert REVIEW not in theirs and ours.pop(REVIEW) == {"mean.correct": {"old": 4.0, "new": 5.0, "diff": 1.0}}
+    assert ours == theirs
+    shown = run(candidate, tool("dvc"), "metrics", "show", "--json").stdout
+    assert "review.json" not in shown and "metrics/sentiment/sentiment.json" in shown
