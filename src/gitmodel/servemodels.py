@@ -19,8 +19,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import fsutil, gguf, store
+from gitmodel import fsutil, gguf, remotes, store
 from gitmodel.errors import GitModelError, RunnerError
+from gitmodel.runners.base import RunSettings
 
 COPY_CHUNK = 1 << 20
 _quiet_callback = None    # kept alive for as long as llama.cpp may call it
@@ -44,7 +45,7 @@ def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
     if not target.is_file():
         source = store.cache_path(root, md5)
         if not source.is_file():
-            source = store.fetch_object(root, md5)
+            source = remotes.fetch_object(root, md5)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f"{fsutil.temp_prefix()}{md5}.gguf")
         digest = hashlib.md5()
@@ -66,29 +67,6 @@ def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
     return target
 
 
-@dataclass
-class Settings:
-    """How a version is run: the eval-time settings its release's results were measured with."""
-
-    n_ctx: int = 2048
-    n_threads: int = 1
-    n_gpu_layers: int = 0
-    seed: int = 0
-    temperature: float = 0.0
-    max_tokens: int = 64
-    labels: tuple[str, ...] = ()     # the labels its eval sets score: an output that is one is a label
-
-    @classmethod
-    def from_params(cls, params: dict, labels=()) -> "Settings":
-        known = {k: params[k] for k in ("n_ctx", "n_threads", "n_gpu_layers", "seed", "temperature", "max_tokens")
-                 if isinstance(params.get(k), (int, float)) and not isinstance(params.get(k), bool)}
-        return cls(**known, labels=tuple(labels))
-
-    def to_dict(self) -> dict:
-        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_gpu_layers": self.n_gpu_layers,
-                "seed": self.seed, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "labels": list(self.labels)}
-
 
 @dataclass
 class Completion:
@@ -108,14 +86,15 @@ class LoadedModel:
 
     md5: str
     path: Path
-    settings: Settings
+    settings: RunSettings            # the eval-time settings its release's results were measured with
+    labels: tuple[str, ...] = ()     # the labels its eval sets score: an output that is one is a label
     _llm: object = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = 0
     _retired: bool = False
 
     @classmethod
-    def load(cls, path: Path, md5: str, settings: Settings) -> "LoadedModel":
+    def load(cls, path: Path, md5: str, settings: RunSettings, labels=()) -> "LoadedModel":
         """Load ``path`` (already materialised and checked) with llama.cpp. RunnerError when it refuses;
         CheckpointCrashes when loading it kills a child process."""
         try:
@@ -132,7 +111,7 @@ class LoadedModel:
                                   seed=settings.seed, verbose=False)
         except Exception as e:   # llama-cpp-python raises ValueError or RuntimeError on a refused file
             raise RunnerError(f"{path}: llama.cpp could not load the model: {e}") from e
-        return cls(md5, path, settings, llm)
+        return cls(md5, path, settings, tuple(labels), llm)
 
     def complete(self, prompt: str, *, max_tokens: int, temperature: float, seed: int,
                  stop: list[str] | None) -> Completion:
@@ -153,7 +132,7 @@ class LoadedModel:
 
     def label_of(self, text: str) -> str | None:
         answer = text.strip()
-        return answer if answer in self.settings.labels else None
+        return answer if answer in self.labels else None
 
     # -- sharing between requests and versions ----------------------------------------------------
 
