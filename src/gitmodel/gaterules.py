@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from gitmodel.behaviour import PSI_SIGNALS
-from gitmodel.gatepolicy import OUTPUT_PSI, REVIEW, GatePolicy, Tolerance, Tradeoff, matches
+from gitmodel.gatepolicy import OUTPUT_PSI, GatePolicy, Tolerance, Tradeoff, matches
 from gitmodel.metricdiff import EPSILON, is_number, merged_keys, paired_leaves
+
+if TYPE_CHECKING:
+    from gitmodel.reviewgate import ReviewGate
 
 PASS, FAIL, ACCEPTED, INFO = "pass", "fail", "accepted", "info"
 
@@ -111,38 +114,6 @@ PASSED, FAILED, NO_BASELINE, NOT_RUN = "passed", "failed", "none", "not run"
 
 
 @dataclass
-class ReviewGate:
-    """The human review of the candidate's outputs against the baseline's: a row per rubric criterion
-    (``review.<criterion>``, higher is better), or one row saying why nothing was judged."""
-
-    rows: list[GateRow]
-    tradeoffs: list[Tradeoff]
-    baseline: Any = None                 # reviewmetric.ReviewSide of the baseline (None: no review file)
-    candidate: Any = None
-    judged: bool = False                 # both sides reviewed, each by at least review_min_n
-    note: str = ""                       # why not judged, or "" when judged
-    way_out: str | None = None           # for a refusal by gate.require_review
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def failures(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == FAIL]
-
-    @property
-    def accepted(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == ACCEPTED]
-
-    def to_dict(self) -> dict:
-        return {"passed": self.passed, "judged": self.judged, "note": self.note or None, "way_out": self.way_out,
-                "baseline": self.baseline.to_dict() if self.baseline else None,
-                "candidate": self.candidate.to_dict() if self.candidate else None,
-                "rows": [r.to_dict() for r in self.rows], "tradeoffs": [t.to_dict() for t in self.tradeoffs]}
-
-
-@dataclass
 class GateOutcome:
     """The result of a gate: ``git model gate`` returns it, and a promotion records it in its tag."""
 
@@ -152,7 +123,7 @@ class GateOutcome:
     baseline: str | None = None          # what the candidate was gated against, as shown
     candidate: str | None = None
     reports: list[GateReport] = field(default_factory=list)   # one per eval set
-    review: ReviewGate | None = None     # the human review of the two versions' outputs
+    review: "ReviewGate | None" = None   # the human review of the two versions' outputs (reviewgate.py)
 
     @property
     def passed(self) -> bool:
@@ -165,7 +136,7 @@ class GateOutcome:
                 "review": self.review.to_dict() if self.review else None}
 
 
-def summary_line(reports: list[GateReport], against: str, review: ReviewGate | None = None) -> str:
+def summary_line(reports: list[GateReport], against: str, review: "ReviewGate | None" = None) -> str:
     """The verdict against ``against`` in one line and, for each eval set that failed (or passed only
     through accepted tradeoffs), that eval set's own metrics, e.g. ``failed against v1.0.0 (prod): gen:
     output_tokens.mean, output_chars.mean; sem: accuracy``. Eval sets that passed outright are named in
@@ -212,7 +183,8 @@ def _tolerance_for(key: str, spec, kind: str, tolerances: Mapping[str, Any],
     return Tolerance(relative=chosen) if kind == "timing" else Tolerance(absolute=chosen)
 
 
-def _rule(direction: str, tol: Tolerance) -> str:
+def rule_text(direction: str, tol: Tolerance) -> str:
+    """A rule as a report prints it: ``>= baseline - 0``, ``<= baseline * 1.5 + 25``, ``within ±10 %``."""
     a = _num(tol.absolute)
     if direction == "stable":
         if tol.relative and tol.absolute:
@@ -312,7 +284,7 @@ def gate(baseline: Mapping, candidate: Mapping, policy: GatePolicy | None = None
             row.rule = f"not comparable, not gated: {timing_apart}"
             continue
         tol = _tolerance_for(key, spec, kind, policy.tolerances, policy.quality_tolerance, policy.timing_tolerance)
-        row.rule = _rule(direction, tol)
+        row.rule = rule_text(direction, tol)
         if not in_cand or not is_number(c) or not is_number(b):
             row.verdict = FAIL
             row.rule = f"{row.rule}; missing in the candidate" if not in_cand else f"{row.rule}; not a number"
@@ -321,14 +293,14 @@ def gate(baseline: Mapping, candidate: Mapping, policy: GatePolicy | None = None
         row.regression = worse_by if worse_by > EPSILON else None
         row.allowed = tol.allowed(b)
         row.verdict = PASS if worse_by <= row.allowed + EPSILON else FAIL
-        _accept(row, tradeoffs, spec.pattern, worse_by)
+        accept_tradeoff(row, tradeoffs, spec.pattern, worse_by)
     for row in _psi_rows(output_psi or {}, policy):
         rows.append(row)
-        _accept(row, tradeoffs, None, row.regression)
+        accept_tradeoff(row, tradeoffs, None, row.regression)
     return GateReport(rows, tradeoffs)
 
 
-def _accept(row: GateRow, tradeoffs: list[Tradeoff], declared: str | None, worse_by: float | None) -> None:
+def accept_tradeoff(row: GateRow, tradeoffs: list[Tradeoff], declared: str | None, worse_by: float | None) -> None:
     """Let a failing row through when the first tradeoff naming it covers the regression."""
     if row.verdict != FAIL:
         return
@@ -350,65 +322,3 @@ def policy_keys(pairs) -> list[str]:
         keys += [f"{OUTPUT_PSI}.{signal}" for signal in PSI_SIGNALS if (psi or {}).get(signal) is not None]
     return list(dict.fromkeys(keys))
 
-
-def review_gate(baseline, candidate, policy: GatePolicy | None = None) -> ReviewGate:
-    """The human review of the candidate's outputs against the baseline's (:class:`reviewmetric.ReviewSide`
-    each, None when no review file was found), pure.
-
-    Per rubric criterion, a row ``review.<criterion>`` that fails when the candidate's mean is lower than
-    the baseline's by more than the tolerance (params.yaml ``gate.tolerance`` for the key, else
-    ``gate.review_tolerance``) unless a tradeoff accepts it. A candidate nobody reviewed is reported, not
-    judged; with ``gate.require_review`` it fails. Either side reviewed fewer than ``gate.review_min_n``
-    times, or a baseline nobody reviewed: the means are reported, not judged.
-    """
-    policy = policy or GatePolicy()
-    tradeoffs = policy.fresh_tradeoffs()
-    gate = ReviewGate([], tradeoffs, baseline, candidate)
-    if candidate is None or not candidate.reviewed:
-        why = candidate.note if candidate is not None else "no review imported"
-        if policy.require_review:
-            gate.rows.append(GateRow(REVIEW, None, None, None, f"required (gate.require_review): {why}", FAIL))
-            gate.way_out = ("review a sample of the candidate's outputs: `git model sample MODEL --evalset NAME "
-                            "--n N -o FILE`, score it, `git model review import FILE` and commit")
-        else:
-            gate.rows.append(GateRow(REVIEW, None, None, None, f"not reviewed: {why}", INFO))
-        gate.note = f"candidate not reviewed: {why}"
-        return gate
-    criteria = list(dict.fromkeys([*(baseline.mean if baseline else {}), *candidate.mean]))
-    reviewed = baseline is not None and baseline.reviewed
-    few = [f"{side} {s.n}" for side, s in (("baseline", baseline), ("candidate", candidate))
-           if s is not None and s.reviewed and s.n < policy.review_min_n]
-    if not reviewed:
-        gate.note = f"baseline not reviewed: {baseline.note if baseline else 'no review imported'}"
-    elif few:
-        gate.note = f"not judged: fewer than gate.review_min_n ({policy.review_min_n}) reviews: {', '.join(few)}"
-    gate.judged = not gate.note
-    for criterion in criteria:
-        key = f"{REVIEW}.{criterion}"
-        b = baseline.mean.get(criterion) if reviewed else None
-        c = candidate.mean.get(criterion)
-        change = round(c - b, 6) if is_number(b) and is_number(c) else None
-        n = f"n {baseline.n if reviewed else 0} vs {candidate.n}"
-        row = GateRow(key, b, c, change, "", INFO, "higher", "review")
-        gate.rows.append(row)
-        if not gate.judged:
-            row.rule = f"{gate.note} ({n})"
-            continue
-        chosen = policy.tolerances.get(key)
-        if chosen is None:
-            patterns = [(len(p), -i, p) for i, p in enumerate(policy.tolerances) if matches(p, key, None)]
-            chosen = policy.tolerances[max(patterns)[2]] if patterns else None
-        tol = chosen if isinstance(chosen, Tolerance) else Tolerance(
-            absolute=policy.review_tolerance if chosen is None else chosen)
-        row.rule = f"{_rule('higher', tol)} ({n})"
-        if not is_number(c) or not is_number(b):
-            row.verdict, row.rule = FAIL, f"{row.rule}; {'missing in the candidate' if b is not None else 'no baseline'}"
-            if b is None:
-                row.verdict = INFO
-            continue
-        worse_by = b - c
-        row.regression = worse_by if worse_by > EPSILON else None
-        row.allowed = tol.allowed(b)
-        row.verdict = PASS if worse_by <= row.allowed + EPSILON else FAIL
-        _accept(row, tradeoffs, None, worse_by)
-    return gate

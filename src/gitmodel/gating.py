@@ -12,7 +12,7 @@ revision's ``.dvc`` file (or ``dvc.lock``) names, read from the DVC cache (or
 from the workspace when its bytes are the same), never checked out; nothing
 is written to ``metrics/`` or anywhere else in the workspace (:func:`evaluate.rerun_stored`). Then
 :func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`),
-and :func:`gaterules.review_gate` the human review of the two checkpoints (:mod:`reviewmetric`).
+and :func:`reviewgate.review_gate` the human review of the two checkpoints (:mod:`reviewmetric`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from gitmodel import behaviour, dvcyaml, gatepolicy, gaterules, metricdiff, project, provenance, refs, revisions
-from gitmodel import reviewmetric, store
+from gitmodel import reviewgate, reviewmetric, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.revisions import Revision
@@ -202,7 +202,7 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
             gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi), model=model, evalset=cand.evalset,
             baseline=base_rev.label, candidate=cand_rev.label, baseline_doc=base_doc, candidate_doc=cand.doc,
             rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
-    review = gaterules.review_gate(*review_sides, policy=policy)
+    review = reviewgate.review_gate(*review_sides, policy=policy)
     passed = bool(reports) and all(r.passed for r in reports) and review.passed
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
                        gaterules.summary_line(reports, base_rev.label, review), base_rev.label, cand_rev.label,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitmodel import gaterules, reviewmetric
+from gitmodel import gaterules, reviewgate, reviewmetric
 from gitmodel.errors import InvalidParams, InvalidReview
 from gitmodel.gatepolicy import GatePolicy
 from gitmodel.reviewmetric import ReviewSide
@@ -77,7 +77,7 @@ def rows(gate) -> dict:
 
 
 def test_a_drop_within_the_tolerance_passes_and_beyond_it_fails():
-    gate = gaterules.review_gate(side(30, correct=4.0, helpful=4.0), side(30, correct=3.8, helpful=3.7))
+    gate = reviewgate.review_gate(side(30, correct=4.0, helpful=4.0), side(30, correct=3.8, helpful=3.7))
     assert gate.judged and not gate.passed
     assert rows(gate) == {"review.correct": ("pass", ">= baseline - 0.25 (n 30 vs 30)"),
                           "review.helpful": ("fail", ">= baseline - 0.25 (n 30 vs 30)")}
@@ -86,35 +86,35 @@ def test_a_drop_within_the_tolerance_passes_and_beyond_it_fails():
 
 def test_the_tolerance_comes_from_params():
     policy = GatePolicy.parse({"review_tolerance": 0.5})
-    assert gaterules.review_gate(side(30, helpful=4.0), side(30, helpful=3.6), policy).passed
+    assert reviewgate.review_gate(side(30, helpful=4.0), side(30, helpful=3.6), policy).passed
     policy = GatePolicy.parse({"tolerance": {"review.helpful": 0.1}})
-    assert not gaterules.review_gate(side(30, helpful=4.0), side(30, helpful=3.8), policy).passed
+    assert not reviewgate.review_gate(side(30, helpful=4.0), side(30, helpful=3.8), policy).passed
 
 
 def test_an_accepted_tradeoff_lets_a_drop_through():
     policy = GatePolicy.parse({"accept": [{"metric": "review.*", "max_regression": 1, "rationale": "shorter"}]})
-    gate = gaterules.review_gate(side(30, helpful=4.0), side(30, helpful=3.2), policy)
+    gate = reviewgate.review_gate(side(30, helpful=4.0), side(30, helpful=3.2), policy)
     assert gate.passed and [r.metric for r in gate.accepted] == ["review.helpful"]
     assert gate.tradeoffs[0].applied_to == ["review.helpful"]
 
 
 def test_too_few_reviews_are_reported_not_judged():
-    gate = gaterules.review_gate(side(30, helpful=4.0), side(12, helpful=1.0))
+    gate = reviewgate.review_gate(side(30, helpful=4.0), side(12, helpful=1.0))
     assert gate.passed and not gate.judged
     assert rows(gate)["review.helpful"] == ("info", "not judged: fewer than gate.review_min_n (20) reviews: "
                                                     "candidate 12 (n 30 vs 12)")
 
 
 def test_a_baseline_nobody_reviewed_is_reported_not_judged():
-    gate = gaterules.review_gate(ReviewSide("b", note="no review imported"), side(30, helpful=4.0))
+    gate = reviewgate.review_gate(ReviewSide("b", note="no review imported"), side(30, helpful=4.0))
     assert gate.passed and not gate.judged and gate.note == "baseline not reviewed: no review imported"
 
 
 def test_a_candidate_nobody_reviewed_is_reported_and_refused_only_when_required():
     nobody = ReviewSide("c", note="no review imported")
-    gate = gaterules.review_gate(side(30, helpful=4.0), nobody)
+    gate = reviewgate.review_gate(side(30, helpful=4.0), nobody)
     assert gate.passed and rows(gate) == {"review": ("info", "not reviewed: no review imported")}
-    gate = gaterules.review_gate(None, None, GatePolicy.parse({"require_review": True}))
+    gate = reviewgate.review_gate(None, None, GatePolicy.parse({"require_review": True}))
     assert not gate.passed and "git model review import" in gate.way_out
     assert rows(gate) == {"review": ("fail", "required (gate.require_review): no review imported")}
 
@@ -131,7 +131,7 @@ def test_bad_review_settings_are_refused(section, message):
 
 
 def test_the_summary_line_names_the_review():
-    gate = gaterules.review_gate(side(30, helpful=4.0), side(30, helpful=3.0))
+    gate = reviewgate.review_gate(side(30, helpful=4.0), side(30, helpful=3.0))
     report = gaterules.GateReport([], [], evalset="support")
     assert gaterules.summary_line([report], "v1.0.0 (prod)", gate) == \
         "failed against v1.0.0 (prod): human review: review.helpful"
