@@ -247,7 +247,13 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     if policy and gated:
         from gitmodel import gaterules
 
-        policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
+        policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated])
+                           + reviewmetric.gate_keys(root, [s for r in result.reviews for s in (r.old, r.new)]))
         for file, old_doc, new_doc, psi in gated:
             file.gate = gaterules.gate(old_doc, new_doc, policy=policy, output_psi=psi)
+    if policy:
+        from gitmodel import reviewgate
+
+        for review in result.reviews:
+            review.gate = reviewgate.review_gate(review.old, review.new, policy)
     return result

@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import behaviour, dvcyaml, gatepolicy, gaterules, metricdiff, project, provenance, refs, revisions
+from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, provenance, refs, revisions
 from gitmodel import reviewgate, reviewmetric, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
@@ -194,7 +194,7 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
     review_sides = reviewmetric.sides(root, model, [base_rev, cand_rev], registry) or [None, None]
     # every tolerance and tradeoff must name a metric of these results: a misspelt one is an error
     policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared])
-                       + review_keys(root, review_sides))
+                       + reviewmetric.gate_keys(root, review_sides))
     reports = []
     for cand, base_doc, psi, why in compared:
         # the pure rules give the rows; whose results they compared is known here
@@ -207,20 +207,6 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
                        gaterules.summary_line(reports, base_rev.label, review), base_rev.label, cand_rev.label,
                        reports, review)
-
-
-def review_keys(root: Path, review_sides) -> list[str]:
-    """The gate rows the human review may have (review.<criterion>): the criteria of both sides' reviews
-    and of params.yaml's rubric, so that a tolerance or tradeoff naming one is known even when a side
-    was not reviewed."""
-    from gitmodel import params
-
-    criteria = [c for side in review_sides if side is not None for c in side.mean]
-    try:
-        criteria += params.review_rubric(root)["criteria"]
-    except GitModelError:
-        pass   # no rubric: only the reviews' own criteria
-    return [gatepolicy.REVIEW] + [f"{gatepolicy.REVIEW}.{c}" for c in dict.fromkeys(criteria)]
 
 
 def promotion_gate(root: Path, model: str, version: refs.Version, holder: registry_mod.StageEvent | None, *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from gitmodel import dvcyaml, gitrepo
 from gitmodel.errors import InvalidReview
@@ -171,6 +171,22 @@ def sides(root: Path, model: str, revs: Sequence["Revision"], registry=None,
     return found
 
 
+def gate_keys(root: Path, found: Sequence[ReviewSide | None]) -> list[str]:
+    """The gate rows a human review may have (``review``, ``review.<criterion>``): the criteria of the
+    reviews ``found`` and of params.yaml's rubric, so that a tolerance or tradeoff naming one is known
+    even when a side was not reviewed."""
+    from gitmodel import params
+    from gitmodel.errors import GitModelError
+    from gitmodel.gatepolicy import REVIEW
+
+    criteria = [c for side in found if side is not None for c in side.mean]
+    try:
+        criteria += params.review_rubric(root)["criteria"]
+    except GitModelError:
+        pass   # no rubric: the reviews' own criteria only
+    return [REVIEW] + [f"{REVIEW}.{c}" for c in dict.fromkeys(criteria)]
+
+
 @dataclass
 class ReviewRow:
     """One criterion (or one criterion of one category) at the two sides."""
@@ -208,6 +224,7 @@ class ReviewDiff:
     new: ReviewSide
     rows: list[ReviewRow]
     categories: list[ReviewRow]
+    gate: Any = None            # reviewgate.ReviewGate of new against old, for diff's verdict (--md)
 
     def dvc_entry(self, all: bool = False) -> dict:
         """Its part of ``diff --json`` in ``dvc metrics diff``'s shape, ``{key: {"old", "new", "diff"}}``

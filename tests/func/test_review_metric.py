@@ -215,6 +215,16 @@ def test_an_accepted_tradeoff_lets_a_review_drop_through(prod_v1, tmp_path):
     assert result.stdout.splitlines()[-1].endswith("(n 30 vs 30), 1 through accepted tradeoffs")
 
 
+def test_diff_md_s_verdict_counts_a_review_drop_and_its_tradeoff(prod_v1, tmp_path):
+    import_review(prod_v1, tmp_path, {V1: GOOD, V2: {**GOOD, "helpful": 3}})
+    commit_candidate(prod_v1)
+    md = gm_ok("diff", f"sentiment@{V1}", "HEAD", "--md").stdout
+    assert "❌ **1 regression** beyond the gate's tolerances: `review.helpful`" in md
+    set_gate(prod_v1, accept=[{"metric": "review.helpful", "max_regression": 1.0, "rationale": "terser answers"}])
+    md = gm_ok("diff", f"sentiment@{V1}", "HEAD", "--md").stdout
+    assert "❌" not in md and "☑️ Accepted tradeoff `review.helpful`: terser answers" in md
+
+
 def test_a_tradeoff_smaller_than_the_drop_does_not_let_it_through(prod_v1, tmp_path):
     import_review(prod_v1, tmp_path, {V1: GOOD, V2: {**GOOD, "helpful": 3}})
     commit_candidate(prod_v1)

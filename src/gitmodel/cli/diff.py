@@ -229,10 +229,14 @@ def _md_verdict(result) -> list[str]:
     def name(f, r) -> str:
         return code(f"{f.model}/{f.evalset}: {r.metric}" if several else r.metric)
 
+    # the human review's criteria, judged by the gate's rule for it
+    reviewed = [(code(f"{v.model}: {r.metric}" if len(result.reviews) > 1 else r.metric), r)
+                for v in result.reviews if v.gate for r in v.gate.rows]
+    failed = [name(f, r) for f, r in regressions] + [n for n, r in reviewed if r.verdict == "fail"]
     lines = []
-    if regressions:
-        lines.append(f"❌ **{len(regressions)} regression{'s' if len(regressions) != 1 else ''}** beyond the gate's "
-                     "tolerances: " + ", ".join(name(f, r) for f, r in regressions))
+    if failed:
+        lines.append(f"❌ **{len(failed)} regression{'s' if len(failed) != 1 else ''}** beyond the gate's "
+                     "tolerances: " + ", ".join(failed))
     for f in result.stale:
         for reason in f.stale.values():
             lines.append(f"⚠️ **STALE METRICS** ({md_cell(_where(f))}): {md_cell(reason, 1000)}. These numbers do not "
@@ -240,7 +244,7 @@ def _md_verdict(result) -> list[str]:
     for f in result.not_comparable:
         lines.append(f"⚠️ **NOT COMPARABLE** ({md_cell(_where(f))}): {md_cell(f.reason, 1000)}. The numbers below "
                      "come from different inputs: a change is not the checkpoint's doing.")
-    if not regressions and not result.not_comparable and not result.stale:
+    if not failed and not result.not_comparable and not result.stale:
         if within:
             lines.append("☑️ **Within tolerance**: no metric is worse than the gate's tolerances allow, but "
                          f"{len(within)} {'is' if len(within) == 1 else 'are'} worse than before: "
@@ -249,6 +253,9 @@ def _md_verdict(result) -> list[str]:
             lines.append("✅ **No regressions**: no gated metric is worse (params.yaml `gate:`)")
     for f, r in accepted:
         lines.append(f"☑️ Accepted tradeoff {name(f, r)}: {md_cell(r.tradeoff.rationale)}")
+    for n, r in reviewed:
+        if r.verdict == "accepted":
+            lines.append(f"☑️ Accepted tradeoff {n}: {md_cell(r.tradeoff.rationale)}")
     return lines
 
 
