@@ -202,7 +202,7 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
             gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi), model=model, evalset=cand.evalset,
             baseline=base_rev.label, candidate=cand_rev.label, baseline_doc=base_doc, candidate_doc=cand.doc,
             rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
-    review = reviewgate.review_gate(*review_sides, policy=policy)
+    review = reviewgate.review_gate(*review_sides, policy=policy, model=model)
     passed = bool(reports) and all(r.passed for r in reports) and review.passed
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
                        gaterules.summary_line(reports, base_rev.label, review), base_rev.label, cand_rev.label,

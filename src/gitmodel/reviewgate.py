@@ -44,7 +44,7 @@ class ReviewGate:
                 "rows": [r.to_dict() for r in self.rows], "tradeoffs": [t.to_dict() for t in self.tradeoffs]}
 
 
-def review_gate(baseline, candidate, policy: GatePolicy | None = None) -> ReviewGate:
+def review_gate(baseline, candidate, policy: GatePolicy | None = None, model: str = "MODEL") -> ReviewGate:
     """The human review of the candidate's outputs against the baseline's (:class:`reviewmetric.ReviewSide`
     each, None when no review file was found), pure.
 
@@ -61,7 +61,7 @@ def review_gate(baseline, candidate, policy: GatePolicy | None = None) -> Review
         why = candidate.note if candidate is not None else "no review imported"
         if policy.require_review:
             gate.rows.append(GateRow(REVIEW, None, None, None, f"required (gate.require_review): {why}", FAIL))
-            gate.way_out = ("review a sample of the candidate's outputs: `git model sample MODEL --evalset NAME "
+            gate.way_out = (f"review a sample of the candidate's outputs: `git model sample {model} --evalset NAME "
                             "--n N -o FILE`, score it, `git model review import FILE` and commit")
         else:
             gate.rows.append(GateRow(REVIEW, None, None, None, f"not reviewed: {why}", INFO))

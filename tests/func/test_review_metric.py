@@ -250,7 +250,7 @@ def test_require_review_refuses_a_candidate_nobody_reviewed(prod_v1):
     assert lines[-2] == ("FAIL: human review of sentiment: candidate not reviewed: no review imported "
                          "(gate.require_review)")
     assert lines[-1].startswith("  the way out: review a sample of the candidate's outputs: `git model sample "
-                                "MODEL --evalset NAME")
+                                "sentiment --evalset NAME")
     assert "`git model review import FILE`" in lines[-1]
 
 
