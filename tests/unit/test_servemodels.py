@@ -59,5 +59,4 @@ def test_settings_come_from_the_recorded_eval_params():
     settings = RunSettings.from_params(recorded)
     assert (settings.n_ctx, settings.temperature, settings.seed, settings.max_tokens) == (512, 0.7, 3, 9)
     assert settings.n_threads == available_cores()        # 0: every core, as the eval ran
-    model = servemodels.LoadedModel("c" * 32, Path("z.gguf"), settings, ("positive", "negative"))
-    assert model.label_of(" positive\n") == "positive" and model.label_of("maybe") is None
+    assert settings.label_prefix == " " and settings.special is False
