@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from gitmodel import dvcyaml, gitrepo
 from gitmodel.errors import InvalidReview
@@ -110,9 +110,10 @@ def _matches(group: dict, md5: str | None, version: str | None) -> bool:
 
 
 def side_of(revision: str, files: Sequence[tuple[str, dict | None]], md5: str | None,
-            version: str | None) -> ReviewSide:
+            version: str | None, names: Mapping[str, str] | None = None) -> ReviewSide:
     """The review of the checkpoint ``md5`` (the revision's release ``version``) in the first of ``files``
-    ((source, review document or None)) that scored its outputs, pure."""
+    ((source, review document or None)) that scored its outputs, pure. ``names``: checkpoint md5 -> how
+    to name it when a group of reviews says only its md5 (the revisions compared)."""
     for source, doc in files:
         if doc is None:
             continue
@@ -127,7 +128,9 @@ def side_of(revision: str, files: Sequence[tuple[str, dict | None]], md5: str | 
     present = [(source, doc) for source, doc in files if doc is not None]
     if not present:
         return ReviewSide(revision, note="no review imported")
-    scored = sorted({shown(key) for _, doc in present for key in _groups(doc)})
+    named = dict(names or {})
+    scored = sorted({named.get(group.get("model_md5") or "", shown(key)) if key.startswith("md5:") else shown(key)
+                     for _, doc in present for key, group in _groups(doc).items()})
     what = f"checkpoint md5 {md5[:12]}" if md5 else "this checkpoint"
     return ReviewSide(revision, note=f"{present[0][0]} scored the outputs of {', '.join(scored) or 'no known version'}, "
                                      f"not of {version or what}")
@@ -161,13 +164,16 @@ def sides(root: Path, model: str, revs: Sequence["Revision"], registry=None,
     tracked = store.tracked_md5s(root, [r.commit for r in revs], [rel], reader=reader, lenient=True)
     needs_versions = any(not g.get("model_md5") for doc in docs if doc for g in _groups(doc).values())
     files = {(r.commit, r.text): (f"{dvcyaml.review_path(model)} at {r.label}", doc) for r, doc in zip(order, docs)}
+    names = {tracked[r.commit][rel]: (str(r.release.version) if r.release is not None and r.release.model == model
+                                      else r.label) for r in revs if tracked[r.commit].get(rel)}
     found = []
     for rev in revs:
         version = str(rev.release.version) if rev.release is not None and rev.release.model == model else None
         if version is None and needs_versions:
             version, registry = _version_of(root, model, rev, registry)
         keys = [(r.commit, r.text) for r in look_in] + [(rev.commit, rev.text)] + [(r.commit, r.text) for r in revs]
-        found.append(side_of(rev.label, [files[k] for k in dict.fromkeys(keys)], tracked[rev.commit].get(rel), version))
+        found.append(side_of(rev.label, [files[k] for k in dict.fromkeys(keys)], tracked[rev.commit].get(rel), version,
+                             names))
     return found
 
 

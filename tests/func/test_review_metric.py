@@ -125,8 +125,9 @@ def test_retrain_check_reads_prod_s_group_of_the_review(prod_v1, tmp_path):
 
 def test_diff_shows_the_review_of_each_side_s_version(candidate):
     lines = gm_ok("diff", f"sentiment@{V1}", "HEAD").stdout.splitlines()
-    at = lines.index(f"Human review of sentiment ({REVIEW}, higher is better): sentiment@{V1} {V1}, n 30 · "
-                     f"HEAD {V2}, n 30")
+    # v1.0.0's review is read from HEAD's file (its own release has none): said
+    at = lines.index(f"Human review of sentiment ({REVIEW}, higher is better): sentiment@{V1} (n 30, from {REVIEW} "
+                     f"at HEAD) · HEAD ({V2}, n 30)")
     assert lines[at + 1].split() == ["Criterion", f"sentiment@{V1}", "HEAD", "Change", "Verdict"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[at + 2:] if line and not line.startswith("-")}
     assert rows["correct"] == ["4", "5", "+1", "better"] and rows["helpful"] == ["4", "4", "0"]
@@ -137,7 +138,8 @@ def test_diff_shows_the_review_of_each_side_s_version(candidate):
 def test_diff_md_shows_the_review(candidate):
     md = gm_ok("diff", f"sentiment@{V1}", "HEAD", "--md").stdout
     assert f"#### Human review of sentiment — `{REVIEW}`" in md
-    assert f"`sentiment@{V1}`: {V1}, n 30 · `HEAD`: {V2}, n 30 (mean per criterion, higher is better)" in md
+    assert f"`sentiment@{V1}`: n 30, from {REVIEW} at HEAD · `HEAD`: {V2}, n 30 (mean per criterion, higher is " \
+           "better)" in md
     assert "| `correct` | 4 | 5 | +1 | 🟢 better |" in md
     assert "<details><summary>Human review by category</summary>" in md
 
@@ -155,7 +157,7 @@ def test_diff_json_has_the_review_in_dvc_s_shape(candidate):
 
 def test_diff_says_not_reviewed_for_a_version_nobody_reviewed(candidate):
     result = gm_ok("diff", f"sentiment@{V3}", "HEAD")
-    assert f"Human review of sentiment ({REVIEW}, higher is better): sentiment@{V3} not reviewed · HEAD {V2}, n 30" \
+    assert f"Human review of sentiment ({REVIEW}, higher is better): sentiment@{V3} (not reviewed) · HEAD ({V2}, n 30)" \
         in result.stdout
     assert f"  sentiment@{V3}: {REVIEW} at HEAD scored the outputs of {V1}, {V2}, not of {V3}" in result.stdout
     assert "correct    not reviewed" in result.stdout.replace("  not reviewed", " not reviewed") or \
@@ -176,8 +178,9 @@ def gate(*args: str):
 def test_gate_passes_a_better_review(candidate):
     result = gate()
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert f"Human review: sentiment: candidate HEAD ({V2}, n 30, from {REVIEW} at HEAD) vs baseline " \
-           f"sentiment#prod (sentiment@{V1}) ({V1}, n 30, from {REVIEW} at HEAD)" in result.stdout
+    # the baseline's review is read from the candidate's file: said; the candidate's own file is not
+    assert f"Human review of sentiment: candidate HEAD ({V2}, n 30) vs baseline " \
+           f"sentiment#prod (sentiment@{V1}) (n 30, from {REVIEW} at HEAD)" in result.stdout
     row = next(line for line in result.stdout.splitlines() if line.startswith("review.correct"))
     assert row.split() == ["review.correct", "4", "5", "+1", ">=", "baseline", "-", "0.25", "(n", "30", "vs",
                            "30)", "pass"]

@@ -51,6 +51,14 @@ def test_a_checkpoint_nobody_reviewed_says_what_was_reviewed():
     assert reviewmetric.side_of("r", [("x", None)], "aa", None).note == "no review imported"
 
 
+def test_a_group_known_only_by_md5_is_named_by_the_compared_revision_that_tracks_it():
+    doc = review_doc({"md5:" + "ab" * 16: ("ab" * 16, 30, {"correct": 4.0})})
+    found = reviewmetric.side_of("chat@v2.0.0", [("f", doc)], "ff" * 16, "v2.0.0", names={"ab" * 16: "v1.1.0"})
+    assert found.note == "f scored the outputs of v1.1.0, not of v2.0.0"
+    unnamed = reviewmetric.side_of("chat@v2.0.0", [("f", doc)], "ff" * 16, "v2.0.0")
+    assert unnamed.note == f"f scored the outputs of md5:{'ab' * 6}, not of v2.0.0"
+
+
 def test_a_review_file_that_is_not_one_is_refused():
     with pytest.raises(InvalidReview, match="metrics/chat/review.json at HEAD: not a git-model review file"):
         reviewmetric.parse(b'{"schema_version": 1, "metrics": {}}', "metrics/chat/review.json at HEAD")

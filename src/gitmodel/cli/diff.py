@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option, plural
-from gitmodel.cli.render import code, md_cell, md_table, number, signed, table, value
+from gitmodel.cli.render import code, md_cell, md_table, number, review_side, signed, table, value
 
 MD_MAX_EXAMPLES = 50                      # per list in a comment: a PR comment holds 65,536 characters
 
@@ -98,10 +98,6 @@ def _behaviour_text(result, f) -> list[str]:
     return lines
 
 
-def _review_side(side) -> str:
-    return f"{side.version}, n {side.n}" if side.reviewed else "not reviewed"
-
-
 def _review_value(row_value, side, precision: int) -> str:
     return value(row_value, precision) if side.reviewed else "not reviewed"
 
@@ -128,7 +124,8 @@ def _review_text(result, precision: int, examples: bool) -> list[str]:
     lines = []
     for review in result.reviews:
         lines += ["", f"Human review of {review.model} ({review.path}, higher is better): "
-                      f"{result.old.label} {_review_side(review.old)} · {result.new.label} {_review_side(review.new)}"]
+                      f"{result.old.label} ({review_side(result.old.label, review.old)}) · "
+                      f"{result.new.label} ({review_side(result.new.label, review.new)})"]
         lines += _review_notes(result, review)
         headers = ["Criterion", result.old.label, result.new.label, "Change", "Verdict"]
         align = ("left", "right", "right", "right", "left")
@@ -301,7 +298,7 @@ def _review_md(result, precision: int) -> list[str]:
     lines = []
     for review in result.reviews:
         lines += ["", f"#### Human review of {md_cell(review.model)} — {code(review.path)}", "",
-                  f"{code(old)}: {md_cell(_review_side(review.old))} · {code(new)}: {md_cell(_review_side(review.new))}"
+                  f"{code(old)}: {md_cell(review_side(old, review.old))} · {code(new)}: {md_cell(review_side(new, review.new))}"
                   " (mean per criterion, higher is better)", ""]
         lines += [f"- {md_cell(note.strip(), 1000)}" for note in _review_notes(result, review)]
         headers = ["criterion", code(old), code(new), "change", ""]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, cli, emit_json, json_option
-from gitmodel.cli.render import code, md_cell, md_table, number, signed, table, value
+from gitmodel.cli.render import code, md_cell, md_table, number, review_side, signed, table, value
 
 GATE_MARKER = "<!-- git-model-gate -->"   # (diff's marker is ci.COMMENT_MARKER: the workflow finds its comment by it)
 
@@ -67,12 +67,6 @@ def _gate_verdict(r) -> str:
             f"{', '.join(failed)}")
 
 
-def _side_text(side) -> str:
-    if side is None or not side.reviewed:
-        return "not reviewed"
-    return f"{side.version}, n {side.n}, from {side.source}"
-
-
 def _review_failure(row) -> str:
     return f"{row.metric} {value(row.baseline, 4)} -> {value(row.candidate, 4)}"
 
@@ -100,8 +94,9 @@ def render_review_text(outcome) -> None:
         click.echo(f"NOT JUDGED: human review of {outcome.model}: {review.note} (gate.require_review: true "
                    "would refuse it)")
         return
-    click.echo(f"Human review: {outcome.model}: candidate {outcome.candidate} ({_side_text(review.candidate)}) "
-               f"vs baseline {outcome.baseline} ({_side_text(review.baseline)})")
+    click.echo(f"Human review of {outcome.model}: candidate {outcome.candidate} "
+               f"({review_side(outcome.candidate, review.candidate)}) vs baseline {outcome.baseline} "
+               f"({review_side(outcome.baseline, review.baseline)})")
     click.echo(table(_gate_rows(review), ["Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"],
                       ("left", "right", "right", "right", "left", "left")))
     if review.tradeoffs and (review.accepted or any(t.exceeded for t in review.tradeoffs)):
@@ -173,7 +168,8 @@ def _review_md(outcome) -> list[str]:
     if review is None:
         return []
     lines = ["", "#### Human review", "",
-             f"Candidate: {md_cell(_side_text(review.candidate))} · baseline: {md_cell(_side_text(review.baseline))}", ""]
+             f"Candidate {code(outcome.candidate)}: {md_cell(review_side(outcome.candidate, review.candidate))} · "
+             f"baseline {code(outcome.baseline)}: {md_cell(review_side(outcome.baseline, review.baseline))}", ""]
     lines += md_table(_gate_rows(review, md=True), ["criterion", "baseline", "candidate", "change", "rule", ""],
                       ("left", "right", "right", "right", "left", "left"))
     lines += ["", md_cell(_review_verdict(review, outcome.model), 1000)]

@@ -96,6 +96,18 @@ def md_table(rows: list[list[str]], headers: list[str], align: tuple[str, ...]) 
     return lines
 
 
+def review_side(label: str, side) -> str:
+    """One side of a human review comparison, as a reader needs it beside the side's ``label``: the version
+    scored (unless the label names it), n, and the file it came from when that is not the side's own."""
+    if side is None or not side.reviewed:
+        return "not reviewed"
+    parts = [] if f"@{side.version}" in label else [str(side.version)]
+    parts.append(f"n {side.n}")
+    if side.source and not side.source.endswith(f" at {label}"):
+        parts.append(f"from {side.source}")
+    return ", ".join(parts)
+
+
 def lineage(gguf: dict | None, lin: dict | None) -> list[str]:
     """A checkpoint's header and where it came from (``add``, ``show``): indented lines."""
     lines = []
