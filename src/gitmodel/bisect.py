@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import dvcyaml, gitrepo, refs, revisions, store
+from gitmodel import dvcyaml, gitobjects, gitrepo, refs, revisions, store
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
 from gitmodel.revisions import Revision
@@ -329,7 +329,7 @@ def _explain(root: Path, result: BisectResult) -> None:
     from gitmodel import history, weightsdiff
 
     before, first = Revision(result.before, result.before), Revision(result.first_bad, result.first_bad)
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         old = history.tracked_at(root, before, [result.model], reader)[result.model]
         new = history.tracked_at(root, first, [result.model], reader)[result.model]
     result.lineage = lineage_changes(old.lineage, new.lineage)

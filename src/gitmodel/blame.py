@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, jsonio, refs
+from gitmodel import dvcyaml, gitobjects, jsonio, refs
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import EvalSetNotFound, GitModelError
@@ -170,7 +170,7 @@ def blame(root: Path, model: str, example_id: str, evalset: str | None = None) -
 
     releases = history.releases_for(root, reg, model, "blame")
     revs = [Revision.of(r) for r in releases]
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         found = results_mod.results_at_many(root, revs, model, evalset, with_outputs=True, reader=reader)
     workspace = results_mod.results_at(root, Revision(WORKSPACE, None), model, evalset, with_outputs=True)
     evalset = _pick_evalset(model, evalset, found + [workspace])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, remotes, revisions, store
+from gitmodel import dvcyaml, gitobjects, gitrepo, remotes, revisions, store
 from gitmodel.errors import DvcError, GitModelError, ModelNotFound
 from gitmodel.revisions import Revision
 
@@ -92,7 +92,7 @@ def at(root: Path, rev: Revision, model: str) -> Checkpoint:
 def _only_model(root: Path, rev: Revision) -> str:
     from gitmodel import history
 
-    reader = None if rev.is_workspace else gitrepo.ObjectReader(root)
+    reader = None if rev.is_workspace else gitobjects.ObjectReader(root)
     try:
         models = history.models_at(root, rev, reader)
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, known, metricspecs, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitobjects, known, metricspecs, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound
@@ -138,7 +138,7 @@ def log(root: Path, model: str | None = None, limit: int | None = None) -> list[
             raise unknown_model(root, reg, model)
     models = [model] if model is not None else [m for m in reg.models() if reg.releases.get(m)]
     logs = []
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         for m in models:
             releases = reg.releases.get(m, [])[::-1]
             shown = releases[:limit] if limit else releases
@@ -194,7 +194,7 @@ class ModelState:
 
 
 def tracked_at(root: Path, rev: Revision, models: list[str],
-               reader: gitrepo.ObjectReader | None = None) -> dict[str, ModelState]:
+               reader: gitobjects.ObjectReader | None = None) -> dict[str, ModelState]:
     """model -> its checkpoint at ``rev``, as :func:`gitmodel.store.tracked_at` reads it, with its lineage."""
     root = Path(root)
     paths = [dvcyaml.model_path(m) for m in models]
@@ -212,7 +212,7 @@ def tracked_at(root: Path, rev: Revision, models: list[str],
     return states
 
 
-def models_at(root: Path, rev: Revision, reader: gitrepo.ObjectReader | None = None) -> list[str]:
+def models_at(root: Path, rev: Revision, reader: gitobjects.ObjectReader | None = None) -> list[str]:
     """Every model a revision knows: a checkpoint under models/ (a .dvc file or a dvc.lock out) or results under metrics/."""
     from gitmodel import store
 
@@ -231,10 +231,10 @@ def models_at(root: Path, rev: Revision, reader: gitrepo.ObjectReader | None = N
         models_tree, metrics_tree, lock_blob = reader.read_many(
             [f"{rev.commit}:{dvcyaml.MODELS_DIR}", f"{rev.commit}:{dvcyaml.METRICS_DIR}", f"{rev.commit}:{store.LOCK_FILE}"])
         if models_tree and models_tree[0] == "tree":
-            names |= {n[: -len(".gguf.dvc")] for mode, n, _ in gitrepo.tree_entries(models_tree[1])
+            names |= {n[: -len(".gguf.dvc")] for mode, n, _ in gitobjects.tree_entries(models_tree[1])
                       if n.endswith(".gguf.dvc")}
         if metrics_tree and metrics_tree[0] == "tree":
-            names |= {n for mode, n, _ in gitrepo.tree_entries(metrics_tree[1]) if mode == "40000"}
+            names |= {n for mode, n, _ in gitobjects.tree_entries(metrics_tree[1]) if mode == "40000"}
         lock_text = lock_blob[1].decode("utf-8", "replace") if lock_blob and lock_blob[0] == "blob" else None
     if lock_text is not None:
         prefix = f"{dvcyaml.MODELS_DIR}/"
@@ -263,7 +263,7 @@ def show(root: Path, ref: str) -> Shown:
     root = Path(root)
     reg = registry_mod.load(root)
     rev = revisions.resolve(root, ref, reg)
-    reader = None if rev.is_workspace else gitrepo.ObjectReader(root)
+    reader = None if rev.is_workspace else gitobjects.ObjectReader(root)
     try:
         models = [rev.model] if rev.model else models_at(root, rev, reader)
         states = tracked_at(root, rev, models, reader)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, provenance, refs, store
+from gitmodel import dvcyaml, gitobjects, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import ModelNotFound
@@ -95,11 +95,11 @@ def holdings(root: Path, reg: registry_mod.Registry, models: list[str], history:
     """The objects the registry's entries for ``models`` need, read from git objects."""
     root = Path(root)
     found = Holdings()
-    for tag in gitrepo.list_tags(root):
+    for tag in gitobjects.list_tags(root):
         parsed = refs.parse_tag(tag["name"])
         if parsed is not None and parsed.name in models:
             found.tags[tag["name"]] = tag["commit"]
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         for model in models:
             needed = _commits(reg, model, history)
             if not needed:
@@ -123,7 +123,7 @@ def holdings(root: Path, reg: registry_mod.Registry, models: list[str], history:
 def commit_holdings(root: Path, model: str, commit: str, holder: str) -> Holdings:
     """The objects one commit needs for ``model`` (its weights, the eval sets of its metrics)."""
     root = Path(root)
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         [results] = results_mod.results_at_many(root, [Revision(commit, commit)], model=model, reader=reader,
                                                 validate=False)
         paths = list(dict.fromkeys([dvcyaml.model_path(model)] +

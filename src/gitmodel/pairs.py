@@ -234,7 +234,7 @@ def declared_with_lock_changes(root: Path) -> tuple[list[Pair] | None, dict]:
 def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[Pair] | None]:
     """Per commit (None: the workspace), the pairs its dvc.yaml declares; None where it declares
     none (no dvc.yaml, or no eval stage of git-model's): every result there is read."""
-    from gitmodel import gitrepo
+    from gitmodel import gitobjects
 
     root = Path(root)
     cache = _Cache(root)
@@ -242,8 +242,8 @@ def declared_at(root: Path, commits: list[str | None], reader=None) -> list[set[
     committed = [c for c in dict.fromkeys(commits) if c is not None]
     if committed:
         # most commits share one dvc.yaml blob: read each distinct blob once
-        ids = gitrepo.object_ids(root, [f"{c}:{dvcyaml.DVC_YAML}" for c in committed])
-        blobs = gitrepo.read_blobs(root, [i for i in ids if i is not None], reader)
+        ids = gitobjects.object_ids(root, [f"{c}:{dvcyaml.DVC_YAML}" for c in committed])
+        blobs = gitobjects.read_blobs(root, [i for i in ids if i is not None], reader)
         for c, i in zip(committed, ids):
             texts[c] = blobs.get(i) if i is not None else None
     if None in commits:

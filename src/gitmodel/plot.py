@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import gitrepo, history, known, refs, registry as registry_mod, results as results_mod
+from gitmodel import gitobjects, history, known, refs, registry as registry_mod, results as results_mod
 from gitmodel.errors import GitModelError
 from gitmodel.metricdiff import is_number
 from gitmodel.metricspecs import iter_leaves
@@ -72,7 +72,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
         if event.version is not None:
             holders.setdefault(event.version, []).append(stage)
     revs = [Revision.of(r) for r in releases]
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         results = results_mod.results_at_many(root, revs, model=model, reader=reader)
     seen_evalsets = sorted({res.evalset for found in results for res in found})
     for e in evalsets or []:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import gitrepo, known, refs
+from gitmodel import gitobjects, gitrepo, known, refs
 from gitmodel.errors import GitModelError
 from gitmodel.refs import Version
 
@@ -322,7 +322,7 @@ def stage_holders(events: list[StageEvent], releases: list[Release]) -> dict[str
 def load(root: Path) -> Registry:
     """Read every tag as GTO does: annotated tags only, in tag-time order (same second: by name)."""
     registry = Registry(root=Path(root))
-    tags = gitrepo.list_tags(root)
+    tags = gitobjects.list_tags(root)
     registry.tag_names = [t["name"] for t in tags]
     ordered = sorted((t for t in tags if t["annotated"]), key=lambda t: t["time"])   # stable: name order
     parsed_tags = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, history, known, pairs, project, provenance, refs, store
+from gitmodel import dvcyaml, gitobjects, gitrepo, history, known, pairs, project, provenance, refs, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, StaleArtifact
@@ -166,7 +166,7 @@ def plan_release(root: Path, reg: registry_mod.Registry, model: str, parsed: ref
                              hint="commit the new model first; a commit holds one version of a model")
     _check_version_order(reg, model, parsed, allow_lower)
     rev = Revision("HEAD", head)
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         committed = history.tracked_at(root, rev, [model], reader)[model]
         if committed.tracked_by is None:
             _check_committed(root, model, head, committed)   # a model added but not committed says so

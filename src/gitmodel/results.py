@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmodel import jsonio
-from gitmodel import dvcyaml, gitrepo, pairs
+from gitmodel import dvcyaml, gitobjects, pairs
 from gitmodel.errors import InvalidMetrics
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _parse(data: bytes, source: str, validate: bool) -> dict:
 
 
 def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str | None = None,
-               with_outputs: bool = False, reader: gitrepo.ObjectReader | None = None,
+               with_outputs: bool = False, reader: gitobjects.ObjectReader | None = None,
                validate: bool = True) -> list[Result]:
     """Every stored result (optionally of one model / eval set) at a revision, from git objects."""
     root = Path(root)
@@ -81,21 +81,21 @@ def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str
 
 
 def results_at_many(root: Path, revs: list[Revision], model: str | None = None, evalset: str | None = None,
-                    with_outputs: bool = False, reader: gitrepo.ObjectReader | None = None,
+                    with_outputs: bool = False, reader: gitobjects.ObjectReader | None = None,
                     validate: bool = True) -> list[list[Result]]:
     """:func:`results_at` for many revisions (never the workspace) in three round trips to one
     ``git cat-file --batch``, whatever their number: the history of a thousand releases
     costs what one revision costs, plus reading the blobs."""
     root = Path(root)
     own = reader is None
-    reader = reader or gitrepo.ObjectReader(root)
+    reader = reader or gitobjects.ObjectReader(root)
     try:
         # 1. the metrics/<model> folder of every revision
         if model:
             folders = [[(model, f"{r.commit}:{dvcyaml.METRICS_DIR}/{model}")] for r in revs]
         else:
             tops = reader.read_many([f"{r.commit}:{dvcyaml.METRICS_DIR}" for r in revs])
-            folders = [[(m, f"{r.commit}:{dvcyaml.METRICS_DIR}/{m}") for mode, m, _ in gitrepo.tree_entries(top[1])
+            folders = [[(m, f"{r.commit}:{dvcyaml.METRICS_DIR}/{m}") for mode, m, _ in gitobjects.tree_entries(top[1])
                         if mode == "40000"] if top and top[0] == "tree" else [] for r, top in zip(revs, tops)]
         trees = iter(reader.read_many([spec for entries in folders for _, spec in entries]))
         # 2. the metrics blobs in them, each read once (an unchanged file is one blob in many releases)
@@ -106,7 +106,7 @@ def results_at_many(root: Path, revs: list[Revision], model: str | None = None, 
                 tree = next(trees)
                 if tree is None or tree[0] != "tree":
                     continue
-                for mode, name, sha in gitrepo.tree_entries(tree[1]):
+                for mode, name, sha in gitobjects.tree_entries(tree[1]):
                     if mode.startswith("100") and dvcyaml.is_result_file(name) and (evalset is None or name[:-5] == evalset):
                         files.append((m, name[:-5], f"{dvcyaml.METRICS_DIR}/{m}/{name}", sha))
             found.append(files)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from gitmodel import dvcyaml, gitrepo
+from gitmodel import dvcyaml, gitobjects
 from gitmodel.errors import InvalidReview
 
 if TYPE_CHECKING:
@@ -53,11 +53,11 @@ def parse(data: bytes, source: str) -> dict:
 
 
 def read_at(root: Path, revs: Sequence["Revision"], model: str,
-            reader: gitrepo.ObjectReader | None = None) -> list[dict | None]:
+            reader: gitobjects.ObjectReader | None = None) -> list[dict | None]:
     """The review file of ``model`` at each revision (the workspace's file for the workspace), or None."""
     rel = dvcyaml.review_path(model)
     specs = [f"{r.commit}:{rel}" for r in revs if not r.is_workspace]
-    blobs = gitrepo.read_blobs(root, specs, reader) if specs else {}
+    blobs = gitobjects.read_blobs(root, specs, reader) if specs else {}
     docs = []
     for rev in revs:
         if rev.is_workspace:
@@ -151,7 +151,7 @@ def _version_of(root: Path, model: str, rev: "Revision", registry) -> tuple[str 
 
 
 def sides(root: Path, model: str, revs: Sequence["Revision"], registry=None,
-          reader: gitrepo.ObjectReader | None = None, look_in: Sequence["Revision"] = ()) -> list[ReviewSide] | None:
+          reader: gitobjects.ObjectReader | None = None, look_in: Sequence["Revision"] = ()) -> list[ReviewSide] | None:
     """The review of each revision's checkpoint of ``model``, looked for in the review files at ``look_in``,
     then in its own, then at the other revisions; None when none of them holds a review file."""
     from gitmodel import store

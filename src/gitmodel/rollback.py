@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, fsutil, gitrepo, project, refs, remotes, revisions, store
+from gitmodel import dvcyaml, fsutil, gitobjects, gitrepo, project, refs, remotes, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitError, GitModelError
 from gitmodel.placement import place, prove, put_back, record_proof, remove_if_exists, save_to_cache, workspace_md5
@@ -107,7 +107,7 @@ def _head_label(reg: Registry, model: str, root: Path, rel: str, head: str | Non
     if head is None:
         return "nothing"
     releases = reg.active_releases(model)
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         md5s = {commit: found[rel] for commit, found in store.tracked_md5s(
             root, [head] + [r.commit for r in releases], [rel], reader=reader, lenient=True).items()}
     match = [r for r in releases if md5s.get(r.commit) and md5s.get(r.commit) == md5s.get(head)]
@@ -135,13 +135,13 @@ def gather(root: Path, reg: Registry, model: str, release: Release, commit: bool
     workspace_metrics = sorted(p.relative_to(root).as_posix() for p in (root / metrics_rel).rglob("*")
                                if p.is_file() and not p.name.startswith(fsutil.TMP_PREFIX)) \
         if (root / metrics_rel).is_dir() else []
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         specs = [f"{release.commit}:{rel}.dvc", f"{release.commit}:{store.LOCK_FILE}"]
         if head:
             specs.append(f"{head}:{store.LOCK_FILE}")
         blobs = [_blob(b) for b in reader.read_many(specs)] + [None]
-        release_metrics = gitrepo.files_at(root, release.commit, metrics_rel, reader)
-        head_metrics = gitrepo.files_at(root, head, metrics_rel, reader) if head else {}
+        release_metrics = gitobjects.files_at(root, release.commit, metrics_rel, reader)
+        head_metrics = gitobjects.files_at(root, head, metrics_rel, reader) if head else {}
         names = sorted({f"{rel}.dvc", *release_metrics, *head_metrics, *workspace_metrics})
         found = [_blob(b) for b in reader.read_many([f":{p}" for p in names] + [f"HEAD:{p}" for p in names])]
     files = {}

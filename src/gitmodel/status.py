@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, jsonio, known, pairs, project, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitobjects, gitrepo, jsonio, known, pairs, project, provenance, refs, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import InvalidName
 
@@ -143,7 +143,7 @@ def status(model: str | None = None, start: Path | None = None) -> list[ModelSta
 
     runs = monitoring.last_runs(root)
     statuses = []
-    with gitrepo.ObjectReader(root) as reader:
+    with gitobjects.ObjectReader(root) as reader:
         for name in names:
             rel = _model_rel(artifacts, name)
             path = root / rel

@@ -155,12 +155,12 @@ def _texts_at(root: Path, commits: list[str | None], rels: list[str],
               reader=None) -> list[tuple[list[bytes | None], bytes | None]]:
     """Per commit (None: the workspace): the bytes of each ``<rel>.dvc`` and of ``dvc.lock`` (None when
     absent). Every commit's files are read through one ``git cat-file --batch``."""
-    from gitmodel import gitrepo
+    from gitmodel import gitobjects, gitrepo
 
     found: list[tuple[list[bytes | None], bytes | None]] = []
     committed = [c for c in commits if c is not None]
     specs = [f"{c}:{rel}.dvc" for c in committed for rel in rels] + [f"{c}:{LOCK_FILE}" for c in committed]
-    blobs = gitrepo.read_blobs(root, specs, reader)
+    blobs = gitobjects.read_blobs(root, specs, reader)
     for commit in commits:
         if commit is None:
             texts = [gitrepo.read_at(root, None, rel + ".dvc") for rel in rels]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gitrepo
+from gitmodel import gitobjects, gitrepo
 from gitmodel.errors import GitError, NotAGitRepository
 from tests.conftest import git
 
@@ -23,7 +23,7 @@ def test_a_tag_of_a_tag_points_at_the_commit(git_repo):
     head = git(git_repo, "rev-parse", "HEAD").strip()
     git(git_repo, "tag", "-a", "-m", "inner", "inner", head)
     git(git_repo, "tag", "-a", "-m", "outer", "outer", "inner")
-    tags = {t["name"]: t for t in gitrepo.list_tags(git_repo)}
+    tags = {t["name"]: t for t in gitobjects.list_tags(git_repo)}
     assert tags["inner"]["commit"] == tags["outer"]["commit"] == head
     assert tags["outer"]["message"] == "outer"
 
@@ -86,7 +86,7 @@ def test_a_commit_blocked_by_index_lock_names_the_lock(git_repo):
 def test_create_tag_writes_an_annotated_tag_with_the_date_and_hash_lines(git_repo):
     head = git(git_repo, "rev-parse", "HEAD").strip()
     gitrepo.create_tag(git_repo, "m@v1", head, "# title\nbody\n", cleanup="whitespace", date=1_700_000_000)
-    [tag] = gitrepo.list_tags(git_repo)
+    [tag] = gitobjects.list_tags(git_repo)
     assert (tag["name"], tag["commit"], tag["annotated"], tag["time"]) == ("m@v1", head, True, 1_700_000_000)
     assert tag["message"] == "# title\nbody"
 

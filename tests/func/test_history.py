@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import gitrepo, history, registry, results, revisions
+from gitmodel import gitobjects, gitrepo, history, registry, results, revisions
 from gitmodel.errors import GitModelError
 from gitmodel.revisions import UnknownRevision
 from tests.conftest import RELEASES, git
@@ -172,7 +172,7 @@ def test_results_at_many_agrees_with_results_at(released):
 
 def test_object_reader_reads_batches_larger_than_a_pipe(released):
     specs = [f"sentiment@{v}:metrics/sentiment/sentiment.json" for v in RELEASES] * 2000   # ~250 KB of requests
-    with gitrepo.ObjectReader(released) as reader:
+    with gitobjects.ObjectReader(released) as reader:
         found = reader.read_many(specs)
     assert len(found) == len(specs) and all(f and f[0] == "blob" for f in found)
     assert found[-1][1] == found[2][1]
@@ -246,7 +246,7 @@ def test_show_reads_lineage_from_dvc_lock_for_a_stage_made_model(tmp_path):
     git(repo, "add", "dvc.lock")
     git(repo, "commit", "-q", "-m", "lock")
     rev = revisions.resolve(repo, "HEAD")
-    with gitrepo.ObjectReader(repo) as reader:
+    with gitobjects.ObjectReader(repo) as reader:
         assert history.models_at(repo, rev, reader) == ["chat"]
         state = history.tracked_at(repo, rev, ["chat"], reader)["chat"]
     assert (state.md5, state.size, state.tracked_by) == ("fedcba9876543210fedcba9876543210", 1234, "dvc.lock")
