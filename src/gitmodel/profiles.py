@@ -26,6 +26,8 @@ import hashlib
 import json
 import math
 from array import array
+from collections import Counter
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -38,7 +40,7 @@ from gitmodel.errors import InvalidProfile
 PROFILE_VERSION = 1
 KIND = "git-model profile"
 UNSEEN = "(unseen)"
-FLUSH_EVERY = 65536        # continuous values buffered before they are counted with numpy
+FLUSH_EVERY = 8192         # records held before they are counted as one chunk
 DEFAULT_BINS = 10
 
 
@@ -96,18 +98,17 @@ class Binning:
 def binning_from(records: Iterable[dict], signal_list: Sequence[signals_mod.Signal],
                  n_bins: int = DEFAULT_BINS) -> Binning:
     """The bins of a baseline: quantile edges (deduplicated) or the categories it holds."""
-    getters = [signals_mod.getter(s) for s in signal_list]
+    columns = [signals_mod.column(s) for s in signal_list]
     numbers = {s.name: array("d") for s in signal_list if s.kind == "continuous"}
     seen: dict[str, set] = {s.name: set() for s in signal_list if s.kind == "categorical"}
-    for record in records:
-        for sig, get in zip(signal_list, getters):
-            v = get(record)
-            if v is None:
-                continue
+    stream = iter(records)
+    while chunk := list(islice(stream, FLUSH_EVERY)):
+        for sig, column in zip(signal_list, columns):
+            present = [v for v in column(chunk) if v is not None]
             if sig.kind == "continuous":
-                numbers[sig.name].append(float(v))
+                numbers[sig.name].extend(float(v) for v in present)
             else:
-                seen[sig.name].add(str(v))
+                seen[sig.name].update(v if v.__class__ is str else str(v) for v in present)
     out = []
     for sig in signal_list:
         if sig.kind == "continuous":
@@ -238,43 +239,45 @@ def check_compatible(a: Profile, b: Profile, a_name: str = "the baseline", b_nam
                               "the profile was made against (--baseline)")
 
 
+def _tally(values: list) -> Counter:
+    """Counts of the values but None, each as its text. Counted as they are when they are all texts (a
+    text equals no other kind of value, so nothing merges); else turned into text first, so that 1 and
+    True, equal in a Counter, stay apart as "1" and "True"."""
+    try:
+        tally = Counter(values)
+    except TypeError:            # an unhashable value (a list, an object)
+        tally = None
+    if tally is not None:
+        tally.pop(None, None)
+        if all(key.__class__ is str for key in tally):
+            return tally
+    return Counter([v if v.__class__ is str else str(v) for v in values if v is not None])
+
+
 class Profiler:
-    """Counts records into a profile as they stream by: memory stays flat however many there are."""
+    """Counts records into a profile as they stream by, a chunk at a time: memory stays flat however
+    many there are, and each signal is taken over a whole chunk (:func:`signals.column`) and counted with
+    numpy, not value by value."""
 
     def __init__(self, binning: Binning, model: str | None = None, baseline: str | None = None):
         self.profile = Profile.empty(binning, model, baseline)
-        self._continuous = [(b.signal, signals_mod.getter(signals_mod.Signal(b.signal, "continuous", "")), [])
-                            for b in binning.bins if b.kind == "continuous"]
-        self._categorical = [(b.signal, signals_mod.getter(signals_mod.Signal(b.signal, "categorical", "")), {})
-                             for b in binning.bins if b.kind == "categorical"]
-        # bound methods looked up once: add() runs once per record of a million-line log
-        self._appends = [(get, buffer.append) for _, get, buffer in self._continuous]
-        self._tallies = [(get, tally) for _, get, tally in self._categorical]
-        self._pending = 0
+        self._columns = [(b, signals_mod.column(signals_mod.Signal(b.signal, b.kind, "")))  # type: ignore[arg-type]
+                         for b in binning.bins]
+        self._edges = {b.signal: np.asarray(b.edges) for b in binning.bins if b.edges}
+        self._index = {b.signal: {cat: i for i, cat in enumerate(b.categories)}
+                       for b in binning.bins if b.kind == "categorical"}
+        self._pending: list[dict] = []
 
     def add(self, record: dict) -> None:
-        self.profile.n += 1
-        ts = record.get("ts")
-        if ts is not None:
-            key = _ts_key(ts)
-            p = self.profile
-            if p.first is None or key < p.first:
-                p.first = key
-            if p.last is None or key > p.last:
-                p.last = key
-        for get, append in self._appends:
-            v = get(record)
-            if v is not None:
-                append(v)
-        for get, tally in self._tallies:
-            v = get(record)
-            if v is not None:
-                if v.__class__ is not str:
-                    v = str(v)
-                tally[v] = tally.get(v, 0) + 1
-        self._pending += 1
-        if self._pending >= FLUSH_EVERY:
+        self._pending.append(record)
+        if len(self._pending) >= FLUSH_EVERY:
             self._flush()
+
+    def add_batch(self, records: Sequence[dict]) -> None:
+        """Count a chunk of records (as :func:`prodlog.read_batches` yields them)."""
+        self._flush()
+        if records:
+            self._count(records)
 
     def add_all(self, records: Iterable[dict]) -> Profile:
         for record in records:
@@ -282,32 +285,46 @@ class Profiler:
         return self.result()
 
     def _flush(self) -> None:
-        self._pending = 0
-        for name, _, buffer in self._continuous:
-            if not buffer:
-                continue
-            values = np.asarray(buffer, dtype=float)
-            buffer.clear()
-            c = self.profile.counts[name]
-            if c.bins.edges:
-                c.counts += drift.bin_counts(values, np.asarray(c.bins.edges)).astype(np.int64)
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._count(pending)
+
+    def _count(self, records: Sequence[dict]) -> None:
+        p = self.profile
+        p.n += len(records)
+        keys = [t if t.__class__ is str and len(t) == 24 and t[-1] == "Z" else _ts_key(t)
+                for t in [r.get("ts") for r in records] if t is not None]
+        if keys:
+            p.first = _pick(min, p.first, min(keys))
+            p.last = _pick(max, p.last, max(keys))
+        for bins, column in self._columns:
+            values = column(records)
+            c = p.counts[bins.signal]
+            if bins.kind == "continuous":
+                present = [v for v in values if v is not None]
+                if present:
+                    self._count_numbers(c, np.asarray(present, dtype=float))
             else:
-                c.counts[0] += values.size
-            c.n += int(values.size)
-            c.total += float(values.sum())
-            c.low = _pick(min, c.low, float(values.min()))
-            c.high = _pick(max, c.high, float(values.max()))
-        for name, _, tally in self._categorical:
-            if not tally:
-                continue
-            c = self.profile.counts[name]
-            index = {cat: i for i, cat in enumerate(c.bins.categories)}
-            for v, k in tally.items():
-                c.counts[index.get(v, len(index))] += k
-                c.n += k
-                if v not in index:
-                    c.unseen[v] = c.unseen.get(v, 0) + k
-            tally.clear()
+                self._count_categories(c, _tally(values))
+
+    def _count_numbers(self, c: Counts, values: np.ndarray) -> None:
+        edges = self._edges.get(c.bins.signal)
+        if edges is not None:
+            c.counts += drift.bin_counts(values, edges).astype(np.int64)
+        else:
+            c.counts[0] += values.size
+        c.n += int(values.size)
+        c.total += float(values.sum())
+        c.low = _pick(min, c.low, float(values.min()))
+        c.high = _pick(max, c.high, float(values.max()))
+
+    def _count_categories(self, c: Counts, tally: Counter) -> None:
+        index = self._index[c.bins.signal]
+        for v, k in tally.items():
+            c.counts[index.get(v, len(index))] += k
+            c.n += k
+            if v not in index:
+                c.unseen[v] = c.unseen.get(v, 0) + k
 
     def result(self) -> Profile:
         self._flush()
