@@ -25,7 +25,7 @@ from typing import Iterator
 
 from gitmodel import prodlog
 
-BLOCK = 1 << 22              # bytes of whole lines per chunk
+BLOCK = 1 << 16              # bytes of whole lines per chunk: their records stay in the processor's cache
 _scan_once = json.JSONDecoder().scan_once
 # The canonical ts (prodlog.timestamp), fields in range: such a text parses iff its date exists.
 _CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z")

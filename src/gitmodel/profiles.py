@@ -40,7 +40,8 @@ from gitmodel.errors import InvalidProfile
 PROFILE_VERSION = 1
 KIND = "git-model profile"
 UNSEEN = "(unseen)"
-FLUSH_EVERY = 8192         # records held before they are counted as one chunk
+FLUSH_EVERY = 512          # records held before their signals are taken, together
+FLUSH_VALUES = 65536       # records whose continuous values are held before numpy counts them
 DEFAULT_BINS = 10
 
 
@@ -255,9 +256,11 @@ def _tally(values: list) -> Counter:
 
 
 class Profiler:
-    """Counts records into a profile as they stream by, a chunk at a time: memory stays flat however
-    many there are, and each signal is taken over a whole chunk (:func:`signals.column`) and counted with
-    numpy, not value by value."""
+    """Counts records into a profile as they stream by: memory stays flat however many there are.
+
+    Records are taken a small chunk at a time (a few hundred: they stay in the processor's cache), each
+    signal over the whole chunk (:func:`signals.column`); the values are kept, not the records, and
+    counted with numpy every :data:`FLUSH_VALUES` of them, categories tallied as they come."""
 
     def __init__(self, binning: Binning, model: str | None = None, baseline: str | None = None):
         self.profile = Profile.empty(binning, model, baseline)
@@ -266,30 +269,31 @@ class Profiler:
         self._edges = {b.signal: np.asarray(b.edges) for b in binning.bins if b.edges}
         self._index = {b.signal: {cat: i for i, cat in enumerate(b.categories)}
                        for b in binning.bins if b.kind == "categorical"}
+        self._numbers: dict[str, list] = {b.signal: [] for b in binning.bins if b.kind == "continuous"}
+        self._tallies: dict[str, Counter] = {b.signal: Counter() for b in binning.bins if b.kind == "categorical"}
+        self._held = 0
         self._pending: list[dict] = []
 
     def add(self, record: dict) -> None:
         self._pending.append(record)
         if len(self._pending) >= FLUSH_EVERY:
-            self._flush()
+            self._take(self._pending)
+            self._pending = []
 
     def add_batch(self, records: Sequence[dict]) -> None:
         """Count a chunk of records (as :func:`prodlog.read_batches` yields them)."""
-        self._flush()
+        if self._pending:
+            self._take(self._pending)
+            self._pending = []
         if records:
-            self._count(records)
+            self._take(records)
 
     def add_all(self, records: Iterable[dict]) -> Profile:
         for record in records:
             self.add(record)
         return self.result()
 
-    def _flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, []
-            self._count(pending)
-
-    def _count(self, records: Sequence[dict]) -> None:
+    def _take(self, records: Sequence[dict]) -> None:
         p = self.profile
         p.n += len(records)
         keys = [t if t.__class__ is str and len(t) == 24 and t[-1] == "Z" else _ts_key(t)
@@ -299,35 +303,49 @@ class Profiler:
             p.last = _pick(max, p.last, max(keys))
         for bins, column in self._columns:
             values = column(records)
-            c = p.counts[bins.signal]
             if bins.kind == "continuous":
-                present = [v for v in values if v is not None]
-                if present:
-                    self._count_numbers(c, np.asarray(present, dtype=float))
+                self._numbers[bins.signal] += [v for v in values if v is not None]
             else:
-                self._count_categories(c, _tally(values))
+                self._tallies[bins.signal].update(_tally(values))
+        self._held += len(records)
+        if self._held >= FLUSH_VALUES:
+            self._count_numbers()
 
-    def _count_numbers(self, c: Counts, values: np.ndarray) -> None:
-        edges = self._edges.get(c.bins.signal)
-        if edges is not None:
-            c.counts += drift.bin_counts(values, edges).astype(np.int64)
-        else:
-            c.counts[0] += values.size
-        c.n += int(values.size)
-        c.total += float(values.sum())
-        c.low = _pick(min, c.low, float(values.min()))
-        c.high = _pick(max, c.high, float(values.max()))
+    def _count_numbers(self) -> None:
+        self._held = 0
+        for name, held in self._numbers.items():
+            if not held:
+                continue
+            values = np.asarray(held, dtype=float)
+            held.clear()
+            c = self.profile.counts[name]
+            edges = self._edges.get(name)
+            if edges is not None:
+                c.counts += drift.bin_counts(values, edges).astype(np.int64)
+            else:
+                c.counts[0] += values.size
+            c.n += int(values.size)
+            c.total += float(values.sum())
+            c.low = _pick(min, c.low, float(values.min()))
+            c.high = _pick(max, c.high, float(values.max()))
 
-    def _count_categories(self, c: Counts, tally: Counter) -> None:
-        index = self._index[c.bins.signal]
-        for v, k in tally.items():
-            c.counts[index.get(v, len(index))] += k
-            c.n += k
-            if v not in index:
-                c.unseen[v] = c.unseen.get(v, 0) + k
+    def _count_categories(self) -> None:
+        for name, tally in self._tallies.items():
+            c = self.profile.counts[name]
+            index = self._index[name]
+            for v, k in tally.items():
+                c.counts[index.get(v, len(index))] += k
+                c.n += k
+                if v not in index:
+                    c.unseen[v] = c.unseen.get(v, 0) + k
+            tally.clear()
 
     def result(self) -> Profile:
-        self._flush()
+        if self._pending:
+            self._take(self._pending)
+            self._pending = []
+        self._count_numbers()
+        self._count_categories()
         return self.profile
 
 

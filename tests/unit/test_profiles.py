@@ -70,6 +70,7 @@ def test_counting_in_chunks_gives_the_counts_of_one_pass(monkeypatch):
     window = records(1000, 5)
     whole = profiles.Profiler(binning).add_all(window).to_dict()
     monkeypatch.setattr(profiles, "FLUSH_EVERY", 7)
+    monkeypatch.setattr(profiles, "FLUSH_VALUES", 5)
     assert profiles.Profiler(binning).add_all(window).to_dict()["signals"]["input.chars"]["counts"] == \
         whole["signals"]["input.chars"]["counts"]
 
