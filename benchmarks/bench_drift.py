@@ -41,8 +41,9 @@ WORDS = ("the food was great and service slow delivery late price fair pizza sou
 MEASURE = """
 import os, resource, subprocess, sys, time
 
-def tree_rss(pid):
-    # the RSS of pid and of every process below it (the workers), each counted whole
+def tree_memory(pid):
+    # the memory of pid and of every process below it (the workers): PSS, pages a fork shares counted
+    # once between the processes that share them (RSS where the kernel gives no PSS)
     total, todo, seen = 0, [pid], set()
     while todo:
         p = todo.pop()
@@ -50,8 +51,12 @@ def tree_rss(pid):
             continue
         seen.add(p)
         try:
-            with open(f"/proc/{p}/status") as status:
-                total += sum(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+            try:
+                with open(f"/proc/{p}/smaps_rollup") as rollup:
+                    total += sum(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
+            except FileNotFoundError:
+                with open(f"/proc/{p}/status") as status:
+                    total += sum(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
             with open(f"/proc/{p}/task/{p}/children") as children:
                 todo += [int(c) for c in children.read().split()]
         except OSError:
@@ -62,7 +67,7 @@ start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
 peak = 0
 while proc.poll() is None:
-    peak = max(peak, tree_rss(proc.pid))
+    peak = max(peak, tree_memory(proc.pid))
     time.sleep(0.02)
 took = time.perf_counter() - start
 used = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +91,10 @@ def _profile_piece(job: tuple) -> tuple[profiles.Profile, logchunks.Tally]:
     return profiler.result(), tally
 
 
+def _leave_interrupts_to_the_parent() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _context():
     # fork: the workers start with this process's modules already imported; elsewhere the platform's own
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
@@ -111,12 +115,9 @@ def profile_logs(paths: Sequence[str | os.PathLike], binning: profiles.Binning, 
     jobs = [(piece, binning, model, label, rules) for piece in pieces]
     total = profiles.Profile.empty(binning, model, label)
     if pooled:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_context()) as pool:
-            try:
-                _add_up(pieces, pool.map(_profile_piece, jobs), total, stats)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        # leaving the block terminates the workers: at once on an error, --strict's or Ctrl-C's
+        with _context().Pool(min(workers, len(jobs)), initializer=_leave_interrupts_to_the_parent) as pool:
+            _add_up(pieces, pool.imap(_profile_piece, jobs), total, stats)
     else:
         _add_up(pieces, map(_profile_piece, jobs), total, stats)
     return total
