@@ -32,22 +32,21 @@ _CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-
 _days: dict[str, bool] = {}
 
 
+def _day_exists(day: str) -> bool:
+    """Whether ``YYYY-MM-DD`` is a date, remembered (a log holds few days)."""
+    if len(_days) > 100_000:
+        _days.clear()
+    try:
+        prodlog.parse_timestamp(day + "T00:00:00.000Z")
+        _days[day] = True
+    except ValueError:
+        _days[day] = False
+    return _days[day]
+
+
 def _canonical(ts: str) -> bool:
     """True when ``ts`` is the canonical text of a time :func:`prodlog.parse_timestamp` reads."""
-    if _CANONICAL_TS.fullmatch(ts) is None:
-        return False
-    day = ts[:10]
-    known = _days.get(day)
-    if known is None:
-        if len(_days) > 100_000:
-            _days.clear()
-        try:
-            prodlog.parse_timestamp(day + "T00:00:00.000Z")
-            known = True
-        except ValueError:
-            known = False
-        _days[day] = known
-    return known
+    return _CANONICAL_TS.fullmatch(ts) is not None and (_days.get(ts[:10]) or _day_exists(ts[:10]))
 
 
 def _as_text(moment: datetime | None) -> str | None:
@@ -190,7 +189,7 @@ def chunk(data: bytes, rules: Rules, tally: Tally) -> list[dict]:
         return _chunk_by_lines(data, rules, tally)
     kept: list[dict] = []
     keep = kept.append
-    scan, find, canonical = _scan_once, text.find, _canonical
+    scan, find, canonical, days, day_exists = _scan_once, text.find, _CANONICAL_TS.fullmatch, _days, _day_exists
     latest_text = rules.latest_text
     model, version, strict = rules.model, rules.version, rules.strict
     exact, since_text, until_text = rules.texts
@@ -198,24 +197,24 @@ def chunk(data: bytes, rules: Rules, tally: Tally) -> list[dict]:
     number = tally.lines
     size, pos = len(text), 0
     while pos < size:
-        newline = find("\n", pos)
-        stop, after = (newline, newline + 1) if newline >= 0 else (size, size)
+        stop = find("\n", pos)
+        if stop < 0:
+            stop = size              # the last line, without its newline
+        after = stop + 1
         number += 1
-        obj = None
-        if text[pos] == "{":
-            try:
-                obj, end = scan(text, pos)
-            except (StopIteration, ValueError):
+        try:
+            obj, end = scan(text, pos)
+        except (StopIteration, ValueError):
+            obj = None
+        else:
+            if end != stop and text[end:stop] != "\r":
                 obj = None
-            else:
-                if end != stop and text[end:stop] != "\r":
-                    obj = None
-        if obj is not None:
+        if obj.__class__ is dict:
             get = obj.get
             ts, m, conf = get("ts"), get("model"), get("confidence")
             if ts.__class__ is str and m is not None and get("input").__class__ is str and \
                     get("output").__class__ is str and (conf is None or (conf.__class__ is float and conf - conf == 0.0)) \
-                    and canonical(ts):
+                    and canonical(ts) is not None and (days.get(ts[:10]) or day_exists(ts[:10])):
                 if ts > latest_text:
                     tally.note(number, _future(ts, rules), strict)
                     if strict:
