@@ -23,21 +23,18 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 MODELS, EVALSETS, PER_MODEL, EXAMPLES = 10, 5, 2, 20
 
 
-def sh(repo: Path, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), cwd=repo, capture_output=True, text=True, env=ENV, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
+    return benchkit.sh(cwd, *cmd, env=ENV, check=check)
 
 
 def build(repo: Path, demo: Path, models: int, evalsets: int, per_model: int) -> int:
@@ -80,8 +77,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     from gitmodel.demo import build as build_demo
 
-    base = Path(tempfile.mkdtemp(prefix="bench-pairs-", dir=args.dir))
-    try:
+    with benchkit.scratch("bench-pairs-", args.dir, args.keep) as base:
         demo = base / "demo"
         demo.mkdir()
         build_demo(demo)
@@ -111,11 +107,6 @@ def main() -> None:
         print(f"\ngoal: no-op dvc repro of 20 pairs within 2x of 1 pair: {noop:.2f}x "
               f"({'met' if noop <= 2 else 'NOT met'})")
         print(f"goal: git model pairs under 0.3 s on 20 pairs: {pairs:.3f} s ({'met' if pairs < 0.3 else 'NOT met'})")
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -40,20 +40,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 MODEL = "big"
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
 BIN = Path(sys.executable).parent
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=ENV, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
+    return benchkit.sh(cwd, *cmd, env=ENV, check=check)
 
 
 CPU: dict[str, list[float]] = {}
@@ -121,8 +119,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-push-", dir=args.dir))
-    try:
+    with benchkit.scratch("bench-push-", args.dir, args.keep) as work:
         repo = work / "repo"
         print(f"building {args.releases} releases of {args.size_mib} MiB in {work} ...", flush=True)
         tags = build(repo, args.releases, args.size_mib)
@@ -164,11 +161,6 @@ def main() -> None:
         print(f"no-op push: ours {med['ours, again']:.2f} s (goal < 1 s): "
               f"{'ok' if med['ours, again'] < 1 else 'MISSED'}; dvc {med['dvc, again']:.2f} s, "
               f"dvc per tag {med['dvc per tag, again']:.2f} s")
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -41,20 +41,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 MODEL = "big"
 DVC_FILE = f"models/{MODEL}.gguf.dvc"
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
 
-def sh(repo: Path, *cmd: str, check: bool = True) -> str:
-    proc = subprocess.run(list(cmd), cwd=repo, capture_output=True, text=True, env=ENV, check=False)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
+    return benchkit.sh(cwd, *cmd, env=ENV, check=check)
 
 
 # Seconds of rest after the sync. On the 2-core VM this was written on, a 1 GiB `cp` took 0.28-0.33 s
@@ -139,12 +137,11 @@ def main() -> None:
     size = args.size_mib << 20
     bin_dir = Path(sys.executable).parent
     dvc, gm = str(bin_dir / "dvc"), str(bin_dir / "git-model")
-    work = Path(tempfile.mkdtemp(prefix="bench-rollback-", dir=args.dir))
-    free = shutil.disk_usage(work).free
-    if free < 5 * size:
-        raise SystemExit(f"not enough free space in {work}: {free >> 20} MiB, need {5 * size >> 20} MiB")
-    repo = work / "repo"
-    try:
+    with benchkit.scratch("bench-rollback-", args.dir, args.keep) as work:
+        free = shutil.disk_usage(work).free
+        if free < 5 * size:
+            raise SystemExit(f"not enough free space in {work}: {free >> 20} MiB, need {5 * size >> 20} MiB")
+        repo = work / "repo"
         print(f"building two {args.size_mib} MiB versions in {repo} ...", flush=True)
         md5s = build(repo, size, bin_dir)
         obj = repo / ".dvc/cache/files/md5" / md5s["v1.0.0"][:2] / md5s["v1.0.0"][2:]
@@ -208,11 +205,6 @@ def main() -> None:
                        f"{first / (1.5 * dvc_switch + md5_pass):.2f} (goal <= 1)"
             print(f"{cache_type:<10} {first:>10.3f} {ours:>7.3f} {dvc_switch:>7.3f} {cp:>7.3f}   {goal}; "
                   f"ours/dvc {ours / dvc_switch:.2f}, ours/cp {ours / cp:.2f}")
-    finally:
-        if args.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

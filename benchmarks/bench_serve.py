@@ -34,21 +34,19 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+import benchkit
 
 MODEL = "sentiment"
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 BIN = Path(sys.executable).parent
 
 
-def sh(repo: Path, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), cwd=repo, capture_output=True, text=True, env=ENV, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+def sh(cwd: Path, *cmd: str, check: bool = True) -> str:
+    return benchkit.sh(cwd, *cmd, env=ENV, check=check)
 
 
 def build_repo(base: Path) -> tuple[Path, Path, list[str]]:
@@ -195,8 +193,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="bench-serve-", dir=args.dir))
-    try:
+    with benchkit.scratch("bench-serve-", args.dir, args.keep) as base:
         repo, checkpoint, prompts = build_repo(base)
         ours_ready = re.compile(r"^Serving \S+ on http://127\.0\.0\.1:(\d+):", re.M)
         serve = [str(BIN / "git-model"), "serve", MODEL, "--port", "0", "--poll", "0.2"]
@@ -267,9 +264,6 @@ def main() -> None:
         print(f"production log: {lines} lines written; one line alone (make_record + LogWriter.write) costs "
               f"{line_cost(base / 'cost') * 1e6:.1f} us, {line_cost(base / 'cost') * median('ours', 'rps'):.1%} "
               "of our time per request")
-    finally:
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

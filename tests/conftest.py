@@ -3,6 +3,7 @@ git + DVC repositories in temp folders, and the demo checkpoints built once."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A shell starts a background job with Ctrl-C ignored, and Python then leaves it ignored: the tests of
+# what Ctrl-C does (in this process and in the commands it starts) need it as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _isolate_env(mp: pytest.MonkeyPatch, home: Path, identity: tuple[str, str] | None = None) -> None:

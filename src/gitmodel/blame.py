@@ -166,14 +166,9 @@ def blame(root: Path, model: str, example_id: str, evalset: str | None = None) -
     if evalset is not None:
         refs.check_name(evalset, "eval set name")
     reg = registry_mod.load(root)
-    releases = reg.active_releases(model)
-    if not releases:
-        from gitmodel import history
+    from gitmodel import history
 
-        if model not in history.known_models(root, reg):
-            raise history.unknown_model(root, reg, model)
-        raise GitModelError(f"'{model}' has no releases to blame",
-                            hint=f"release one with `git model release {model} v1.0.0`")
+    releases = history.releases_for(root, reg, model, "blame")
     revs = [Revision.of(r) for r in releases]
     with gitrepo.ObjectReader(root) as reader:
         found = results_mod.results_at_many(root, revs, model, evalset, with_outputs=True, reader=reader)

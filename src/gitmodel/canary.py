@@ -8,11 +8,15 @@ prod's, with the project's one PSI (:mod:`drift`).
 
 The verdict (:func:`assess`, pure) is one of:
 
-- **end** when a signal's PSI reaches the alert band (``canary.psi_alert``) or the canary's error
+Confidence is shown beside them but not judged: two versions' calibrations differ by design (a better
+model is often a surer one), and the gate already judged that shift on the eval set
+(``output_psi.confidence``). The verdict reads what a user of the model sees change.
+
+- **end** when a judged signal's PSI reaches the alert band (``canary.psi_alert``) or the canary's error
   rate is above prod's by more than ``canary.error_margin``;
 - **promote** when the canary has been watched (first to last canary record) at least
-  ``canary.min_hours`` with at least ``canary.min_requests`` requests per arm, and every signal both
-  arms carry is stable (below ``canary.psi_watch``);
+  ``canary.min_hours`` with at least ``canary.min_requests`` requests per arm, and every judged signal
+  both arms carry is stable (below ``canary.psi_watch``);
 - **keep watching** otherwise, with what is still missing.
 """
 from __future__ import annotations
@@ -28,8 +32,9 @@ from gitmodel.errors import GitModelError, InvalidParams
 from gitmodel.registry import CANARY, PROD
 
 PROMOTE, END, KEEP_WATCHING = "promote", "end", "keep watching"
-# The output signals compared between the arms: what a user of the model sees change.
+# The output signals compared between the arms; the verdict judges those a user of the model sees change.
 SIGNALS = ("output.chars", "output.label", "output.confidence", "output.refusal")
+JUDGED = ("output.chars", "output.label", "output.refusal")
 DEFAULTS = {"min_hours": 24.0, "min_requests": 200, "psi_watch": drift.PSI_MODERATE,
             "psi_alert": drift.PSI_SIGNIFICANT, "error_margin": 0.01}
 
@@ -93,9 +98,11 @@ class SignalResult:
     name: str
     psi: drift.PSI | None          # None: not carried by both arms
     band: str                      # stable | moderate | significant | insufficient data | not measured
+    judged: bool = True            # False: shown, not part of the verdict
 
     def to_dict(self) -> dict:
-        return {"signal": self.name, "band": self.band, **(self.psi.to_dict() if self.psi else {"psi": None})}
+        return {"signal": self.name, "band": self.band, "judged": self.judged,
+                **(self.psi.to_dict() if self.psi else {"psi": None})}
 
 
 @dataclass
@@ -142,15 +149,16 @@ def compare_signal(name: str, prod: Sequence[dict], canary: Sequence[dict]) -> S
     ok = [r for r in prod if int(r.get("status") or 200) < 400]
     new = [r for r in canary if int(r.get("status") or 200) < 400]
     expected, actual = signals.values(ok, signal), signals.values(new, signal)
+    judged = name in JUDGED
     if not expected or not actual:
-        return SignalResult(name, None, "not measured")
+        return SignalResult(name, None, "not measured", judged)
     if signal.kind == "categorical":
         from collections import Counter
 
         psi = drift.measure_counts(Counter(map(str, expected)), Counter(map(str, actual)))
     else:
         psi = drift.measure_values(expected, actual)
-    return SignalResult(name, psi, psi.band)
+    return SignalResult(name, psi, psi.band, judged)
 
 
 def hours_between(first: str | None, last: str | None) -> float:
@@ -162,7 +170,7 @@ def hours_between(first: str | None, last: str | None) -> float:
 def assess(prod: Arm, canary: Arm, compared: list[SignalResult], policy: Policy) -> tuple[str, list[str]]:
     """The verdict and its reasons, from the figures alone."""
     alerts, waits = [], []
-    for s in compared:
+    for s in (s for s in compared if s.judged):
         if s.psi is not None and s.psi.value is not None and s.psi.value >= policy.psi_alert:
             alerts.append(f"{s.name}: PSI {s.psi.value:.3f} >= {policy.psi_alert:g} (alert band)")
         elif s.psi is not None and s.psi.value is not None and s.psi.value >= policy.psi_watch:
@@ -184,7 +192,7 @@ def assess(prod: Arm, canary: Arm, compared: list[SignalResult], policy: Policy)
     if waits:
         return KEEP_WATCHING, waits
     return PROMOTE, [f"watched {hours:.1f} h, {canary.requests} canary and {prod.requests} prod requests, "
-                     "every signal stable"]
+                     "every judged signal stable"]
 
 
 def split(records: Iterable[dict], prod_version: str | None, canary_version: str, since: datetime | None) \

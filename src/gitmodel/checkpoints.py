@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel import dvcyaml, gitrepo, revisions, store
+from gitmodel import dvcyaml, gitrepo, remotes, revisions, store
 from gitmodel.errors import DvcError, GitModelError, ModelNotFound
 from gitmodel.revisions import Revision
 
@@ -41,7 +41,7 @@ def object_path(root: Path, md5: str, rel: str, what: str) -> Path:
         if project.hash_cache(root).md5(workspace) == md5:
             return workspace
     try:
-        return store.fetch_object(root, md5)
+        return remotes.fetch_object(root, md5)
     except DvcError as e:
         raise ModelNotFound(f"{what}: {rel} with md5 {md5} is in neither the local DVC cache, the workspace nor "
                             f"the DVC remote ({e.message})", hint=e.hint) from None

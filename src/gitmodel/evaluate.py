@@ -69,23 +69,6 @@ class EvalResult:
                 "seconds": round(self.seconds, 3), "warnings": self.warnings, **self.doc}
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _settings(p: dict, special: bool = False) -> RunSettings:
-    # n_threads 0: every core. The thread count does not change llama.cpp's outputs (measured), so
-    # the recorded 0 stays comparable across machines; the count used is in the timing conditions.
-    n_threads = int(p["n_threads"]) or available_cores()
-    return RunSettings(temperature=float(p["temperature"]), seed=int(p["seed"]), max_tokens=int(p["max_tokens"]),
-                       n_ctx=int(p["n_ctx"]), n_threads=n_threads, n_gpu_layers=int(p["n_gpu_layers"]),
-                       label_prefix=str(p["label_prefix"]), stop=tuple(p.get("stop") or ()), special=special,
-                       parallel=int(p.get("parallel", 1)))
-
-
 def recorded_params(p: dict) -> dict:
     """The params recorded with a result (and compared to call it current): every eval param that can
     change what a run computes, with the openai runner's own under ``openai`` for its results only."""
@@ -162,8 +145,8 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
     return Inputs(root=root, model=model, evalset=evalset, runner_kind=kind, model_file=model_file,
                   model_ref=model_ref, evalset_file=evalset_file,
                   evalset_ref={"name": evalset, "path": evalset_rel, "md5": evalset_md5},
-                  params=recorded_params(p), settings=_settings(p, prep.special), url=url, entry=entry,
-                  openai=dict(p.get("openai") or {}), max_line_bytes=p["max_line_bytes"], prep=prep)
+                  params=recorded_params(p), settings=RunSettings.from_params(p, prep.special), url=url,
+                  entry=entry, openai=dict(p.get("openai") or {}), max_line_bytes=p["max_line_bytes"], prep=prep)
 
 
 def _module_file(root: Path, entry: str) -> Path | None:
@@ -407,7 +390,7 @@ def rerun_stored(root: Path, recorded: dict, model_ref: dict, *, model_what: str
     inputs = Inputs(root=root, model=model_ref["name"], evalset=evalset_ref["name"], runner_kind="llama",
                     model_file=model_file, model_ref=dict(model_ref), evalset_file=evalset_file,
                     evalset_ref=dict(evalset_ref), params=dict(recorded["params"]),
-                    settings=_settings(run_params, prep.special), prep=prep)
+                    settings=RunSettings.from_params(run_params, prep.special), prep=prep)
     examples = evalsets.load(evalset_file, max_line_bytes=max_line_bytes)
     if only is not None:
         examples = [e for e in examples if e.id in only]

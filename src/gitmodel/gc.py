@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import holdings, project, store
+from gitmodel import holdings, project, remotes, store
 from gitmodel import registry as registry_mod
 
 
@@ -72,7 +72,7 @@ def gc(dry_run: bool = False, cloud: bool = False, remote: str | None = None, wa
         result = GcResult(kept=len(keep), dry_run=dry_run)
         result.removals = plan_removals(store.cache_objects(root), keep, "cache")
         if cloud:
-            with store.open_remote(root, remote) as dvc_remote:
+            with remotes.open_remote(root, remote) as dvc_remote:
                 result.remote = dvc_remote.name
                 result.removals += plan_removals(dvc_remote.objects(), keep, "remote")
                 if not dry_run:

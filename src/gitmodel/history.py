@@ -112,6 +112,19 @@ def unknown_model(root: Path, reg: Registry, model: str) -> ModelNotFound:
                          hint=hint)
 
 
+def releases_for(root: Path, reg: Registry, model: str, purpose: str,
+                 error: type[GitModelError] = GitModelError) -> list:
+    """The active releases of ``model``, oldest first; an error (of ``error``'s type when the model is
+    known) saying it has none to ``purpose``, or that no model has that name."""
+    releases = reg.active_releases(model)
+    if releases:
+        return releases
+    if model not in known_models(root, reg):
+        raise unknown_model(root, reg, model)
+    raise error(f"model '{model}' has no releases to {purpose}",
+                hint=f"release one with `git model release {model} v1.0.0`")
+
+
 def log(root: Path, model: str | None = None, limit: int | None = None) -> list[ModelLog]:
     """Releases per model, newest version first (SemVer order), with the stages each holds and
     its headline metrics per eval set, read at each release commit through one ``cat-file``."""

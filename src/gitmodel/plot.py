@@ -66,12 +66,7 @@ def plot_data(root: Path, model: str, metric_keys: list[str] | None = None,
         if not key or any(not part for part in key.split(".")) or any(ord(c) < 32 for c in key):
             raise PlotError(f"invalid metric key {key!r}: use a dotted key like accuracy or labels.positive.fpr")
     reg = registry_mod.load(root)
-    releases = reg.active_releases(model)
-    if not releases:
-        if model not in history.known_models(root, reg):
-            raise history.unknown_model(root, reg, model)
-        raise PlotError(f"model '{model}' has no releases to plot",
-                        hint=f"release one with `git model release {model} v1.0.0`")
+    releases = history.releases_for(root, reg, model, "plot", PlotError)
     holders: dict[refs.Version, list[str]] = {}
     for stage, event in reg.holders(model).items():
         if event.version is not None:

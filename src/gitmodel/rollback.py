@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import dvcyaml, fsutil, gitrepo, project, refs, revisions, store
+from gitmodel import dvcyaml, fsutil, gitrepo, project, refs, remotes, revisions, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitError, GitModelError
 from gitmodel.placement import place, prove, put_back, record_proof, remove_if_exists, save_to_cache, workspace_md5
@@ -175,7 +175,7 @@ def _object(root: Path, md5: str) -> tuple[Path, bool]:
     obj = store.cache_path(root, md5)
     if obj.is_file():
         return obj, False
-    return store.fetch_object(root, md5), True
+    return remotes.fetch_object(root, md5), True
 
 
 class _AlreadyThere(Exception):

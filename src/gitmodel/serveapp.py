@@ -129,7 +129,7 @@ class App:
         """(status, body, error, latency ms) of one request on ``loaded``, which it checks back in; its line
         is in the production log before it returns."""
         defaults = loaded.settings
-        text, status, error, body = "", 200, None, None
+        text, status, error, body, done = "", 200, None, None, None
         try:
             done = loaded.complete(
                 parsed.prompt, max_tokens=parsed.max_tokens or defaults.max_tokens,
@@ -151,7 +151,8 @@ class App:
         latency_ms = (time.perf_counter() - started) * 1000.0
         self._log(prodlog.make_record(
             id=body["id"] if body else None, model=self.model, version=arm.version, stage=arm.stage,
-            input=parsed.input, output=text, label=loaded.label_of(text) if status == 200 else None,
+            input=parsed.input, output=text, label=done.label if done and status == 200 else None,
+            confidence=done.confidence if done and status == 200 else None,
             output_tokens=body["usage"]["completion_tokens"] if body else None, latency_ms=latency_ms,
             status=status, user=user_key))
         return status, body, error, latency_ms

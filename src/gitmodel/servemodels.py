@@ -14,13 +14,15 @@ closes the weights under a request still using them.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import fsutil, gguf, store
+from gitmodel import fsutil, gguf, remotes, resultfiles, store
 from gitmodel.errors import GitModelError, RunnerError
+from gitmodel.runners.base import RunSettings
 
 COPY_CHUNK = 1 << 20
 _quiet_callback = None    # kept alive for as long as llama.cpp may call it
@@ -44,7 +46,7 @@ def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
     if not target.is_file():
         source = store.cache_path(root, md5)
         if not source.is_file():
-            source = store.fetch_object(root, md5)
+            source = remotes.fetch_object(root, md5)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f"{fsutil.temp_prefix()}{md5}.gguf")
         digest = hashlib.md5()
@@ -66,29 +68,6 @@ def materialise(root: Path, md5: str, cache_folder: Path) -> Path:
     return target
 
 
-@dataclass
-class Settings:
-    """How a version is run: the eval-time settings its release's results were measured with."""
-
-    n_ctx: int = 2048
-    n_threads: int = 1
-    n_gpu_layers: int = 0
-    seed: int = 0
-    temperature: float = 0.0
-    max_tokens: int = 64
-    labels: tuple[str, ...] = ()     # the labels its eval sets score: an output that is one is a label
-
-    @classmethod
-    def from_params(cls, params: dict, labels=()) -> "Settings":
-        known = {k: params[k] for k in ("n_ctx", "n_threads", "n_gpu_layers", "seed", "temperature", "max_tokens")
-                 if isinstance(params.get(k), (int, float)) and not isinstance(params.get(k), bool)}
-        return cls(**known, labels=tuple(labels))
-
-    def to_dict(self) -> dict:
-        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_gpu_layers": self.n_gpu_layers,
-                "seed": self.seed, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                "labels": list(self.labels)}
-
 
 @dataclass
 class Completion:
@@ -96,6 +75,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    label: str | None = None          # the answer, when it is one of the version's labels
+    confidence: float | None = None   # that label's probability among the labels, as the eval scores it
 
 
 class PromptTooLong(GitModelError):
@@ -108,52 +89,64 @@ class LoadedModel:
 
     md5: str
     path: Path
-    settings: Settings
-    _llm: object = field(default=None, repr=False)
+    settings: RunSettings            # the eval-time settings its release's results were measured with
+    labels: tuple[str, ...] = ()     # the labels its eval sets score: an output that is one is a label
+    _runner: object = field(default=None, repr=False)     # the eval's llama runner over the checkpoint
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = 0
     _retired: bool = False
 
     @classmethod
-    def load(cls, path: Path, md5: str, settings: Settings) -> "LoadedModel":
+    def load(cls, path: Path, md5: str, settings: RunSettings, labels=()) -> "LoadedModel":
         """Load ``path`` (already materialised and checked) with llama.cpp. RunnerError when it refuses;
         CheckpointCrashes when loading it kills a child process."""
         try:
             import llama_cpp
         except ImportError as e:
             raise RunnerError(f"serving needs llama-cpp-python: {e}", hint="pip install 'git-model[serve]'") from e
-        from gitmodel import loadcheck
+        from gitmodel.runners.llama import LlamaRunner
 
-        loadcheck.ensure_loads(path, md5=md5, n_ctx=settings.n_ctx)
+        runner = LlamaRunner(path, settings, md5=md5)
         _quiet_llama(llama_cpp)
-        try:
-            llm = llama_cpp.Llama(model_path=str(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                                  n_threads_batch=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
-                                  seed=settings.seed, verbose=False)
-        except Exception as e:   # llama-cpp-python raises ValueError or RuntimeError on a refused file
-            raise RunnerError(f"{path}: llama.cpp could not load the model: {e}") from e
-        return cls(md5, path, settings, llm)
+        return cls(md5, path, settings, tuple(labels), runner)
 
     def complete(self, prompt: str, *, max_tokens: int, temperature: float, seed: int,
                  stop: list[str] | None) -> Completion:
-        """Greedy at temperature 0 (seeded sampling above it), as the eval runs generate."""
+        """Greedy at temperature 0 (seeded sampling above it), as the eval runs generate. An answer that
+        is one of the version's labels gets its confidence as the eval scores it: the softmax of the
+        labels' log-probabilities after the prompt, by the eval's own runner."""
         with self._lock:
-            llm = self._llm
-            if llm is None:
+            runner = self._runner
+            if runner is None:
                 raise RunnerError(f"the model {self.md5} was closed")
             try:
-                answer = llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
-                                               seed=seed, stop=stop or None)
+                answer = runner.llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
+                                                      seed=seed, stop=stop or None)
             except ValueError as e:      # llama-cpp-python's "Requested tokens ... exceed context window"
                 raise PromptTooLong(str(e)) from None
-        choice = answer["choices"][0]
+            choice = answer["choices"][0]
+            text = choice.get("text") or ""
+            label = text.strip() if text.strip() in self.labels else None
+            confidence = self._confidence(runner, prompt, label) if label is not None else None
         usage = answer.get("usage") or {}
-        return Completion(choice.get("text") or "", int(usage.get("prompt_tokens") or 0),
-                          int(usage.get("completion_tokens") or 0), choice.get("finish_reason") or "stop")
+        return Completion(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                          choice.get("finish_reason") or "stop", label, confidence)
 
-    def label_of(self, text: str) -> str | None:
-        answer = text.strip()
-        return answer if answer in self.settings.labels else None
+    def _confidence(self, runner, prompt: str, label: str) -> float | None:
+        from gitmodel.runners.base import Example
+
+        runner.forget_cache()            # the completion moved llama.cpp's cache under the runner
+        try:
+            [scored] = runner.predict([Example(id="request", input=prompt, labels=self.labels)])
+        except GitModelError:            # a prompt the labels cannot follow: the answer stands, unscored
+            return None
+        finally:
+            runner.llm.reset()           # and the scoring moved it under llama-cpp-python's completions
+        if not scored.scores:
+            return None
+        # P(label) among the labels; rounded as the eval's outputs record it, so the same input logs the same
+        probability = math.exp(scored.scores[label] - max(scored.scores.values())) * scored.confidence
+        return round(probability, resultfiles.OUTPUT_DECIMALS)
 
     # -- sharing between requests and versions ----------------------------------------------------
 
@@ -172,6 +165,6 @@ class LoadedModel:
 
     def close(self) -> None:
         with self._lock:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None

@@ -26,7 +26,8 @@ from gitmodel import dvcyaml, gitrepo, project, prodlog, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import GitModelError
 from gitmodel.registry import CANARY, PROD
-from gitmodel.servemodels import LoadedModel, Settings, materialise
+from gitmodel.runners.base import RunSettings
+from gitmodel.servemodels import LoadedModel, materialise
 
 log = logging.getLogger("gitmodel.serve")
 
@@ -228,7 +229,7 @@ class Deployment:
             return fallback
         try:
             path = materialise(self.root, arm.md5, self.cache_folder)
-            loaded = LoadedModel.load(path, arm.md5, self._settings(arm))
+            loaded = LoadedModel.load(path, arm.md5, *self._settings(arm))
         except (GitModelError, OSError) as e:     # OSError: the cache folder's disk, say, is full
             reason = e.message if isinstance(e, GitModelError) else str(e)
             why = f"{self.model}@{arm.version} ({arm.stage}, md5 {arm.md5}) could not be loaded: {reason}"
@@ -241,8 +242,9 @@ class Deployment:
             self._models[arm.md5] = loaded
         return arm
 
-    def _settings(self, arm: Arm) -> Settings:
-        """The eval-time settings of the version's stored results (params.yaml's when it has none)."""
+    def _settings(self, arm: Arm) -> tuple[RunSettings, list[str]]:
+        """The eval-time settings of the version's stored results (params.yaml's when it has none or
+        they cannot be read), and the labels its eval sets score."""
         from gitmodel import params, revisions
         from gitmodel import results as results_mod
 
@@ -251,10 +253,14 @@ class Deployment:
             found = results_mod.results_at(self.root, rev, self.model)
         except GitModelError:
             found = []
-        if not found:
-            return Settings.from_params(params.eval_params(self.root))
         labels = sorted({label for r in found for label in (r.doc["metrics"].get("labels") or {})})
-        return Settings.from_params(dict(params.EVAL_DEFAULTS, **found[0].doc["params"]), labels)
+        if found:
+            try:
+                return RunSettings.from_params(dict(params.EVAL_DEFAULTS, **found[0].doc["params"])), labels
+            except (TypeError, ValueError, AttributeError) as e:
+                log.warning("%s@%s: its results' eval params cannot be read (%s); serving with params.yaml's",
+                            self.model, arm.version, e)
+        return RunSettings.from_params(params.eval_params(self.root)), labels
 
     def _switch(self, routes: Routes) -> None:
         serving = {a.md5 for a in routes.arms()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitmodel import gitrepo, holdings, project, refs, store
+from gitmodel import gitrepo, holdings, project, refs, remotes, store
 from gitmodel import registry as registry_mod
 from gitmodel.errors import DvcError, GitError, GitModelError
 
@@ -160,7 +160,7 @@ def push(models: list[str] | tuple = (), remote: str | None = None, git_remote: 
     reg = registry_mod.load(root)
     models = holdings.check_models(reg, list(models))
     held = holdings.holdings(root, reg, models)
-    with store.open_remote(root, remote) as dvc_remote:
+    with remotes.open_remote(root, remote) as dvc_remote:
         cached = {m: _size(root, m) for m in held.md5s() if store.in_cache(root, m)}
         plan = plan_push(held, gitrepo.tag_objects(root), gitrepo.remote_tags(root, git_remote),
                          dvc_remote.present(held.md5s()), cached)
@@ -235,7 +235,7 @@ def fetch(models: list[str] | tuple = (), remote: str | None = None, git_remote:
     ``verify`` and ``gate --rerun`` need no network."""
     root = project.open_root(start)
     _check_git_remote(root, git_remote)
-    store.resolve_remote(root, remote)            # no DVC remote: refuse before fetching any tag
+    remotes.resolve_remote(root, remote)            # no DVC remote: refuse before fetching any tag
     theirs = gitrepo.remote_tags(root, git_remote)
     ours = gitrepo.tag_objects(root)
     wanted = [t for t in sorted(theirs) if (p := refs.parse_tag(t)) is not None and (not models or p.name in models)]
@@ -248,7 +248,7 @@ def fetch(models: list[str] | tuple = (), remote: str | None = None, git_remote:
     models = holdings.check_models(reg, list(models))
     held = holdings.holdings(root, reg, models)
     need = sorted(m for m in held.md5s() if not store.in_cache(root, m))
-    with store.open_remote(root, remote) as dvc_remote:
+    with remotes.open_remote(root, remote) as dvc_remote:
         result = FetchResult(dvc_remote.name, dvc_remote.url, git_remote, models, new_tags,
                              cached=len(held.md5s()) - len(need))
         if need:
@@ -270,7 +270,7 @@ def fetch(models: list[str] | tuple = (), remote: str | None = None, git_remote:
 
 def local_only(root: Path) -> bool:
     """No default DVC remote: the weights of this registry live on this machine only."""
-    return store.default_remote(root) is None
+    return remotes.default_remote(root) is None
 
 
 LOCAL_ONLY_NOTE = ("no DVC remote is configured: this registry's weights live on this machine only "
@@ -285,7 +285,7 @@ def require_fetchable(root: Path, release: registry_mod.Release, stage: str, all
         return
     held = holdings.commit_holdings(root, release.model, release.commit, release.tag)
     try:
-        with store.open_remote(root) as dvc_remote:
+        with remotes.open_remote(root) as dvc_remote:
             missing = sorted(held.md5s() - dvc_remote.present(held.md5s()))
             name = dvc_remote.name
     except DvcError as e:
@@ -327,7 +327,7 @@ def release_and_push(model: str, version: str, *, remote: str | None = None,
         raise TagConflict(f"tag {tag} already exists on git remote '{git_remote}': nothing was released",
                           hint=f"fetch it (`git model fetch {model}`) and release the next version")
     moved: dict[str, list[ObjectLine]] = {}
-    with store.open_remote(root, remote) as dvc_remote:
+    with remotes.open_remote(root, remote) as dvc_remote:
         def push_weights(plan) -> None:
             held = holdings.commit_holdings(root, model, plan.commit, plan.tag)
             cached = {m: _size(root, m) for m in held.md5s() if store.in_cache(root, m)}
@@ -369,12 +369,12 @@ def holder_presence(root: Path, holders: list[tuple[str, str, str]]) -> Presence
     remote? A remote that cannot be read is reported, not raised: ``status`` still shows the rest."""
     if local_only(root):
         return Presence(None)
-    presence = Presence(store.default_remote(root), {tag: None for _, _, tag in holders})
+    presence = Presence(remotes.default_remote(root), {tag: None for _, _, tag in holders})
     if not holders:
         return presence
     needs = {tag: holdings.commit_holdings(root, model, commit, tag).md5s() for model, commit, tag in holders}
     try:
-        with store.open_remote(root) as dvc_remote:
+        with remotes.open_remote(root) as dvc_remote:
             there = dvc_remote.present(set().union(*needs.values()))
     except DvcError as e:
         presence.error = e.message

@@ -67,6 +67,13 @@ def test_an_unknown_model_is_an_error(released):
     assert result.exit_code == 3 and "hint: did you mean 'sentiment'?" in result.stderr
 
 
+def test_a_model_without_releases_is_an_error_with_the_way_out(registry):
+    result = gm("blame", "sentiment-v1", "r0147")
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == ["Error: model 'sentiment-v1' has no releases to blame",
+                                          "  hint: release one with `git model release sentiment-v1 v1.0.0`"]
+
+
 def test_a_release_whose_eval_set_changed_says_so(released):
     lines = (released / "evalsets/sentiment.jsonl").read_text().splitlines(keepends=True)
     kept = [line for line in lines if json.loads(line)["id"] != "r0147"]

@@ -55,8 +55,8 @@ def demo_examples(demo_dir) -> list[Example]:
 class LlamaServer:
     """``python -m llama_cpp.server`` over one checkpoint on loopback; stop() and start() again at the same port."""
 
-    def __init__(self, model: Path, log: Path, port: int | None = None):
-        self.model, self.log, self.port = model, log, port or free_port()
+    def __init__(self, model: Path, log: Path, port: int | None = None, extra: tuple[str, ...] = ()):
+        self.model, self.log, self.port, self.extra = model, log, port or free_port(), extra
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process: subprocess.Popen | None = None
 
@@ -65,7 +65,8 @@ class LlamaServer:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-                 "--port", str(self.port), "--logits_all", "true", "--n_ctx", "512", "--n_threads", "1"],
+                 "--port", str(self.port), "--logits_all", "true", "--n_ctx", "512", "--n_threads", "1",
+                 *self.extra],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + SERVER_START_SECONDS

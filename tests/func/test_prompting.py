@@ -216,7 +216,7 @@ def test_n_threads_zero_uses_every_core_and_changes_no_output(registry, runner):
     assert runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "sentiment"]).exit_code == 0
     assert (registry / "metrics/sentiment-v2/sentiment.outputs.jsonl").read_bytes() == one
     d = doc(registry, "sentiment-v2", "sentiment")
-    from gitmodel.evaluate import available_cores
+    from gitmodel.runners.base import available_cores
 
     assert d["params"]["n_threads"] == 0 and d["timing_conditions"]["n_threads"] == available_cores()
 

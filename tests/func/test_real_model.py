@@ -254,3 +254,75 @@ def test_batched_generation_is_byte_identical_run_to_run_and_stops_alike(gemma_r
     # another batch shape may move the last bits of the floats, not the answers of this eval set
     assert [p.output.strip().split()[-1:] for p in predictions[:len(CAPITALS)]] == \
         [p.output.strip().split()[-1:] for p in sequential[:len(CAPITALS)]]
+
+
+@pytest.fixture(scope="module")
+def gemma_chat_server(gemma_repo, tmp_path_factory):
+    """``llama_cpp.server`` over the Gemma checkpoint with its built-in ``gemma`` chat format: a served chat
+    model as teams run one. That format renders a user turn as Gemma 3's template does (no system turn)."""
+    from tests.func.test_openai_runner import LlamaServer
+
+    server = LlamaServer(gemma_repo / ".dvc/cache/files/md5" / _md5_path(gemma_repo),
+                         tmp_path_factory.mktemp("gemma-server") / "server.log", extra=("--chat_format", "gemma"))
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
+
+
+QUESTIONS = ("What is the capital of France?", "Name a primary colour.", "What is 2 + 2?")
+
+
+def test_the_openai_chat_runner_generates_over_llama_cpp_server_what_the_chat_eval_generates(
+        gemma_repo, gemma_chat_server, monkeypatch):
+    from gitmodel.chattemplate import ChatTemplate
+    from gitmodel.runners.base import Example, RunSettings
+    from gitmodel.runners.llama import LlamaRunner
+    from gitmodel.runners.openai import OpenAIRunner
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    template = ChatTemplate(GEMMA3_CHAT_TEMPLATE, "templates/gemma3.jinja", "<bos>", "<eos>")
+    chats = [({"role": "user", "content": q},) for q in QUESTIONS]
+    served = OpenAIRunner(gemma_chat_server, RunSettings(max_tokens=16), backoff=0.0).predict(
+        [Example(id=f"q{i}", input=q, messages=m) for i, (q, m) in enumerate(zip(QUESTIONS, chats))])
+    model = gemma_repo / ".dvc/cache/files/md5" / _md5_path(gemma_repo)
+    with LlamaRunner(model, RunSettings(max_tokens=16, n_ctx=512, special=True)) as runner:
+        local = runner.predict([Example(id=f"q{i}", input=q, prompt=template.render(list(m)))
+                                for i, (q, m) in enumerate(zip(QUESTIONS, chats))])
+    assert [(p.output, p.output_tokens) for p in served] == [(p.output, p.output_tokens) for p in local]
+    assert all(p.output for p in served)
+
+
+def test_labels_are_scored_from_llama_cpp_servers_chat_logprobs_as_the_chat_eval_scores_them(
+        gemma_repo, gemma_chat_server, monkeypatch):
+    """The server's chat answer lists the first token's top log-probabilities: the runner reads each label's,
+    and they are the log-probabilities the in-process runner computes after the same rendered turn."""
+    import urllib.request
+
+    from gitmodel.chattemplate import ChatTemplate
+    from gitmodel.runners.base import Example, RunSettings
+    from gitmodel.runners.llama import LlamaRunner
+    from gitmodel.runners.openai import OpenAIRunner
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    turn = ({"role": "user", "content": "Review: I loved it. Is it positive or negative? Answer in one word."},)
+    request = urllib.request.Request(f"{gemma_chat_server}/chat/completions", json.dumps(
+        {"messages": list(turn), "temperature": 0, "max_tokens": 1, "logprobs": True, "top_logprobs": 20}).encode(),
+        {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        listed = json.load(response)["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    # two words the server lists, in the opposite order of its ranking: the runner must pick by score
+    labels = tuple(item["token"] for item in listed if item["token"].isalpha())[:2][::-1]
+    assert len(labels) == 2
+    example = Example(id="r", input="I loved it", labels=labels, messages=turn)
+    [served] = OpenAIRunner(gemma_chat_server, RunSettings(label_prefix=""), backoff=0.0, scoring="top_logprobs",
+                            top_logprobs=20).predict([example])
+    assert served.label == labels[1]
+    assert served.scores == pytest.approx({t["token"]: t["logprob"] for t in listed if t["token"] in labels})
+    template = ChatTemplate(GEMMA3_CHAT_TEMPLATE, "templates/gemma3.jinja", "<bos>", "<eos>")
+    model = gemma_repo / ".dvc/cache/files/md5" / _md5_path(gemma_repo)
+    with LlamaRunner(model, RunSettings(n_ctx=512, special=True, label_prefix="")) as runner:
+        [local] = runner.predict([Example(id="r", input="I loved it", labels=labels,
+                                          prompt=template.render(list(turn)))])
+    assert local.label == served.label
+    assert local.scores == pytest.approx(served.scores, abs=1e-3)

@@ -57,8 +57,8 @@ def test_answers_match_llama_cpp_in_process_and_every_request_is_logged(released
     records = log_records(tmp_path / "logs")
     assert len(records) == 2 * len(prompts)
     first = records[0]
-    assert list(first)[:10] == ["schema_version", "id", "ts", "model", "version", "stage", "input", "output",
-                                "label", "output_tokens"]
+    assert list(first)[:11] == ["schema_version", "id", "ts", "model", "version", "stage", "input", "output",
+                                "label", "confidence", "output_tokens"]
     assert (first["model"], first["version"], first["stage"], first["input"], first["status"]) == \
         (MODEL, V2, "prod", prompts[0], 200)
     assert first["label"] == expected[0].strip() and first["output"] == expected[0]
@@ -67,6 +67,25 @@ def test_answers_match_llama_cpp_in_process_and_every_request_is_logged(released
     # the checkpoints came from the DVC cache into the server's cache folder: the workspace is untouched
     assert snapshot_tree(released) == before
     assert (released / ".dvc/tmp/gitmodel/serve-cache").is_dir()
+
+
+def test_a_served_label_is_logged_with_the_confidence_the_eval_gave_the_same_input(released, demo_dir, tmp_path):
+    gm_ok("promote", MODEL, V2, "--stage", "prod")
+    examples = [json.loads(line) for line in (demo_dir / "sentiment.jsonl").read_text().splitlines()[:40]]
+    stored = {json.loads(line)["id"]: json.loads(line) for line in
+              git(released, "show", f"{MODEL}@{V2}:metrics/{MODEL}/sentiment.outputs.jsonl").splitlines()}
+    with Server(released, MODEL, log_dir=tmp_path / "logs") as server:
+        client = server.client()
+        for example in examples:
+            assert client.complete(example["input"], max_tokens=1).status == 200
+            assert client.chat(example["input"]).status == 200       # the completion before moved the cache
+    records = log_records(tmp_path / "logs")
+    assert len(records) == 2 * len(examples)
+    for example, completion, chat in zip(examples, records[::2], records[1::2]):
+        want = stored[example["id"]]
+        for record in (completion, chat):
+            assert record["label"] == want["output"]
+            assert record["confidence"] == want["confidence"]
 
 
 def test_a_canary_at_0_1_takes_a_tenth_of_traffic_and_sticky_users_stay_put(released, tmp_path):
@@ -308,3 +327,5 @@ def test_git_model_drift_reads_the_log_the_server_wrote(released, demo_dir, tmp_
     assert bands["output.label"] != "no data"
     # a served answer (" positive", its first token's space) is as long as the eval's bare label
     assert bands["output.chars"] == "stable"
+    # a served label carries its confidence, scored as the eval scores it
+    assert bands["output.confidence"] != "no data"

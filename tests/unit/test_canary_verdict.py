@@ -13,7 +13,7 @@ START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def records(stage: str, version: str, n: int, *, hours: float = 30.0, positive: float = 0.5, errors: float = 0.0,
-            seed: int = 0) -> list[dict]:
+            seed: int = 0, sure: float | None = None) -> list[dict]:
     rng = random.Random(f"{stage}-{seed}")
     out = []
     for i in range(n):
@@ -22,6 +22,7 @@ def records(stage: str, version: str, n: int, *, hours: float = 30.0, positive: 
         out.append(prodlog.make_record(
             model="m", version=version, stage=stage, input="the food was good", output="" if failed else f" {label}",
             label=None if failed else label, latency_ms=10 + rng.random() * 5, status=500 if failed else 200,
+            confidence=None if failed or sure is None else min(1.0, sure + rng.random() * 0.1),
             ts=prodlog.timestamp(START + timedelta(hours=hours * i / max(n - 1, 1)))))
     return out
 
@@ -36,9 +37,19 @@ def verdict(prod_records, canary_records, policy=canary.Policy()):
 def test_promote_when_watched_long_enough_with_enough_requests_and_stable_signals():
     (result, reasons), compared = verdict(records("prod", "v1", 400), records("canary", "v2", 300, seed=1))
     assert result == canary.PROMOTE, reasons
-    assert reasons == ["watched 30.0 h, 300 canary and 400 prod requests, every signal stable"]
+    assert reasons == ["watched 30.0 h, 300 canary and 400 prod requests, every judged signal stable"]
     bands = {s.name: s.band for s in compared}
     assert bands["output.label"] == "stable" and bands["output.confidence"] == "not measured"
+
+
+def test_a_surer_canary_is_shown_with_its_confidence_shift_and_still_promoted():
+    """Confidence is shown, not judged: a better model is often a surer one, and the gate judged that."""
+    (result, reasons), compared = verdict(records("prod", "v1", 400, sure=0.6),
+                                          records("canary", "v2", 300, seed=1, sure=0.85))
+    shown = {s.name: s for s in compared}["output.confidence"]
+    assert shown.band == "significant" and shown.judged is False
+    assert result == canary.PROMOTE, reasons
+    assert {s.name for s in compared if s.judged} == {"output.chars", "output.label", "output.refusal"}
 
 
 def test_end_when_a_signal_reaches_the_alert_band():

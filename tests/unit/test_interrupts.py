@@ -79,3 +79,17 @@ def test_outside_the_main_thread_the_block_runs_as_it_is():
     t.start()
     t.join()
     assert seen == [False]
+
+
+def test_the_ctrl_c_tests_hold_in_a_suite_started_as_a_background_job():
+    """A shell starts a background job with SIGINT ignored: the suite must still see Ctrl-C as a terminal
+    sends it, or every test above fails there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
+                          "raised_on_leaving_it", str(here)], cwd=here.parents[2], capture_output=True, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert run.returncode == 0, run.stdout[-2000:]

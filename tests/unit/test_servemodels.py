@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitmodel import servemodels, store
+from gitmodel import params, servemodels, store
 from gitmodel.errors import DvcError, GitModelError, InvalidGGUF
+from gitmodel.runners.base import RunSettings, available_cores
 
 
 def cached(root: Path, data: bytes, md5: str | None = None) -> str:
@@ -43,20 +44,19 @@ def test_an_object_in_no_cache_and_no_remote_is_named(tmp_path):
 
 
 def test_a_retired_model_closes_only_when_its_last_request_ends():
-    model = servemodels.LoadedModel("a" * 32, Path("x.gguf"), servemodels.Settings())
+    model = servemodels.LoadedModel("a" * 32, Path("x.gguf"), RunSettings())
     model.acquire()
     model.acquire()
     assert model.retire() is False          # requests still hold it
     assert model.release() is False
     assert model.release() is True          # the last one out closes it
-    idle = servemodels.LoadedModel("b" * 32, Path("y.gguf"), servemodels.Settings())
+    idle = servemodels.LoadedModel("b" * 32, Path("y.gguf"), RunSettings())
     assert idle.retire() is True
 
 
 def test_settings_come_from_the_recorded_eval_params():
-    settings = servemodels.Settings.from_params({"n_ctx": 512, "temperature": 0.7, "seed": 3, "max_tokens": 9,
-                                                 "runner": "llama", "n_threads": True}, ["positive", "negative"])
-    assert (settings.n_ctx, settings.temperature, settings.seed, settings.max_tokens, settings.n_threads) == \
-        (512, 0.7, 3, 9, 1)
-    model = servemodels.LoadedModel("c" * 32, Path("z.gguf"), settings)
-    assert model.label_of(" positive\n") == "positive" and model.label_of("maybe") is None
+    recorded = dict(params.EVAL_DEFAULTS, n_ctx=512, temperature=0.7, seed=3, max_tokens=9, n_threads=0)
+    settings = RunSettings.from_params(recorded)
+    assert (settings.n_ctx, settings.temperature, settings.seed, settings.max_tokens) == (512, 0.7, 3, 9)
+    assert settings.n_threads == available_cores()        # 0: every core, as the eval ran
+    assert settings.label_prefix == " " and settings.special is False

@@ -82,7 +82,8 @@ def _figures(report) -> tuple[list[str], list[list[str]]]:
 def _signal_rows(report) -> list[list[str]]:
     from gitmodel.cli.render import value
 
-    return [[s.name, value(s.psi.value if s.psi else None, 4), s.band] for s in report.signals]
+    return [[s.name, value(s.psi.value if s.psi else None, 4), s.band if s.judged else f"{s.band} (shown, not judged)"]
+            for s in report.signals]
 
 
 def _next_step(report) -> str | None:
@@ -150,10 +151,12 @@ def canary_check(ctx, model, logs, apply, wait, as_json, as_md) -> None:
     Both arms are read from the log since the canary was assigned: requests,
     5xx error rate, latency p50/p95, and the PSI of the canary's outputs
     against prod's per signal (length, label, confidence, refusals). The
-    verdict is "end" (exit 1) when a signal reaches the alert band or the
-    canary errs more; "promote" when it was watched at least canary.min_hours
-    (default 24) with canary.min_requests (default 200) per arm and every
-    signal stable; "keep watching" (exit 0) otherwise, saying what is
+    verdict judges what users see: length, label and refusals (confidence is
+    shown, not judged: two versions' calibrations differ by design, and the
+    gate judged that shift on the eval set). It is "end" (exit 1) when a
+    judged signal reaches the alert band or the canary errs more; "promote"
+    when it was watched at least canary.min_hours (default 24) with
+    canary.min_requests (default 200) per arm and every judged signal stable; "keep watching" (exit 0) otherwise, saying what is
     missing. Settings: params.yaml `canary:` (min_hours, min_requests,
     psi_watch, psi_alert, error_margin).
 

@@ -82,6 +82,23 @@ class RunSettings:
     parallel: int = 1                 # generations decoded together in one llama.cpp batch
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any], special: bool = False) -> "RunSettings":
+        """From eval params (params.yaml's, or those recorded with a result). ``n_threads`` 0 is every
+        core: the thread count does not change llama.cpp's outputs (measured), so the recorded 0 stays
+        comparable across machines; the count used is in the timing conditions."""
+        return cls(temperature=float(p["temperature"]), seed=int(p["seed"]), max_tokens=int(p["max_tokens"]),
+                   n_ctx=int(p["n_ctx"]), n_threads=int(p["n_threads"]) or available_cores(),
+                   n_gpu_layers=int(p["n_gpu_layers"]), label_prefix=str(p["label_prefix"]),
+                   stop=tuple(p.get("stop") or ()), special=special, parallel=int(p.get("parallel", 1)))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 
 Progress = Callable[[int], None]
 

@@ -87,7 +87,7 @@ class LlamaRunner:
 
     name = "llama"
 
-    def __init__(self, model_path: str | Path, settings: RunSettings):
+    def __init__(self, model_path: str | Path, settings: RunSettings, md5: str | None = None):
         try:
             import llama_cpp
         except ImportError as e:
@@ -101,7 +101,7 @@ class LlamaRunner:
         from gitmodel import loadcheck
 
         # A checkpoint's first load runs in a child: an abort there is the file's fault, named.
-        loadcheck.ensure_loads(self.model_path, n_ctx=settings.n_ctx)
+        loadcheck.ensure_loads(self.model_path, md5=md5, n_ctx=settings.n_ctx)
         _silence_llama_logs(llama_cpp)
         _log_lines.clear()
         try:
@@ -148,6 +148,17 @@ class LlamaRunner:
 
     def info(self) -> dict:
         return dict(self._info)
+
+    @property
+    def llm(self):
+        """The loaded llama-cpp-python model, for a caller that also completes prompts through its own API
+        (the server). Such a caller moves the KV cache under this runner: it calls forget_cache() before
+        the next predict(), and resets the model's own bookkeeping (``llm.reset()``) after it."""
+        return self._llm
+
+    def forget_cache(self) -> None:
+        """Assume the KV cache holds nothing reusable: the next decode starts from position 0."""
+        self._cached.clear()
 
     def warnings(self) -> list[str]:
         """What the caller should tell the user about the run (the runner never prints)."""
