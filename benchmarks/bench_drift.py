@@ -28,10 +28,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import benchkit
 import numpy as np
 
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
@@ -147,16 +147,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--dir", help="work folder (default: a temp folder)")
+    parser.add_argument("--dir", type=Path, help="parent of the work folder (default: the temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
-    work = Path(args.dir or tempfile.mkdtemp(prefix="bench-drift-"))
-    repo = work / "repo"
-    repo.mkdir(parents=True, exist_ok=True)
     git_model = [str(Path(sys.executable).parent / "git-model")]
-    try:
-        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-        subprocess.run([*git_model, "init"], cwd=repo, check=True, capture_output=True, env=ENV)
+    with benchkit.scratch("bench-drift-", args.dir, args.keep) as work:
+        repo = work / "repo"
+        repo.mkdir()
+        benchkit.sh(repo, "git", "init", "-q")
+        benchkit.sh(repo, *git_model, "init", env=ENV)
         big, base = work / "big.jsonl", work / "base.jsonl"
         start = time.perf_counter()
         write_log(big, args.lines, seed=1, shift=0.1)
@@ -165,19 +164,22 @@ def main() -> int:
               f"{time.perf_counter() - start:.1f} s); baseline window 20,000 lines")
 
         drift = [*git_model, "drift", "bench", "--log", str(big), "--baseline-log", str(base), "--json"]
-        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-        t_ours = report("ours    git model drift (every core)", [measured(drift, repo) for _ in range(args.runs)],
-                        "  goal < 10 s, < 300 MB")
-        t_one = report("ours    git model drift --workers 1", [measured([*drift, "--workers", "1"], repo)
-                                                               for _ in range(args.runs)])
+        commands = {"ours": drift, "one": [*drift, "--workers", "1"]}
         try:
             import pandas  # noqa: F401
         except ImportError:
             print("pandas  not installed: reference skipped")
         else:
-            t_ref = report("pandas  read_json + numpy (1 signal)",
-                           [measured([sys.executable, "-c", PANDAS_REF, str(big), str(base)], repo)
-                            for _ in range(args.runs)])
+            commands["pandas"] = [sys.executable, "-c", PANDAS_REF, str(big), str(base)]
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        runs: dict[str, list] = {name: [] for name in commands}
+        for _ in range(args.runs):          # in turns, so that a change of load falls on each alike
+            for name, cmd in commands.items():
+                runs[name].append(measured(cmd, repo))
+        t_ours = report("ours    git model drift (every core)", runs["ours"], "  goal < 10 s, < 300 MB")
+        t_one = report("ours    git model drift --workers 1", runs["one"])
+        if "pandas" in runs:
+            t_ref = report("pandas  read_json + numpy (1 signal)", runs["pandas"])
             print(f"        -> ours {t_ours / t_ref:.2f}x pandas' time ({t_one / t_ref:.2f}x in one process)")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
@@ -208,11 +210,6 @@ def main() -> int:
         edges = drift.bin_edges(expected)
         t_count = timed(lambda: drift.bin_counts(actual, edges), args.runs)
         print(f"count   10M values against {len(edges)} stored edges: {t_count:.2f} s")
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -232,3 +232,11 @@ def test_save_profile_never_overwrites_a_file_git_does_not_hold(released, demo_l
     message = refused(released, "--log", str(demo_logs["v2"]), "--baseline", V2, "--save-profile", "notes.json")
     assert "notes.json exists and git does not hold it" in message
     assert (released / "notes.json").read_text() == "mine\n"
+
+
+def test_workers_sets_the_processes_and_changes_no_figure(released, demo_logs):
+    result = gm("drift", "sentiment", "--log", str(demo_logs["v2"]), "--baseline", V2, "--workers", "0")
+    assert result.exit_code == 2 and "--workers" in result.stderr
+    _, one = drift_json("--log", str(demo_logs["v2"]), "--baseline", V2, "--workers", "1")
+    _, every = drift_json("--log", str(demo_logs["v2"]), "--baseline", V2)
+    assert one == every and one["current"]["n"] == 600
