@@ -4,10 +4,12 @@
 
 Writes a production log of ``--lines`` records (our format, generated words of 2-40 per input, labels,
 confidences, categories; one day file) and a 20,000-line baseline window, in a fresh git-model
-repository. Then it times, each in its own process with its peak memory (max RSS):
+repository. Then it times, each in its own process, in turns (--runs rounds), with the peak memory of the
+whole process tree (PSS: pages the workers share with the parent counted once) and its CPU time:
 
 * ``ours``: ``git model drift bench --log big.jsonl --baseline-log base.jsonl --json`` (streamed: every
-  signal profiled, PSI per signal);
+  signal profiled, PSI per signal), with every core (byte ranges of the log profiled by worker processes
+  and added up) and with ``--workers 1`` (read in the one process);
 * ``pandas``: ``pandas.read_json(lines=True)`` of the same log, then the same numpy on one signal
   (input length: quantile bins of the baseline + ``searchsorted`` + the PSI), when pandas is installed;
 * ``merge 52``: loading and adding 52 weekly profiles (``drift --profile`` x 52, in-process core);
@@ -16,7 +18,9 @@ repository. Then it times, each in its own process with its peak memory (max RSS
   ``np.bincount`` + the formula), medians of --runs.
 
 Goals on 2 cores: the 1M-line log under 10 s and 300 MB peak; 52 profiles merged under 0.3 s; the PSI
-core within 1.5x of the numpy reference. This script prints (it is a script, not the library).
+core within 1.5x of the numpy reference. Measured on the project's 2-core machine, shared with other
+work (load average 2-3.5 while it ran, so about one core free), medians of 3: FIGURES
+This script prints (it is a script, not the library).
 """
 from __future__ import annotations
 
