@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from gitmodel import logchunks, prodlog, profiles
+from gitmodel import logchunks, prodlog, profiles, profiling
 
 IN_PROCESS_BYTES = 24 << 20      # about 60,000 lines: under this, one process reads it all
 PIECES_PER_WORKER = 4            # smaller pieces even out the workers on a machine that is not idle
@@ -85,7 +85,7 @@ def plan(files: Sequence[Path], workers: int) -> tuple[list[Piece], bool]:
 def _profile_piece(job: tuple) -> tuple[profiles.Profile, logchunks.Tally]:
     piece, binning, model, label, rules = job
     tally = logchunks.Tally()
-    profiler = profiles.Profiler(binning, model, label)
+    profiler = profiling.Profiler(binning, model, label)
     for batch in logchunks.scan(piece.path, rules, tally, piece.start, piece.end):
         profiler.add_batch(batch)
     return profiler.result(), tally

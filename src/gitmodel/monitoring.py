@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from gitmodel import drift as drift_mod
-from gitmodel import gitrepo, logpool, params, prodlog, profiles, project, signals
+from gitmodel import gitrepo, logpool, params, prodlog, profiles, profiling, project, signals
 from gitmodel.errors import GitModelError, InvalidLog, InvalidPath, InvalidProfile
 
 BANDS_ORDER = {"stable": 0, drift_mod.NO_DATA: 0, "watch": 1, "alert": 2}
@@ -41,7 +41,7 @@ class Baseline:
 
     def profile(self, binning: profiles.Binning, model: str, strict: bool, workers: int | None) -> profiles.Profile:
         if self.records is not None:
-            return profiles.Profiler(binning, model, self.label).add_all(self.records)
+            return profiling.Profiler(binning, model, self.label).add_all(self.records)
         return logpool.profile_logs(self.logs, binning, model=model, label=self.label, strict=strict, workers=workers)
 
 
@@ -235,7 +235,7 @@ def _baseline_binning(root: Path, model: str, baseline, baseline_logs, strict: b
     else:
         base = eval_baseline(root, model, baseline)
     signal_list = signals.signals_for(settings["fields"])
-    return settings, base, profiles.binning_from(base.stream(model, strict), signal_list, settings["bins"])
+    return settings, base, profiling.binning_from(base.stream(model, strict), signal_list, settings["bins"])
 
 
 def sql(model: str, table: str, *, baseline: str | None = None, baseline_logs: Sequence[str] = (),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gitmodel import drift, logchunks, logpool, prodlog, profiles, signals
+from gitmodel import drift, logchunks, logpool, prodlog, profiles, profiling, signals
 from gitmodel.errors import InvalidLog
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -252,7 +252,7 @@ def test_chunked_reading_gives_the_records_and_counts_of_line_by_line(logs, smal
 @pytest.mark.parametrize("window", WINDOWS, ids=["all", "model", "version", "window", "sub-ms-window"])
 @pytest.mark.parametrize("workers", [1, 3])
 def test_profiling_in_pieces_across_processes_gives_the_profile_of_one_pass(logs, small_chunks, window, workers):
-    binning = profiles.binning_from(reference_read([logs], model="chat", now=NOW), signals.signals_for(["region"]))
+    binning = profiling.binning_from(reference_read([logs], model="chat", now=NOW), signals.signals_for(["region"]))
     ref_stats = prodlog.ReadStats()
     ref = reference_profile(list(reference_read([logs], stats=ref_stats, now=NOW, **window)), binning)
     stats = prodlog.ReadStats()
@@ -275,7 +275,7 @@ def test_line_numbers_of_a_byte_range_follow_the_ranges_before_it(tmp_path, smal
         lines[at] = b"{broken\n"
     log.write_bytes(b"".join(lines))
     stats = prodlog.ReadStats()
-    binning = profiles.binning_from(prodlog.read([log], now=NOW), signals.signals_for([]))
+    binning = profiling.binning_from(prodlog.read([log], now=NOW), signals.signals_for([]))
     pieces, _ = logpool.plan([log], 2)
     assert len(pieces) > 4 and all(p.path == log for p in pieces)
     logpool.profile_logs([log], binning, stats=stats, now=NOW, workers=2)
@@ -289,7 +289,7 @@ def test_strict_stops_at_the_first_malformed_line_in_file_order(tmp_path, small_
     lines = [json.dumps(_record(rng, i)).encode() + b"\n" for i in range(400)]
     lines[250], lines[330] = b"{broken\n", b"[]\n"
     log.write_bytes(b"".join(lines))
-    binning = profiles.binning_from(prodlog.read([log], now=NOW), signals.signals_for([]))
+    binning = profiling.binning_from(prodlog.read([log], now=NOW), signals.signals_for([]))
     with pytest.raises(InvalidLog, match=r"chat.jsonl:251: not JSON"):
         logpool.profile_logs([log], binning, strict=True, now=NOW, workers=workers)
     with pytest.raises(InvalidLog, match=r"chat.jsonl:251: not JSON"):
@@ -304,7 +304,7 @@ def test_a_gzip_cut_off_gives_its_lines_then_says_so_and_strict_refuses_it(tmp_p
     cut.write_bytes(whole[: len(whole) // 2])
     plain = tmp_path / "chat-2026-11-05.jsonl"
     plain.write_bytes(b"".join(json.dumps(_record(rng, i)).encode() + b"\n" for i in range(300)))
-    binning = profiles.binning_from(prodlog.read([plain], now=NOW), signals.signals_for([]))
+    binning = profiling.binning_from(prodlog.read([plain], now=NOW), signals.signals_for([]))
     stats, ref_stats = prodlog.ReadStats(), prodlog.ReadStats()
     profile = logpool.profile_logs([tmp_path], binning, stats=stats, now=NOW, workers=workers)
     ref = list(reference_read([tmp_path], stats=ref_stats, now=NOW))
