@@ -8,6 +8,23 @@ SCRATCH="$ROOT/build/demo-repo"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run()  { printf '$ %s\n' "$*"; "$@"; }
+# Human review of the workspace checkpoint's answers on the eval set: 40 sampled, scored by a stand-in
+# reviewer who knows the expected label (correct 5 or 1), imported as metrics/sentiment/review.json.
+review() {
+    run git model sample sentiment --evalset sentiment --n 40 -o "$SCRATCH/review.jsonl"
+    python - "$SCRATCH/review.jsonl" <<'PY'
+import json, sys
+path = sys.argv[1]
+expected = {e["id"]: e["expected"] for e in map(json.loads, open("evalsets/sentiment.jsonl"))}
+lines = open(path).read().splitlines()
+items = [json.loads(line) for line in lines[1:]]
+for item in items:
+    item.update(scores={"correct": 5 if item.get("label") == expected[item["id"]] else 1, "helpful": 4, "safe": 5},
+                reviewer="demo reviewer")
+open(path, "w").write("\n".join([lines[0], *map(json.dumps, items)]) + "\n")
+PY
+    run git model review import "$SCRATCH/review.jsonl"
+}
 
 step "1. The project's own registry: dvc repro builds the demo checkpoints and evaluates every model"
 run dvc repro --quiet
@@ -37,7 +54,8 @@ git add train.jsonl && git commit -q -m "track sentiment v1 and the sentiment ev
 step "4. Evaluate v1 (llama.cpp, temperature 0) through dvc repro; a second run is a cache hit"
 run dvc repro --quiet
 run git model eval sentiment --evalset sentiment
-git add -A && git commit -q -m "eval sentiment v1"
+review
+git add -A && git commit -q -m "eval sentiment v1, and a human review of its answers"
 
 step "5. Release v1 and put it in production (the first prod version has no holder to beat)"
 run git model release sentiment v1.0.0 -m "first checkpoint" --push
@@ -48,13 +66,14 @@ cp "$ROOT/models/sentiment-v2.gguf" models/sentiment.gguf
 run git model add models/sentiment.gguf --dataset train.jsonl --param lr=2e-5 --param epochs=5 \
     --base-model demo-llama-1block --training-duration 1h
 run dvc repro --quiet
-git add -A && git commit -q -m "sentiment v2: whole lexicon"
+review
+git add -A && git commit -q -m "sentiment v2: whole lexicon, and a human review of its answers"
 run git model release sentiment v1.1.0 -m "whole lexicon" --push
 run git model diff sentiment@v1.0.0 sentiment@v1.1.0 --examples
 git model diff sentiment@v1.0.0 sentiment@v1.1.0 --md > "$SCRATCH/pr-comment.md"
 echo "(the pull-request comment CI would post is in $SCRATCH/pr-comment.md)"
 
-step "7. The gate: v2 meets or beats prod on the identical eval set, so it may take real traffic as a canary"
+step "7. The gate: v2 meets or beats prod on the identical eval set, and in the human review, so it may take real traffic as a canary"
 run git model gate sentiment --candidate sentiment@v1.1.0
 run git model promote sentiment v1.1.0 --stage canary --fraction 0.1
 

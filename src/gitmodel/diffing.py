@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmodel import dvcyaml, gitrepo, metricdiff, provenance, refs, revisions, store
+from gitmodel import dvcyaml, gitrepo, metricdiff, provenance, refs, revisions, reviewmetric, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.errors import GitModelError, ModelNotFound, NotInitialized
@@ -54,12 +54,19 @@ class DiffResult:
     new: Revision
     files: list[FileDiff] = field(default_factory=list)
     weights: list | None = None     # weightsdiff.ModelWeights per model, with --weights
+    reviews: list[reviewmetric.ReviewDiff] = field(default_factory=list)   # per model with a review file
+    show_all: bool = False
 
     def dvc_json(self, cwd: Path | str | None = None) -> dict:
         """``dvc metrics diff --json``: ``{path: {key: {"old", "new", "diff"}}}``, paths relative to ``cwd``
         as DVC prints them, files without a change left out."""
         cwd = Path(cwd or os.getcwd())
-        return {os.path.relpath(self.root / f.path, cwd): f.dvc for f in self.files if f.dvc}
+        found = {os.path.relpath(self.root / f.path, cwd): f.dvc for f in self.files if f.dvc}
+        for review in self.reviews:
+            entry = review.dvc_entry(self.show_all)
+            if entry:
+                found[os.path.relpath(self.root / review.path, cwd)] = entry
+        return found
 
     def to_dict(self, examples: bool = False, cwd: Path | str | None = None) -> dict:
         """``--json``: :meth:`dvc_json` as it is; with ``examples``, that under ``metrics`` beside each
@@ -77,6 +84,7 @@ class DiffResult:
                               for f in self.files},
             "stale": {shown[f.path]: f.stale for f in self.files if f.stale},
             "behaviour": {shown[f.path]: f.behaviour for f in self.files if f.behaviour is not None},
+            **({"review": [r.to_dict() for r in self.reviews]} if self.reviews else {}),
             **({"weights": [w.to_dict() for w in self.weights]} if self.weights is not None else {}),
         }
 
@@ -200,7 +208,7 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         policy = params.gate_policy(root)
     old_by_path = {r.path: r for r in old_results}
     new_by_path = {r.path: r for r in new_results}
-    result = DiffResult(root, revs[0], revs[1])
+    result = DiffResult(root, revs[0], revs[1], show_all=all)
     # commit -> path -> the md5 that revision tracks, both sides through one `git cat-file --batch`
     tracked = store.tracked_md5s(root, [r.commit for r in revs],
                                  [p for r in old_results + new_results for p in provenance.tracked_paths(r.doc)])
@@ -227,6 +235,10 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
         if policy and o and n and same and not file.stale:
             gated.append((file, old_doc, new_doc, file.behaviour["psi"] if o.outputs and n.outputs else None))
         result.files.append(file)
+    for m in [model] if model else sorted({f.model for f in result.files}):
+        found = reviewmetric.sides(root, m, revs, registry)
+        if found is not None:
+            result.reviews.append(reviewmetric.compare(m, *found))
     if weights:
         from gitmodel import weightsdiff
 
@@ -235,7 +247,13 @@ def diff(a: str | None = None, b: str | None = None, *, model: str | None = None
     if policy and gated:
         from gitmodel import gaterules
 
-        policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated]))
+        policy.check_names(gaterules.policy_keys([(b, c, psi) for _, b, c, psi in gated])
+                           + reviewmetric.gate_keys(root, [s for r in result.reviews for s in (r.old, r.new)]))
         for file, old_doc, new_doc, psi in gated:
             file.gate = gaterules.gate(old_doc, new_doc, policy=policy, output_psi=psi)
+    if policy:
+        from gitmodel import reviewgate
+
+        for review in result.reviews:
+            review.gate = reviewgate.review_gate(review.old, review.new, policy)
     return result

@@ -41,6 +41,22 @@ def outputs_path(model: str, evalset: str) -> str:
     return f"{METRICS_DIR}/{model}/{evalset}.outputs.jsonl"
 
 
+# metrics/<model>/review.json holds the model's human review (git model review import), beside its eval
+# results: "review" is therefore no eval set's name, and every reader of metrics/<model>/*.json skips it.
+REVIEW_NAME = "review"
+
+
+def review_path(model: str) -> str:
+    return f"{METRICS_DIR}/{model}/{REVIEW_NAME}.json"
+
+
+def is_result_file(filename: str) -> bool:
+    """A file directly under ``metrics/<model>/`` that holds an eval result (``<evalset>.json``): not
+    the human review, not an outputs file."""
+    return filename.endswith(".json") and filename != f"{REVIEW_NAME}.json" \
+        and not filename.endswith(".outputs.json")
+
+
 HEADER = """\
 # Managed by git-model: `git model add` fills `artifacts`, `git model add --evalset` and
 # `git model evalset add --for` the pairs of the eval stage (`git model pairs` lists them).

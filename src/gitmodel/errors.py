@@ -126,6 +126,10 @@ class DvcError(GitModelError):
     pass
 
 
+class UnpairedEval(GitModelError):
+    """An eval of a model on an eval set dvc.yaml does not pair it with."""
+
+
 class GatedEvalSet(GitModelError):
     """Unpairing an eval set that a model's gate compares on."""
 

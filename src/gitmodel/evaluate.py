@@ -24,7 +24,7 @@ from gitmodel import fsutil, interrupts
 from gitmodel import (dvcyaml, evalprep, evalsets, gguf, locking, metrics, params, project, provenance, refs,
                       resultfiles, store)
 from gitmodel.errors import (EvalSetNotFound, GitModelError, ModelNotFound, RunnerError,
-                             StaleArtifact)
+                             StaleArtifact, UnpairedEval)
 from gitmodel.runners import make_runner
 from gitmodel.runners.base import Example, Prediction, RunSettings
 
@@ -109,6 +109,22 @@ def _checked_tracked_file(root: Path, rel: str, kind: str, name: str, hashes) ->
     return path, entry.md5
 
 
+def _check_paired(root: Path, model: str, evalset: str) -> None:
+    """An eval of a pair dvc.yaml does not declare would write metrics no command reads as results
+    (orphaned at once): refused, with the way to declare it."""
+    from gitmodel import pairs
+
+    found = pairs.workspace(root)
+    declared = found.pairs
+    if declared is None or (model, evalset) in declared or model not in found.models:
+        return      # no pairing here, or a model served or imported, not tracked: nothing to pair
+    own = pairs.evalsets_of(declared, model)
+    raise UnpairedEval(f"{model} is not evaluated on {evalset}: dvc.yaml does not declare the pair "
+                       f"({model}'s eval sets: {', '.join(own) or 'none'})",
+                       hint=f"pair them with `git model evalset add {dvcyaml.evalset_path(evalset)} --for {model}`, "
+                            "then run `dvc repro` (or this command again)")
+
+
 def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: str | None = None,
                    entry: str | None = None, start: Path | None = None) -> Inputs:
     root = project.open_root(start)
@@ -140,6 +156,7 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
         # a served model: its identity is whatever the tracked file says, when there is one
         tracked = store.tracked(root, root / model_rel)
         model_ref = {"name": model, "path": model_rel if tracked else None, "md5": tracked.md5 if tracked else None}
+    _check_paired(root, model, evalset)
     prep = evalprep.resolve(root, p, runner=kind, model_file=model_file, model_rel=model_ref["path"],
                             max_line_bytes=p["max_line_bytes"], where=f"{root / params.PARAMS_FILE}")
     return Inputs(root=root, model=model, evalset=evalset, runner_kind=kind, model_file=model_file,

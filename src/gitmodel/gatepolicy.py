@@ -17,6 +17,9 @@ from gitmodel.metricdiff import declared, is_number
 # distribution fails the gate unless a tradeoff accepts it.
 PSI_ALERT = 0.2
 OUTPUT_PSI = "output_psi"    # gate rows output_psi.label, output_psi.confidence, output_psi.output_tokens
+REVIEW = "review"            # gate rows review.<criterion>: the human review's mean of each rubric criterion
+REVIEW_TOLERANCE = 0.25      # how far a criterion's mean may drop (on the rubric's scale) and still pass
+REVIEW_MIN_N = 20            # fewer reviews than this on either side: reported, not judged
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,14 @@ class GatePolicy:
     quality_tolerance: float = 0.0    # absolute, for quality metrics without a tolerance of their own
     timing_tolerance: float = 0.5     # relative, for timing metrics without one
     psi_alert: float = PSI_ALERT      # the output PSI at or above which the gate fails
+    review_tolerance: float = REVIEW_TOLERANCE   # review.<criterion>: the drop of a mean that passes
+    review_min_n: int = REVIEW_MIN_N             # reviews needed on both sides to judge the review
+    require_review: bool = False                 # a candidate whose outputs nobody reviewed fails
     builtin: frozenset[str] = frozenset()   # keys of the built-in tolerances: no result need match them
     where: str = "params.yaml: gate"
 
-    SETTINGS = ("quality_tolerance", "timing_tolerance", "psi_alert", "tolerance", "accept")
+    SETTINGS = ("quality_tolerance", "timing_tolerance", "psi_alert", "review_tolerance", "review_min_n",
+                "require_review", "tolerance", "accept")
 
     @classmethod
     def parse(cls, section: Mapping | None, builtin_tolerances: Mapping | None = None,
@@ -165,16 +172,25 @@ class GatePolicy:
                 raise InvalidParams(f"{where}.{key} is not a gate setting{known.suggestion(key, cls.SETTINGS, n=1)} "
                                     f"(known: {', '.join(cls.SETTINGS)})")
         numbers = {}
-        for key, default in (("quality_tolerance", 0.0), ("timing_tolerance", 0.5), ("psi_alert", PSI_ALERT)):
+        for key, default in (("quality_tolerance", 0.0), ("timing_tolerance", 0.5), ("psi_alert", PSI_ALERT),
+                             ("review_tolerance", REVIEW_TOLERANCE)):
             value = section.get(key, default)
             if not non_negative(value):
                 raise InvalidParams(f"{where}.{key} must be a number >= 0, got {value!r}",
                                     hint=f"fix gate.{key} in params.yaml (default: {default!r})")
             numbers[key] = float(value)
+        min_n = section.get("review_min_n", REVIEW_MIN_N)
+        if not (isinstance(min_n, int) and not isinstance(min_n, bool) and min_n >= 1):
+            raise InvalidParams(f"{where}.review_min_n must be a whole number >= 1, got {min_n!r}",
+                                hint=f"fix gate.review_min_n in params.yaml (default: {REVIEW_MIN_N})")
+        require = section.get("require_review", False)
+        if not isinstance(require, bool):
+            raise InvalidParams(f"{where}.require_review must be true or false, got {require!r}",
+                                hint="fix gate.require_review in params.yaml (default: false)")
         builtin = parse_tolerances(builtin_tolerances, f"{where}.tolerance")
         user = parse_tolerances(section.get("tolerance"), f"{where}.tolerance")
         return cls({**builtin, **user}, parse_tradeoffs(section.get("accept"), f"{where}.accept"), **numbers,
-                   builtin=frozenset(builtin), where=where)
+                   review_min_n=min_n, require_review=require, builtin=frozenset(builtin), where=where)
 
     def fresh_tradeoffs(self) -> list[Tradeoff]:
         """Copies of the tradeoffs, so that each report records what it let through alone."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from gitmodel.behaviour import PSI_SIGNALS
 from gitmodel.gatepolicy import OUTPUT_PSI, GatePolicy, Tolerance, Tradeoff, matches
 from gitmodel.metricdiff import EPSILON, is_number, merged_keys, paired_leaves
+
+if TYPE_CHECKING:
+    from gitmodel.reviewgate import ReviewGate
 
 PASS, FAIL, ACCEPTED, INFO = "pass", "fail", "accepted", "info"
 
@@ -120,6 +123,7 @@ class GateOutcome:
     baseline: str | None = None          # what the candidate was gated against, as shown
     candidate: str | None = None
     reports: list[GateReport] = field(default_factory=list)   # one per eval set
+    review: "ReviewGate | None" = None   # the human review of the two versions' outputs (reviewgate.py)
 
     @property
     def passed(self) -> bool:
@@ -128,22 +132,27 @@ class GateOutcome:
     def to_dict(self) -> dict:
         return {"model": self.model, "baseline": self.baseline, "candidate": self.candidate,
                 "passed": self.passed, "status": self.status, "summary": self.summary,
-                "results": [r.to_dict() for r in self.reports]}
+                "results": [r.to_dict() for r in self.reports],
+                "review": self.review.to_dict() if self.review else None}
 
 
-def summary_line(reports: list[GateReport], against: str) -> str:
+def summary_line(reports: list[GateReport], against: str, review: "ReviewGate | None" = None) -> str:
     """The verdict against ``against`` in one line and, for each eval set that failed (or passed only
     through accepted tradeoffs), that eval set's own metrics, e.g. ``failed against v1.0.0 (prod): gen:
     output_tokens.mean, output_chars.mean; sem: accuracy``. Eval sets that passed outright are named in
     the passing form only."""
     if not reports:
         return f"not run against {against}: no results to gate"
-    if all(r.passed for r in reports):
+    if all(r.passed for r in reports) and (review is None or review.passed):
         text = f"passed against {against} on {', '.join(r.evalset for r in reports)}"
     else:
         failing = [f"{r.evalset}: {', '.join(r.failed_metrics)}" for r in reports if not r.passed]
+        if review is not None and not review.passed:
+            failing.append(f"human review: {', '.join(row.metric for row in review.failures)}")
         text = f"failed against {against}: {'; '.join(failing)}"
     accepted = [f"{r.evalset}: {', '.join(row.metric for row in r.accepted)}" for r in reports if r.accepted]
+    if review is not None and review.accepted:
+        accepted.append(f"human review: {', '.join(row.metric for row in review.accepted)}")
     if accepted:
         text += f" (accepted tradeoffs: {'; '.join(accepted)})"
     return text
@@ -174,7 +183,8 @@ def _tolerance_for(key: str, spec, kind: str, tolerances: Mapping[str, Any],
     return Tolerance(relative=chosen) if kind == "timing" else Tolerance(absolute=chosen)
 
 
-def _rule(direction: str, tol: Tolerance) -> str:
+def rule_text(direction: str, tol: Tolerance) -> str:
+    """A rule as a report prints it: ``>= baseline - 0``, ``<= baseline * 1.5 + 25``, ``within ±10 %``."""
     a = _num(tol.absolute)
     if direction == "stable":
         if tol.relative and tol.absolute:
@@ -274,7 +284,7 @@ def gate(baseline: Mapping, candidate: Mapping, policy: GatePolicy | None = None
             row.rule = f"not comparable, not gated: {timing_apart}"
             continue
         tol = _tolerance_for(key, spec, kind, policy.tolerances, policy.quality_tolerance, policy.timing_tolerance)
-        row.rule = _rule(direction, tol)
+        row.rule = rule_text(direction, tol)
         if not in_cand or not is_number(c) or not is_number(b):
             row.verdict = FAIL
             row.rule = f"{row.rule}; missing in the candidate" if not in_cand else f"{row.rule}; not a number"
@@ -283,14 +293,14 @@ def gate(baseline: Mapping, candidate: Mapping, policy: GatePolicy | None = None
         row.regression = worse_by if worse_by > EPSILON else None
         row.allowed = tol.allowed(b)
         row.verdict = PASS if worse_by <= row.allowed + EPSILON else FAIL
-        _accept(row, tradeoffs, spec.pattern, worse_by)
+        accept_tradeoff(row, tradeoffs, spec.pattern, worse_by)
     for row in _psi_rows(output_psi or {}, policy):
         rows.append(row)
-        _accept(row, tradeoffs, None, row.regression)
+        accept_tradeoff(row, tradeoffs, None, row.regression)
     return GateReport(rows, tradeoffs)
 
 
-def _accept(row: GateRow, tradeoffs: list[Tradeoff], declared: str | None, worse_by: float | None) -> None:
+def accept_tradeoff(row: GateRow, tradeoffs: list[Tradeoff], declared: str | None, worse_by: float | None) -> None:
     """Let a failing row through when the first tradeoff naming it covers the regression."""
     if row.verdict != FAIL:
         return
@@ -311,3 +321,4 @@ def policy_keys(pairs) -> list[str]:
         keys += [key for key, *_ in paired_leaves(baseline, candidate)]
         keys += [f"{OUTPUT_PSI}.{signal}" for signal in PSI_SIGNALS if (psi or {}).get(signal) is not None]
     return list(dict.fromkeys(keys))
+

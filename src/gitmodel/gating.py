@@ -11,7 +11,8 @@ candidate's params: the weights are the object whose md5 the baseline
 revision's ``.dvc`` file (or ``dvc.lock``) names, read from the DVC cache (or
 from the workspace when its bytes are the same), never checked out; nothing
 is written to ``metrics/`` or anywhere else in the workspace (:func:`evaluate.rerun_stored`). Then
-:func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`).
+:func:`gaterules.gate` compares every metric under params.yaml ``gate:`` (:class:`gatepolicy.GatePolicy`),
+and :func:`reviewgate.review_gate` the human review of the two checkpoints (:mod:`reviewmetric`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, provenance, refs, revisions, store
+from gitmodel import behaviour, dvcyaml, gaterules, metricdiff, project, provenance, refs, revisions
+from gitmodel import reviewgate, reviewmetric, store
 from gitmodel import registry as registry_mod
 from gitmodel import results as results_mod
 from gitmodel.revisions import Revision
@@ -189,8 +191,10 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
                 behaviour.parse_outputs(base_outputs, f"baseline outputs ({base_rev.label})"),
                 behaviour.parse_outputs(cand.outputs, f"candidate outputs ({cand_rev.label})"))
         compared.append((cand, base_doc, psi, why))
+    review_sides = reviewmetric.sides(root, model, [base_rev, cand_rev], registry) or [None, None]
     # every tolerance and tradeoff must name a metric of these results: a misspelt one is an error
-    policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared]))
+    policy.check_names(gaterules.policy_keys([(base_doc, cand.doc, psi) for cand, base_doc, psi, _ in compared])
+                       + reviewmetric.gate_keys(root, review_sides))
     reports = []
     for cand, base_doc, psi, why in compared:
         # the pure rules give the rows; whose results they compared is known here
@@ -198,9 +202,11 @@ def gate_candidate(model: str, baseline: str | None = None, candidate: str = rev
             gaterules.gate(base_doc, cand.doc, policy=policy, output_psi=psi), model=model, evalset=cand.evalset,
             baseline=base_rev.label, candidate=cand_rev.label, baseline_doc=base_doc, candidate_doc=cand.doc,
             rerun=bool(why), rerun_reason=why, policy=f"{params.PARAMS_FILE} (workspace)"))
-    passed = bool(reports) and all(r.passed for r in reports)
+    review = reviewgate.review_gate(*review_sides, policy=policy, model=model)
+    passed = bool(reports) and all(r.passed for r in reports) and review.passed
     return GateOutcome(model, gaterules.PASSED if passed else gaterules.FAILED,
-                       gaterules.summary_line(reports, base_rev.label), base_rev.label, cand_rev.label, reports)
+                       gaterules.summary_line(reports, base_rev.label, review), base_rev.label, cand_rev.label,
+                       reports, review)
 
 
 def promotion_gate(root: Path, model: str, version: refs.Version, holder: registry_mod.StageEvent | None, *,
@@ -223,6 +229,6 @@ def promotion_gate(root: Path, model: str, version: refs.Version, holder: regist
         if not required:
             return GateOutcome(model, gaterules.NOT_RUN, f"not run: {e.message}", baseline)
         raise
-    outcome.summary = gaterules.summary_line(outcome.reports, f"{baseline} ({PROD})")
+    outcome.summary = gaterules.summary_line(outcome.reports, f"{baseline} ({PROD})", outcome.review)
     outcome.baseline = baseline
     return outcome

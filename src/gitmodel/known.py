@@ -54,7 +54,7 @@ def evalsets(root: Path, revs: Iterable[str | None] = (None,), model: str | None
         folders = [model] if model else _folders_at(root, rev, dvcyaml.METRICS_DIR)
         for folder in folders:
             names = gitrepo.list_dir_at(root, rev, f"{dvcyaml.METRICS_DIR}/{folder}")
-            found |= {n[: -len(".json")] for n in names if n.endswith(".json") and not n.endswith(".outputs.json")}
+            found |= {n[: -len(".json")] for n in names if dvcyaml.is_result_file(n)}
     return sorted(found)
 
 

@@ -64,7 +64,7 @@ def orphans(root: Path, declared: list[pairs.Pair]) -> list[Orphan]:
     for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
         for f in sorted(folder.glob("*.json")):
             pair = (folder.name, f.stem)
-            if pair not in declared:
+            if dvcyaml.is_result_file(f.name) and pair not in declared:
                 paths = [dvcyaml.metrics_path(*pair)]
                 if (Path(root) / dvcyaml.outputs_path(*pair)).is_file():
                     paths.append(dvcyaml.outputs_path(*pair))

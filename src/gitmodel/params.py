@@ -60,6 +60,9 @@ gate:
   quality_tolerance: 0   # default for quality metrics: deterministic, so meet or beat the baseline exactly
   timing_tolerance: 0.5  # default for timing metrics (relative); tokens_per_second is CPU time, latency wall time
   psi_alert: 0.2         # output_psi.*: the candidate's outputs against the baseline's fail from this PSI
+  review_tolerance: 0.25 # review.*: a human review criterion's mean may drop this much (rubric scale)
+  review_min_n: 20       # review.*: fewer reviews on either side are reported, not judged
+  require_review: false  # true: a candidate whose outputs nobody reviewed fails the gate
   tolerance:             # per metric, e.g. accuracy: 0.01, latency_ms.p95: 0.3, "labels.*.fpr": 0.005
     "latency_ms.*": {relative: 0.5, absolute: 25}  # latency moves under 25 ms are scheduler noise
   # Accepted tradeoffs, reviewed like code: a regression up to max_regression (in the metric's units)

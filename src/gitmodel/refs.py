@@ -44,6 +44,13 @@ def check_name(name: str, what: str = "model name") -> str:
             "starting and ending with a letter or digit (e.g. 'chat' or 'fraud-v2')",
             hint=f"pass --name with a valid {what}" if what == "model name" else None,
         )
+    if what == "eval set name":
+        from gitmodel.dvcyaml import REVIEW_NAME, review_path
+
+        if name == REVIEW_NAME:
+            raise InvalidName(f"invalid {what} '{name}': reserved for human review "
+                              f"({review_path('MODEL')}, written by `git model review import`)",
+                              hint=f"name the eval set otherwise, e.g. evalsets/{name}-set.jsonl")
     return name
 
 

@@ -59,7 +59,7 @@ def results_at(root: Path, rev: Revision, model: str | None = None, evalset: str
         if not folder.is_dir():
             continue
         for p in sorted(folder.glob("*.json")):
-            if evalset is None or p.stem == evalset:
+            if dvcyaml.is_result_file(p.name) and (evalset is None or p.stem == evalset):
                 found.append((m, p.stem, p.relative_to(root).as_posix()))
     [declared] = pairs.declared_at(root, [None])
     results = []
@@ -107,7 +107,7 @@ def results_at_many(root: Path, revs: list[Revision], model: str | None = None, 
                 if tree is None or tree[0] != "tree":
                     continue
                 for mode, name, sha in gitrepo.tree_entries(tree[1]):
-                    if mode.startswith("100") and name.endswith(".json") and (evalset is None or name[:-5] == evalset):
+                    if mode.startswith("100") and dvcyaml.is_result_file(name) and (evalset is None or name[:-5] == evalset):
                         files.append((m, name[:-5], f"{dvcyaml.METRICS_DIR}/{m}/{name}", sha))
             found.append(files)
         # orphaned metrics (of a pair the revision's dvc.yaml does not declare) are not results there

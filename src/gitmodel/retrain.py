@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from gitmodel import params, project, review, store
+from gitmodel import params, project, store
 from gitmodel.errors import GitModelError
 
 FIRES, HOLDS, NOT_CHECKED = "fires", "holds", "not checked"
@@ -112,6 +112,8 @@ def review_rules(summary: dict | None, floor: float, category_floor: float, min_
     if summary is None:
         return [Rule("human review", NOT_CHECKED, None, floor, "no review imported (git model sample, then "
                                                               "git model review import)")]
+    if not summary.get("n"):
+        return [Rule("human review", NOT_CHECKED, None, floor, f"prod's outputs not reviewed: {summary.get('note')}")]
     means = summary["metrics"]["mean"]
     worst = min(means, key=means.get)
     n = summary.get("n")
@@ -168,6 +170,19 @@ def _accuracy_now(root: Path, doc: dict, evalset: str) -> tuple[float | None, st
     return rerun.doc["metrics"].get("accuracy"), "eval set changed since the release: prod re-evaluated on it"
 
 
+def _prod_review(root: Path, model: str, rev) -> dict | None:
+    """The human review of prod's checkpoint as review_rules reads it: the newest first (the workspace's
+    review file, then the one at prod's release); None when no review file is there."""
+    from gitmodel import reviewmetric, revisions
+
+    found = reviewmetric.sides(root, model, [rev], look_in=[revisions.Revision(revisions.WORKSPACE, None)])
+    if found is None:
+        return None
+    side = found[0]
+    return {"n": side.n, "note": side.note, "source": side.source,
+            "metrics": {"mean": side.mean, "by_category": side.by_category}}
+
+
 def retrain_check(model: str, logs: Sequence[str] = (), *, evalset: str | None = None, since=None, until=None,
                   strict: bool = False, start: Path | None = None) -> RetrainResult:
     from gitmodel import dvcyaml, lineage, monitoring, results, revisions
@@ -203,7 +218,7 @@ def retrain_check(model: str, logs: Sequence[str] = (), *, evalset: str | None =
     now_size = lineage.dataset_size(root / path) if path and (root / path).exists() else None
     result.rules.append(data_rule(dataset, now_size, settings["data_growth"], path))
 
-    result.rules += review_rules(review.load_summary(root, model), settings["review_floor"],
+    result.rules += review_rules(_prod_review(root, model, rev), settings["review_floor"],
                                  settings["category_floor"], settings["min_category_reviews"])
 
     trained_at, source = lin.get("trained_at"), "trained_at in its lineage"

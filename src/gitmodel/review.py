@@ -11,9 +11,12 @@ input, output, label, category and empty scores::
 
 Reviewers fill ``scores`` and ``reviewer`` (lines they did not review may be deleted). ``git model review
 import`` checks every line (every criterion scored within the scale, ids from the sample and each once,
-a reviewer named), naming ``file:line``, and writes ``metrics/<model>/review/review.json``: the mean per
-criterion, per category, n, the reviewers and the md5 of each sample's first line. It lives in a folder
-of its own, so that tools reading every ``metrics/<model>/*.json`` as an eval result are not misled.
+a reviewer named), naming ``file:line``, and writes ``metrics/<model>/review.json``: the mean per
+criterion, per category, n, the reviewers and the md5 of each sample's first line, and the same per
+version whose outputs were scored (a log line carries its ``version``; a sample of an eval set's stored
+outputs carries the md5 of the checkpoint that wrote them, and its release when it has one). "review" is
+therefore no eval set's name (:data:`dvcyaml.REVIEW_NAME`); :mod:`reviewmetric` reads the file for
+``diff``, ``gate`` and ``retrain-check``.
 """
 from __future__ import annotations
 
@@ -27,13 +30,21 @@ from typing import Iterable, Sequence
 
 from gitmodel import dvcyaml, params, prodlog, project, signals
 from gitmodel.errors import InvalidPath, InvalidReview
+from gitmodel.reviewmetric import REVIEW_KIND, group_key
 
-REVIEW_KIND = "git-model review"
-SHOWN_FIELDS = ("input", "output", "label", "confidence", "category", "version", "ts")
+SHOWN_FIELDS = ("input", "output", "label", "confidence", "category", "version", "model_md5", "ts")
+review_path = dvcyaml.review_path
 
 
-def review_path(model: str) -> str:
-    return f"{dvcyaml.METRICS_DIR}/{model}/review/review.json"
+def release_md5s(root: Path, model: str) -> dict[str, str | None]:
+    """version -> the md5 of the checkpoint its release commit tracks, for every active release of ``model``."""
+    from gitmodel import registry as registry_mod
+    from gitmodel import store
+
+    releases = registry_mod.load(root).active_releases(model)
+    rel = dvcyaml.model_path(model)
+    tracked = store.tracked_md5s(root, [r.commit for r in releases], [rel], lenient=True)
+    return {str(r.version): tracked[r.commit].get(rel) for r in releases}
 
 
 # -- sample ---------------------------------------------------------------------------------------------
@@ -98,13 +109,18 @@ def draw(records: Iterable[dict], n: int, seed: int = 0, stratify: str | None = 
 
 
 def _eval_records(root: Path, model: str, evalset: str) -> list[dict]:
-    """The eval set's examples with what the workspace's model answered (its stored outputs)."""
-    from gitmodel import behaviour, jsonio
+    """The eval set's examples with what the workspace's model answered (its stored outputs), each with the
+    checkpoint that answered (the md5 its metrics file records, and the release of that md5 if any)."""
+    from gitmodel import behaviour, jsonio, resultfiles
 
     out_path = root / dvcyaml.outputs_path(model, evalset)
     if not out_path.is_file():
         raise InvalidPath(f"{out_path.relative_to(root)}: no outputs of '{model}' on '{evalset}'",
                           hint=f"run `git model eval {model} --evalset {evalset}` first")
+    doc = resultfiles.read_metrics(root / dvcyaml.metrics_path(model, evalset)) or {}
+    md5 = (doc.get("model") or {}).get("md5")
+    versions = [v for v, m in release_md5s(root, model).items() if md5 and m == md5]
+    answered = {"model_md5": md5, "version": versions[-1] if versions else None}
     outputs = behaviour.parse_outputs(out_path.read_bytes(), str(out_path))
     records = []
     with open(root / dvcyaml.EVALSETS_DIR / f"{evalset}.jsonl", "rb") as lines:
@@ -112,7 +128,8 @@ def _eval_records(root: Path, model: str, evalset: str) -> list[dict]:
             if raw.strip():
                 example = jsonio.loads(raw)
                 if example.get("id") in outputs:
-                    records.append({**signals.from_eval(example, outputs[example["id"]]), "id": example["id"]})
+                    records.append({**signals.from_eval(example, outputs[example["id"]]), "id": example["id"],
+                                    **answered})
     return records
 
 
@@ -241,20 +258,39 @@ def _read_file(path: Path, seen_ids: dict[str, str]) -> tuple[dict, str, list[di
     return header, hashlib.md5(raw_lines[0]).hexdigest(), items
 
 
-def summarize(model: str, rubric: dict, items: list[dict], samples: list[str]) -> dict:
-    """The metric: mean per criterion, per category, n, reviewers, the samples' md5s."""
+def summarize(model: str, rubric: dict, items: list[dict], samples: list[str],
+              md5s: dict[str, str | None] | None = None) -> dict:
+    """The metric: mean per criterion, per category, n, reviewers, the samples' md5s, and the same per
+    version whose outputs were scored. ``md5s`` (version -> checkpoint md5, :func:`release_md5s`) names
+    the checkpoint of a log line's version."""
     criteria = rubric["criteria"]
+    md5s = md5s or {}
 
     def means(group: list[dict]) -> dict:
         return {c: round(sum(float(i["scores"][c]) for i in group) / len(group), 4) for c in criteria}
 
-    categories: dict[str, list[dict]] = {}
+    def by_category(group: list[dict]) -> dict:
+        categories: dict[str, list[dict]] = {}
+        for item in group:
+            categories.setdefault(str(item.get("category") or signals.MISSING), []).append(item)
+        return {k: {**means(v), "n": len(v)} for k, v in sorted(categories.items())}
+
+    versions: dict[str, dict] = {}
+    groups: dict[str, list[dict]] = {}
     for item in items:
-        categories.setdefault(str(item.get("category") or signals.MISSING), []).append(item)
+        version = item.get("version") if isinstance(item.get("version"), str) and item["version"] else None
+        md5 = item.get("model_md5") if isinstance(item.get("model_md5"), str) else None
+        md5 = md5 or md5s.get(version)
+        key = group_key(version, md5)
+        versions.setdefault(key, {"version": version, "model_md5": md5})
+        groups.setdefault(key, []).append(item)
     return {"schema_version": 1, "kind": REVIEW_KIND, "model": model, "rubric": rubric, "samples": samples,
             "n": len(items), "reviewers": sorted({i["reviewer"].strip() for i in items}),
-            "metrics": {"mean": means(items),
-                        "by_category": {k: {**means(v), "n": len(v)} for k, v in sorted(categories.items())}}}
+            "versions": {k: {**versions[k], "reviewers": sorted({i["reviewer"].strip() for i in g})}
+                         for k, g in sorted(groups.items())},
+            "metrics": {"mean": means(items), "by_category": by_category(items),
+                        "by_version": {k: {"n": len(g), "mean": means(g), "by_category": by_category(g)}
+                                       for k, g in sorted(groups.items())}}}
 
 
 def import_reviews(files: Sequence[str], start: Path | None = None) -> ImportResult:
@@ -280,7 +316,8 @@ def import_reviews(files: Sequence[str], start: Path | None = None) -> ImportRes
     from gitmodel import refs
 
     refs.check_name(model, "model name")
-    doc = summarize(model, rubric, items, samples)
+    needs = any(i.get("version") and not i.get("model_md5") for i in items)
+    doc = summarize(model, rubric, items, samples, release_md5s(root, model) if needs else None)
     rel = review_path(model)
     target = root / rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -291,14 +328,9 @@ def import_reviews(files: Sequence[str], start: Path | None = None) -> ImportRes
 
 def load_summary(root: Path, model: str) -> dict | None:
     """The review metric of the workspace, or None when none was imported."""
+    from gitmodel import reviewmetric
+
     path = Path(root) / review_path(model)
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as e:
-        raise InvalidReview(path, None, f"not readable JSON: {e}",
-                            hint="import the reviews again with `git model review import`") from None
-    if not isinstance(doc, dict) or doc.get("kind") != REVIEW_KIND:
-        raise InvalidReview(path, None, "not a git-model review file")
-    return doc
+    return reviewmetric.parse(path.read_bytes(), review_path(model))

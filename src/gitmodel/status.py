@@ -95,6 +95,8 @@ def _metrics_status(root: Path, model: str, declared: list | None = None,
     folder = root / dvcyaml.METRICS_DIR / model
     found = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if not dvcyaml.is_result_file(p.name):
+            continue
         rel = p.relative_to(root).as_posix()
         if declared is not None and (model, p.stem) not in declared:
             found.append(MetricsStatus(p.stem, rel, None, False, None, orphaned=True))

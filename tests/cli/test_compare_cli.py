@@ -89,7 +89,8 @@ def test_gate_names_a_bad_model_and_a_bad_gate_setting(runner, gm_repo):
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.exit_code == 3
     assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.tolerances is not a gate setting; did you mean "
-                             "'tolerance'? (known: quality_tolerance, timing_tolerance, psi_alert, tolerance, accept)\n")
+                             "'tolerance'? (known: quality_tolerance, timing_tolerance, psi_alert, review_tolerance, "
+                             "review_min_n, require_review, tolerance, accept)\n")
     (gm_repo / "params.yaml").write_text("gate:\n  timing_tolerance: fast\n")
     result = runner.invoke(cli, ["gate", "chat"])
     assert result.stderr == (f"Error: {gm_repo / 'params.yaml'}: gate.timing_tolerance must be a number >= 0, "

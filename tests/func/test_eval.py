@@ -773,6 +773,12 @@ def test_an_eval_set_with_a_lone_surrogate_tracked_behind_git_models_back_is_ref
         '{"id": "ok", "input": "good food", "labels": ["positive", "negative"]}\n'
         '{"id": "bad", "input": "x \\ud800", "labels": ["positive", "negative"]}\n')
     subprocess.run(["dvc", "add", "evalsets/raw.jsonl"], cwd=registry, check=True, capture_output=True)
+    dvc_yaml = registry / "dvc.yaml"                # and paired by hand
+    paired = dvc_yaml.read_text().replace("      sentiment-v2-sentiment: {model: sentiment-v2, evalset: sentiment}\n",
+                                          "      sentiment-v2-sentiment: {model: sentiment-v2, evalset: sentiment}\n"
+                                          "      sentiment-v2-raw: {model: sentiment-v2, evalset: raw}\n")
+    assert paired != dvc_yaml.read_text()
+    dvc_yaml.write_text(paired)
     before = snapshot_tree(registry)
     result = runner.invoke(cli, ["eval", "sentiment-v2", "--evalset", "raw"])
     assert_refused(result, "evalsets/raw.jsonl:2: field 'input': a lone surrogate \\ud800 is not a character",

@@ -34,6 +34,11 @@ def set_gate(repo, section: dict) -> None:
         yaml.dump(data, f)
 
 
+def verdict(lines: list[str]) -> str:
+    """The eval set's verdict line (the human review's section follows it)."""
+    return next(line for line in reversed(lines) if line.startswith(("PASS: sentiment on", "FAIL: sentiment on")))
+
+
 def gate(runner, *args):
     return runner.invoke(cli, ["gate", "sentiment", *args], prog_name="git model")
 
@@ -48,8 +53,10 @@ def test_v2_passes_the_gate_against_v1(released, runner):
     row = next(line for line in lines if line.startswith("accuracy "))
     # v1 scores 90 examples with both labels equal: ties are never correct, so v1's accuracy is 0.635
     assert row.split() == ["accuracy", "0.635", "0.925", "+0.29", ">=", "baseline", "-", "0", "pass"]
-    assert lines[-1].startswith("PASS: sentiment on sentiment: all ")
-    assert lines[-1].endswith(" gated metrics meet or beat the baseline")
+    assert verdict(lines).startswith("PASS: sentiment on sentiment: all ")
+    assert verdict(lines).endswith(" gated metrics meet or beat the baseline")
+    assert lines[-1] == ("NOT JUDGED: human review of sentiment: candidate not reviewed: no review imported "
+                         "(gate.require_review: true would refuse it)")
     # what promote calls
     results = gating.gate_candidate("sentiment", baseline="sentiment#prod", candidate=f"sentiment@{V2}").reports
     assert [(r.evalset, r.passed, r.rerun, r.failed_metrics) for r in results] == [("sentiment", True, False, [])]
@@ -68,7 +75,7 @@ def test_v3_fails_the_gate_on_accuracy_and_label_distribution(released, runner):
     result = gate(runner)   # candidate: the workspace, which holds v3 and its metrics
     assert result.exit_code == 1, result.stdout + result.stderr
     assert result.stderr == ""
-    last = result.stdout.splitlines()[-1]
+    last = verdict(result.stdout.splitlines())
     assert last.startswith("FAIL: sentiment on sentiment: ")
     failed = last.split(": ", 3)[-1].split(", ")
     assert {"accuracy", "label_psi", "labels.positive.fpr"} <= set(failed)
@@ -103,7 +110,7 @@ def test_a_documented_tradeoff_lets_a_chosen_regression_through(released, runner
     assert ("Accepted tradeoffs (params.yaml gate.accept):\n"
             "  label_psi: up to 0.1 worse (let through: label_psi)\n"
             f"    rationale: {TRADEOFF}\n") in out
-    assert out.splitlines()[-1].endswith("meet or beat the baseline, 2 through accepted tradeoffs")
+    assert verdict(out.splitlines()).endswith("meet or beat the baseline, 2 through accepted tradeoffs")
     md = gate(runner, "--md").stdout
     assert f"- `label_psi` up to 0.1 worse (let through: `label_psi`): {TRADEOFF}" in md
     assert "| `label_psi` |" in md and "☑️ accepted" in md
@@ -113,7 +120,7 @@ def test_a_documented_tradeoff_lets_a_chosen_regression_through(released, runner
     result = gate(runner)
     assert result.exit_code == 1
     assert "  label_psi: up to 0.05 worse (not needed; exceeded by: label_psi)\n" in result.stdout
-    assert result.stdout.splitlines()[-1] == \
+    assert verdict(result.stdout.splitlines()) == \
         "FAIL: sentiment on sentiment: 2 regressions: label_psi, output_psi.confidence"
 
 

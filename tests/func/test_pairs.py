@@ -123,8 +123,13 @@ def test_a_new_eval_set_without_for_joins_every_model_and_says_which(two_models,
 def test_log_gate_and_status_of_b_never_read_x_unless_paired(two_models):
     repo = two_models
     repro(repo)
-    # metrics of b on x made by hand, outside the pairing: an orphan
+    # metrics of b on x from a pairing since undone by hand: an orphan
+    gm_ok("evalset", "add", "evalsets/x.jsonl", "--for", "b")
     gm_ok("eval", "b", "--evalset", "x")
+    dvc_yaml = repo / "dvc.yaml"
+    unpaired = dvc_yaml.read_text().replace("      b-x: {model: b, evalset: x}\n", "")
+    assert unpaired != dvc_yaml.read_text()
+    dvc_yaml.write_text(unpaired)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "evaluated, and b on x by hand")
     gm_ok("release", "b", "v1.0.0")
@@ -216,6 +221,21 @@ def test_for_an_unknown_model_is_refused_with_did_you_mean(two_models):
     assert result.stderr == ("Error: unknown model 'bb': did you mean 'b'?\n"
                              "  hint: track it first with `git model add models/bb.gguf`\n")
     assert snapshot_tree(repo) == before and status_porcelain(repo) == status
+
+
+def test_an_eval_of_an_undeclared_pair_is_refused_and_writes_nothing(two_models):
+    """Its metrics would be orphaned at once: never read as results, yet committed by a hurried `git add`."""
+    repo = two_models
+    before, status = snapshot_tree(repo), status_porcelain(repo)
+    result = gm("eval", "b", "--evalset", "x")
+    assert result.exit_code == 3
+    assert result.stderr == ("Error: b is not evaluated on x: dvc.yaml does not declare the pair (b's eval sets: z)\n"
+                             "  hint: pair them with `git model evalset add evalsets/x.jsonl --for b`, then run "
+                             "`dvc repro` (or this command again)\n")
+    assert snapshot_tree(repo) == before and status_porcelain(repo) == status
+    gm_ok("evalset", "add", "evalsets/x.jsonl", "--for", "b")
+    gm_ok("eval", "b", "--evalset", "x")           # declared now: evaluated
+    assert (repo / "metrics/b/x.json").is_file()
 
 
 def test_a_pairing_naming_an_untracked_eval_set_is_refused(two_models):

@@ -79,7 +79,8 @@ def test_prod_promotion_that_fails_the_gate_is_refused_with_the_report(released)
                for line in out), out
     assert any(re.match(r"label_psi .* fail$", line) for line in out)
     assert any(re.match(r"labels\.positive\.fpr .* fail$", line) for line in out)
-    assert out[-1].startswith(f"FAIL: {MODEL} on sentiment: 10 regressions: accuracy, ")
+    assert out[-3].startswith(f"FAIL: {MODEL} on sentiment: 10 regressions: accuracy, ") and out[-2] == ""
+    assert out[-1].startswith(f"NOT JUDGED: human review of {MODEL}: candidate not reviewed")
     gate = run(released, "git", "model", "gate", MODEL, "--candidate", f"{MODEL}@{V3}", check=False)
     assert gate.returncode == 1 and gate.stdout.splitlines() == out
     assert result.stderr.splitlines() == [

@@ -63,7 +63,7 @@ def scored(tmp_path: Path, log: Path, edit=None, name: str = "done.jsonl") -> Pa
 def test_import_writes_the_review_metric_and_stages_it(log, tmp_path, gm_repo):
     path = scored(tmp_path, log)
     result = gm_ok("review", "import", str(path), "--json")
-    doc = json.loads((gm_repo / "metrics/chat/review/review.json").read_text())
+    doc = json.loads((gm_repo / "metrics/chat/review.json").read_text())
     assert json.loads(result.stdout)["review"] == doc
     assert doc["n"] == 9 and doc["reviewers"] == ["ana", "bo"]
     assert doc["metrics"]["mean"] == {"correct": 4.0, "helpful": 4.0, "safe": 5.0}
@@ -74,14 +74,14 @@ def test_import_writes_the_review_metric_and_stages_it(log, tmp_path, gm_repo):
     assert doc["samples"] == [hashlib.md5(path.read_bytes().splitlines()[0]).hexdigest()]
     from tests.conftest import git
 
-    assert "A  metrics/chat/review/review.json" in git(gm_repo, "status", "--porcelain")
+    assert "A  metrics/chat/review.json" in git(gm_repo, "status", "--porcelain")
 
 
 def refused(repo: Path, *files: Path) -> str:
     before = snapshot_tree(repo)
     result = gm("review", "import", *map(str, files))
     assert result.exit_code == 3, (result.stdout, result.stderr)
-    assert snapshot_tree(repo) == before and not (repo / "metrics/chat/review").exists()
+    assert snapshot_tree(repo) == before and not (repo / "metrics/chat/review.json").exists()
     return result.stderr
 
 
@@ -116,7 +116,7 @@ def test_a_line_without_a_reviewer_is_refused(log, tmp_path, gm_repo):
 
 def test_a_rubric_missing_from_params_is_refused_before_sampling(log, tmp_path, gm_repo):
     params = gm_repo / "params.yaml"
-    params.write_text(params.read_text()[: params.read_text().index("review:")])
+    params.write_text(params.read_text()[: params.read_text().index("\nreview:") + 1])
     before = snapshot_tree(gm_repo)
     result = gm("sample", "chat", "--log", str(log), "--n", "5", "-o", str(tmp_path / "r.jsonl"))
     assert result.exit_code == 3 and "no review.rubric: a sample needs the rubric its reviewers score against" \

@@ -372,7 +372,8 @@ def test_policy_parses_once_into_one_object():
 
 @pytest.mark.parametrize("section, message", [
     ({"tolerances": {}}, "params.yaml: gate.tolerances is not a gate setting; did you mean 'tolerance'? "
-                         "(known: quality_tolerance, timing_tolerance, psi_alert, tolerance, accept)"),
+                         "(known: quality_tolerance, timing_tolerance, psi_alert, review_tolerance, review_min_n, "
+                         "require_review, tolerance, accept)"),
     ({"tolerance": {"accuracy": {"absolute": 0.1, "relativ": 0.2}}},
      "params.yaml: gate.tolerance.accuracy: unknown key 'relativ' (a tolerance has absolute, relative; "
      "did you mean 'relative'?)"),
@@ -381,7 +382,7 @@ def test_policy_parses_once_into_one_object():
      "did you mean 'absolute'?)"),
     ({"psi_alert": -1}, "params.yaml: gate.psi_alert must be a number >= 0, got -1"),
     ([1], "params.yaml: gate must be a mapping (settings: quality_tolerance, timing_tolerance, psi_alert, "
-          "tolerance, accept)"),
+          "review_tolerance, review_min_n, require_review, tolerance, accept)"),
 ])
 def test_policy_refuses_unknown_keys_naming_the_closest(section, message):
     with pytest.raises(InvalidParams) as e:
@@ -539,5 +540,5 @@ def test_the_promotion_gate_without_a_prod_holder_has_nothing_to_beat(tmp_path):
     outcome = promotion_gate(tmp_path, "chat", Version.parse("v1.0.0"), None, required=True)
     assert (outcome.status, outcome.passed, outcome.reports) == (gaterules.NO_BASELINE, False, [])
     assert outcome.to_dict() == {"model": "chat", "baseline": None, "candidate": None, "passed": False,
-                                 "status": "none", "results": [],
+                                 "status": "none", "results": [], "review": None,
                                  "summary": "none: no version holds prod yet, so there is no holder to beat"}

@@ -98,6 +98,47 @@ def _behaviour_text(result, f) -> list[str]:
     return lines
 
 
+def _review_side(side) -> str:
+    return f"{side.version}, n {side.n}" if side.reviewed else "not reviewed"
+
+
+def _review_value(row_value, side, precision: int) -> str:
+    return value(row_value, precision) if side.reviewed else "not reviewed"
+
+
+def _review_rows(review, rows, precision: int, md: bool = False) -> list[list[str]]:
+    out = []
+    for r in rows:
+        verdict = "" if r.verdict in (None, "same") else r.verdict
+        if md:
+            verdict = {"better": "🟢 better", "worse": "🔴 worse"}.get(verdict, verdict)
+        old = _review_value(r.old, review.old, precision) + (f" (n {r.old_n})" if r.category and r.old_n else "")
+        new = _review_value(r.new, review.new, precision) + (f" (n {r.new_n})" if r.category and r.new_n else "")
+        name = r.criterion if r.category is None else f"{r.category}: {r.criterion}"
+        out.append([code(name) if md else name, old, new, signed(r.change, precision), verdict])
+    return out
+
+
+def _review_notes(result, review) -> list[str]:
+    return [f"  {label}: {side.note}" for label, side in ((result.old.label, review.old), (result.new.label, review.new))
+            if not side.reviewed and side.note]
+
+
+def _review_text(result, precision: int, examples: bool) -> list[str]:
+    lines = []
+    for review in result.reviews:
+        lines += ["", f"Human review of {review.model} ({review.path}, higher is better): "
+                      f"{result.old.label} {_review_side(review.old)} · {result.new.label} {_review_side(review.new)}"]
+        lines += _review_notes(result, review)
+        headers = ["Criterion", result.old.label, result.new.label, "Change", "Verdict"]
+        align = ("left", "right", "right", "right", "left")
+        if review.rows:
+            lines.append(table(_review_rows(review, review.rows, precision), headers, align))
+        if examples and review.categories:
+            lines += ["By category:", table(_review_rows(review, review.categories, precision), headers, align)]
+    return lines
+
+
 def _render_diff_text(result, show_all: bool, precision: int, examples: bool) -> None:
     if not result.files:
         click.echo(f"No stored metrics at {result.old.label} or {result.new.label}.")
@@ -112,6 +153,8 @@ def _render_diff_text(result, show_all: bool, precision: int, examples: bool) ->
     else:
         click.echo(f"No metric changes between {result.old.label} and {result.new.label} "
                    f"({len(result.files)} result{'s' if len(result.files) != 1 else ''} compared).")
+    for line in _review_text(result, precision, examples):
+        click.echo(line)
     if examples:
         for f in result.files:
             if f.behaviour is not None:
@@ -186,10 +229,14 @@ def _md_verdict(result) -> list[str]:
     def name(f, r) -> str:
         return code(f"{f.model}/{f.evalset}: {r.metric}" if several else r.metric)
 
+    # the human review's criteria, judged by the gate's rule for it
+    reviewed = [(code(f"{v.model}: {r.metric}" if len(result.reviews) > 1 else r.metric), r)
+                for v in result.reviews if v.gate for r in v.gate.rows]
+    failed = [name(f, r) for f, r in regressions] + [n for n, r in reviewed if r.verdict == "fail"]
     lines = []
-    if regressions:
-        lines.append(f"❌ **{len(regressions)} regression{'s' if len(regressions) != 1 else ''}** beyond the gate's "
-                     "tolerances: " + ", ".join(name(f, r) for f, r in regressions))
+    if failed:
+        lines.append(f"❌ **{len(failed)} regression{'s' if len(failed) != 1 else ''}** beyond the gate's "
+                     "tolerances: " + ", ".join(failed))
     for f in result.stale:
         for reason in f.stale.values():
             lines.append(f"⚠️ **STALE METRICS** ({md_cell(_where(f))}): {md_cell(reason, 1000)}. These numbers do not "
@@ -197,7 +244,7 @@ def _md_verdict(result) -> list[str]:
     for f in result.not_comparable:
         lines.append(f"⚠️ **NOT COMPARABLE** ({md_cell(_where(f))}): {md_cell(f.reason, 1000)}. The numbers below "
                      "come from different inputs: a change is not the checkpoint's doing.")
-    if not regressions and not result.not_comparable and not result.stale:
+    if not failed and not result.not_comparable and not result.stale:
         if within:
             lines.append("☑️ **Within tolerance**: no metric is worse than the gate's tolerances allow, but "
                          f"{len(within)} {'is' if len(within) == 1 else 'are'} worse than before: "
@@ -206,6 +253,9 @@ def _md_verdict(result) -> list[str]:
             lines.append("✅ **No regressions**: no gated metric is worse (params.yaml `gate:`)")
     for f, r in accepted:
         lines.append(f"☑️ Accepted tradeoff {name(f, r)}: {md_cell(r.tradeoff.rationale)}")
+    for n, r in reviewed:
+        if r.verdict == "accepted":
+            lines.append(f"☑️ Accepted tradeoff {n}: {md_cell(r.tradeoff.rationale)}")
     return lines
 
 
@@ -237,12 +287,32 @@ def _diff_md(result, show_all: bool, precision: int, cap: int) -> list[str]:
             lines.append("No metric changed.")
         if f.behaviour is not None and f.behaviour["matched"] > 0:
             lines += _md_examples(result, f, precision, cap)
+    lines += _review_md(result, precision)
     if result.weights:
         from gitmodel.cli.forensics import weights_md
 
         for w in result.weights:
             lines += weights_md(w)
     return lines + ["", f"<sub>{code(f'git model diff {result.old.text} {result.new.text} --md')}</sub>"]
+
+
+def _review_md(result, precision: int) -> list[str]:
+    old, new = result.old.label, result.new.label
+    lines = []
+    for review in result.reviews:
+        lines += ["", f"#### Human review of {md_cell(review.model)} — {code(review.path)}", "",
+                  f"{code(old)}: {md_cell(_review_side(review.old))} · {code(new)}: {md_cell(_review_side(review.new))}"
+                  " (mean per criterion, higher is better)", ""]
+        lines += [f"- {md_cell(note.strip(), 1000)}" for note in _review_notes(result, review)]
+        headers = ["criterion", code(old), code(new), "change", ""]
+        align = ("left", "right", "right", "right", "left")
+        if review.rows:
+            lines += md_table(_review_rows(review, review.rows, precision, md=True), headers, align)
+        if review.categories:
+            lines += ["", "<details><summary>Human review by category</summary>", ""]
+            lines += md_table(_review_rows(review, review.categories, precision, md=True), headers, align)
+            lines += ["", "</details>"]
+    return lines
 
 
 def render_diff_md(result, show_all: bool, precision: int) -> str:
@@ -314,6 +384,12 @@ def diff_cmd(a, b, model, evalset, as_json, as_md, show_all, examples, weights, 
     GitHub's 65,536 characters (the full report: --examples). --weights adds
     weights-diff's summary of each model's two checkpoints (in --md, a
     collapsible block; in --json, under "weights" beside "metrics").
+
+    A model with a human review (metrics/MODEL/review.json, `git model
+    review import`) gets its mean per rubric criterion at A and at B, each
+    the review of the checkpoint that revision tracks ("not reviewed" when
+    nobody scored its outputs), per category with --examples and --md; in
+    --json, under the review file's path in dvc's shape (mean.<criterion>, n).
 
     \b
     Examples:

@@ -61,7 +61,7 @@ def eval_cmd(model, evalset, runner, url, entry, force, wait, as_json) -> None:
     example and is byte-identical across runs of the same inputs. When the
     stored result already has the same inputs, eval returns at once (--force
     re-runs). `dvc repro` drives it through the eval stage, once per declared
-    pair (`git model pairs`).
+    pair (`git model pairs`); a pair dvc.yaml does not declare is refused.
 
     \b
     Examples:

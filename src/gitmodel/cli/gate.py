@@ -67,8 +67,54 @@ def _gate_verdict(r) -> str:
             f"{', '.join(failed)}")
 
 
+def _side_text(side) -> str:
+    if side is None or not side.reviewed:
+        return "not reviewed"
+    return f"{side.version}, n {side.n}, from {side.source}"
+
+
+def _review_failure(row) -> str:
+    return f"{row.metric} {value(row.baseline, 4)} -> {value(row.candidate, 4)}"
+
+
+def _review_verdict(review, model: str) -> str:
+    b = review.baseline.n if review.baseline and review.baseline.reviewed else 0
+    c = review.candidate.n if review.candidate and review.candidate.reviewed else 0
+    if review.failures:
+        if review.way_out:
+            return f"FAIL: human review of {model}: {review.note} (gate.require_review)"
+        failed = ", ".join(_review_failure(r) for r in review.failures)
+        return f"FAIL: human review of {model}: {failed} (n {b} vs {c})"
+    if not review.judged:
+        return f"NOT JUDGED: human review of {model}: {review.note}"
+    accepted = f", {len(review.accepted)} through accepted tradeoffs" if review.accepted else ""
+    return f"PASS: human review of {model}: no criterion's mean dropped beyond the tolerance (n {b} vs {c}){accepted}"
+
+
+def render_review_text(outcome) -> None:
+    review = outcome.review
+    if review is None:
+        return
+    click.echo("")
+    if review.passed and not (review.candidate and review.candidate.reviewed):
+        click.echo(f"NOT JUDGED: human review of {outcome.model}: {review.note} (gate.require_review: true "
+                   "would refuse it)")
+        return
+    click.echo(f"Human review: {outcome.model}: candidate {outcome.candidate} ({_side_text(review.candidate)}) "
+               f"vs baseline {outcome.baseline} ({_side_text(review.baseline)})")
+    click.echo(table(_gate_rows(review), ["Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"],
+                      ("left", "right", "right", "right", "left", "left")))
+    if review.tradeoffs and (review.accepted or any(t.exceeded for t in review.tradeoffs)):
+        click.echo("Accepted tradeoffs (params.yaml gate.accept):")
+        for line in _tradeoff_lines(review):
+            click.echo(line)
+    click.echo(_review_verdict(review, outcome.model))
+    if review.way_out:
+        click.echo(f"  the way out: {review.way_out}")
+
+
 def render_gate_text(outcome) -> None:
-    """The gate's report per eval set: the rows, the tradeoffs, the verdict."""
+    """The gate's report per eval set: the rows, the tradeoffs, the verdict; then the human review."""
     for i, r in enumerate(outcome.reports):
         if i:
             click.echo("")
@@ -84,6 +130,7 @@ def render_gate_text(outcome) -> None:
             for line in _tradeoff_lines(r):
                 click.echo(line)
         click.echo(_gate_verdict(r))
+    render_review_text(outcome)
 
 
 def _psi_note() -> str:
@@ -99,8 +146,10 @@ def _render_gate_md(outcome) -> None:
     passed = outcome.passed
     lines = [GATE_MARKER, f"### git-model gate: {code(first.model)} — {code(first.candidate)} "
              f"vs {code(first.baseline)}", ""]
-    lines.append("✅ **Gate passed**" if passed else "❌ **Gate failed**: " + "; ".join(
-        f"{md_cell(r.evalset)}: " + ", ".join(code(m) for m in r.failed_metrics) for r in results if not r.passed))
+    failing = [f"{md_cell(r.evalset)}: " + ", ".join(code(m) for m in r.failed_metrics) for r in results if not r.passed]
+    if outcome.review is not None and not outcome.review.passed:
+        failing.append("human review: " + ", ".join(code(row.metric) for row in outcome.review.failures))
+    lines.append("✅ **Gate passed**" if passed else "❌ **Gate failed**: " + "; ".join(failing))
     for r in results:
         lines += ["", f"#### {md_cell(r.model)} on {md_cell(r.evalset)}", ""]
         if r.rerun:
@@ -115,7 +164,25 @@ def _render_gate_md(outcome) -> None:
                 used = ", ".join(code(m) for m in t.applied_to) or "not needed"
                 lines.append(f"- {code(t.metric)} up to {number(t.max_regression, 6)} worse "
                              f"(let through: {used}): {md_cell(t.rationale)}")
+    lines += _review_md(outcome)
     click.echo("\n".join(lines))
+
+
+def _review_md(outcome) -> list[str]:
+    review = outcome.review
+    if review is None:
+        return []
+    lines = ["", "#### Human review", "",
+             f"Candidate: {md_cell(_side_text(review.candidate))} · baseline: {md_cell(_side_text(review.baseline))}", ""]
+    lines += md_table(_gate_rows(review, md=True), ["criterion", "baseline", "candidate", "change", "rule", ""],
+                      ("left", "right", "right", "right", "left", "left"))
+    lines += ["", md_cell(_review_verdict(review, outcome.model), 1000)]
+    if review.way_out:
+        lines.append(f"The way out: {md_cell(review.way_out, 1000)}")
+    for t in review.tradeoffs:
+        if t.applied_to:
+            lines.append(f"- {code(t.metric)} accepted up to {number(t.max_regression, 6)} worse: {md_cell(t.rationale)}")
+    return lines
 
 
 @cli.command("gate")
@@ -144,7 +211,15 @@ def gate_cmd(ctx, model, baseline, candidate, evalset, as_json, as_md, rerun) ->
     50 %; confidence is monitored, not gated), and the PSI of the candidate's
     outputs against the baseline's must stay under 0.2; accepted tradeoffs
     (gate.accept, with a rationale) let a chosen regression through and are
-    listed. Exit 0 pass, 1 fail.
+    listed.
+
+    The human review (metrics/MODEL/review.json, `git model review
+    import`) of each side's checkpoint is gated too: a rubric criterion's
+    mean may drop by gate.review_tolerance (0.25) at most (rows
+    review.<criterion>, accepted tradeoffs apply); fewer than
+    gate.review_min_n (20) reviews on a side are reported, not judged; a
+    candidate nobody reviewed is reported, and refused only with
+    gate.require_review: true. Exit 0 pass, 1 fail.
 
     \b
     Examples:

@@ -238,9 +238,11 @@ def sample(model, logs, evalset, n, seed, stratify, out, since, until, strict, a
 
     The first line holds the rubric of params.yaml review.rubric (criteria,
     scale, guidance) and the sample's ids; each other line one request with
-    empty scores and reviewer. Reviewers fill them in; `git model review
-    import` reads them back. The draw is uniform (per stratum with
-    --stratify) and streams the logs.
+    empty scores and reviewer, and the version that answered it (a log
+    line's version; with --evalset, the md5 of the checkpoint whose stored
+    outputs are sampled, and its release). Reviewers fill them in; `git
+    model review import` reads them back. The draw is uniform (per stratum
+    with --stratify) and streams the logs.
 
     \b
     Example:
@@ -270,13 +272,15 @@ def review_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @json_option
 def review_import(files, as_json) -> None:
-    """Check scored review files and write metrics/<model>/review/review.json.
+    """Check scored review files and write metrics/<model>/review.json.
 
     Every line must score every criterion of the rubric within its scale,
     carry an id of the sample (once) and name its reviewer; errors name
     file:line. The metric holds the mean per criterion, per category, n,
-    the reviewers and each sample's md5; it is staged for commit, and
-    retrain-check reads it.
+    the reviewers and each sample's md5, and the same per version whose
+    outputs were scored (a log line's version; for a sample of an eval
+    set, the checkpoint md5 of its stored outputs). It is staged for
+    commit; diff shows it, gate judges it, retrain-check reads prod's part.
 
     \b
     Example:
@@ -291,6 +295,8 @@ def review_import(files, as_json) -> None:
     doc = result.doc
     click.echo(f"Wrote {result.path} (staged): {plural(doc['n'], 'review')} of {result.model} by "
                f"{', '.join(doc['reviewers'])}")
-    rows = [[c, number(v, 2)] for c, v in doc["metrics"]["mean"].items()]
-    click.echo(table(rows, ["criterion", "mean"]))
+    groups = doc["metrics"]["by_version"]
+    rows = [[c, number(v, 2), *(number(g["mean"][c], 2) for g in groups.values())]
+            for c, v in doc["metrics"]["mean"].items()]
+    click.echo(table(rows, ["criterion", "mean", *(f"{k} (n {g['n']})" for k, g in groups.items())]))
     click.echo("Next: git commit")
