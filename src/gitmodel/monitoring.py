@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from gitmodel import drift as drift_mod
-from gitmodel import gitrepo, params, prodlog, profiles, project, signals
+from gitmodel import gitrepo, logpool, params, prodlog, profiles, profiling, project, signals
 from gitmodel.errors import GitModelError, InvalidLog, InvalidPath, InvalidProfile
 
 BANDS_ORDER = {"stable": 0, drift_mod.NO_DATA: 0, "watch": 1, "alert": 2}
@@ -38,6 +38,11 @@ class Baseline:
         if self.records is not None:
             return iter(self.records)
         return prodlog.read(self.logs, model=model, strict=strict)
+
+    def profile(self, binning: profiles.Binning, model: str, strict: bool, workers: int | None) -> profiles.Profile:
+        if self.records is not None:
+            return profiling.Profiler(binning, model, self.label).add_all(self.records)
+        return logpool.profile_logs(self.logs, binning, model=model, label=self.label, strict=strict, workers=workers)
 
 
 def _jsonl(path: Path) -> Iterable[dict]:
@@ -175,15 +180,15 @@ def _check_window(since: datetime | None, until: datetime | None) -> None:
 
 
 def _window_profile(binning: profiles.Binning, model: str, label: str, logs: Sequence[str],
-                    profile_files: Sequence[str], *, since, until, version, strict) -> tuple[profiles.Profile, dict | None]:
+                    profile_files: Sequence[str], *, since, until, version, strict,
+                    workers: int | None = None) -> tuple[profiles.Profile, dict | None]:
     total = profiles.Profile.empty(binning, model, label)
     reference = profiles.Profile.empty(binning, model, label)
     stats = None
     if logs:
         read_stats = prodlog.ReadStats()
-        window = profiles.Profiler(binning, model, label).add_all(
-            prodlog.read(logs, model=model, since=since, until=until, version=version, strict=strict,
-                         stats=read_stats))
+        window = logpool.profile_logs(logs, binning, model=model, label=label, since=since, until=until,
+                                      version=version, strict=strict, stats=read_stats, workers=workers)
         stats = read_stats.to_dict()
         if window.n == 0:
             raise InvalidLog(", ".join(map(str, logs)), None, _empty_reason(model, read_stats, version, since, until),
@@ -230,7 +235,7 @@ def _baseline_binning(root: Path, model: str, baseline, baseline_logs, strict: b
     else:
         base = eval_baseline(root, model, baseline)
     signal_list = signals.signals_for(settings["fields"])
-    return settings, base, profiles.binning_from(base.stream(model, strict), signal_list, settings["bins"])
+    return settings, base, profiling.binning_from(base.stream(model, strict), signal_list, settings["bins"])
 
 
 def sql(model: str, table: str, *, baseline: str | None = None, baseline_logs: Sequence[str] = (),
@@ -263,8 +268,10 @@ def _empty_reason(model: str, stats: prodlog.ReadStats, version, since, until) -
 def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, baseline_logs: Sequence[str] = (),
           version: str | None = None, since: datetime | None = None, until: datetime | None = None,
           profile_files: Sequence[str] = (), save_profile: str | None = None, strict: bool = False,
-          fail_on: str = "alert", start: Path | None = None, record: bool = True) -> DriftResult:
-    """PSI per signal of the window (logs and / or saved profiles) against the baseline."""
+          fail_on: str = "alert", start: Path | None = None, record: bool = True,
+          workers: int | None = None) -> DriftResult:
+    """PSI per signal of the window (logs and / or saved profiles) against the baseline. Logs are read by
+    up to ``workers`` processes (default: every core; see :mod:`logpool`)."""
     root = project.open_root(start)
     _check_window(since, until)
     if not logs and not profile_files:
@@ -273,15 +280,17 @@ def drift(model: str, logs: Sequence[str] = (), *, baseline: str | None = None, 
         raise GitModelError("--baseline and --baseline-log name two baselines: give one")
     if fail_on not in ("watch", "alert"):
         raise GitModelError(f"--fail-on {fail_on!r}: watch or alert")
+    if workers is not None and workers < 1:
+        raise GitModelError(f"--workers {workers}: give 1 or more processes", hint="leave it out to use every core")
     params.drift_params(root)                       # a bad drift: section is refused before anything is read
     target = check_output_file(root, save_profile) if save_profile else None
     settings, base, binning = _baseline_binning(root, model, baseline, baseline_logs, strict)
-    base_profile = profiles.Profiler(binning, model, base.label).add_all(base.stream(model, strict))
+    base_profile = base.profile(binning, model, strict, workers)
     if base_profile.n == 0:
         raise InvalidLog(", ".join(map(str, baseline_logs)), None, f"the baseline holds no record of model '{model}'",
                          hint="point --baseline-log at this model's logs")
     current, stats = _window_profile(binning, model, base.label, logs, profile_files, since=since, until=until,
-                                     version=version, strict=strict)
+                                     version=version, strict=strict, workers=workers)
     reports = []
     for b in binning.bins:
         watch, alert = params.bands_for(settings, b.signal)

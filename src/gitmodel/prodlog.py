@@ -17,13 +17,11 @@ read through :func:`read`, which also takes a team's own logs of OpenAI request/
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import math
 import os
 import threading
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -153,6 +151,18 @@ class ReadStats:
         if len(self.bad) < SHOWN_BAD_LINES:
             self.bad.append(f"{where}: {problem}")
 
+    def add(self, path: str, tally, first_line: int = 0) -> None:
+        """A piece's tally (:class:`logchunks.Tally`) of ``path``, its line numbers after ``first_line``."""
+        self.lines += tally.lines
+        self.records += tally.records
+        self.skipped += tally.skipped
+        for other, n in tally.other_models.items():
+            self.other_models[other] = self.other_models.get(other, 0) + n
+        self.malformed += tally.malformed
+        for number, problem in tally.bad:
+            if len(self.bad) < SHOWN_BAD_LINES:
+                self.bad.append(f"{path}: {problem}" if number is None else f"{path}:{first_line + number}: {problem}")
+
     def to_dict(self) -> dict:
         return {"files": len(self.files), "lines": self.lines, "records": self.records,
                 "skipped": self.skipped, "other_models": dict(self.other_models), "malformed": self.malformed,
@@ -247,7 +257,7 @@ def check_record(obj: Any) -> tuple[dict | None, str | None]:
 _raw_decode = json.JSONDecoder().raw_decode
 
 
-def _parse_line(raw: bytes) -> Any:
+def parse_line(raw: bytes) -> Any:
     """``json.loads`` of one line, minus its per-call encoding detection: a third of the time of a
     line on a million-line log. Anything after the object but blanks is refused, as json.loads does."""
     text = raw.decode("utf-8")
@@ -260,13 +270,30 @@ def _parse_line(raw: bytes) -> Any:
     return obj
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rb") as stream:
-            yield from stream
-    else:
-        with open(path, "rb") as stream:
-            yield from stream
+def strict_error(path: str | os.PathLike, number: int | None, problem: str) -> InvalidLog:
+    """The error of ``--strict`` on a line that is not a record (``number`` None: the whole file)."""
+    if number is None:
+        return InvalidLog(path, None, problem, hint="the file may still be being written or was truncated")
+    return InvalidLog(path, number, problem, hint="fix or remove the line, or drop --strict")
+
+
+def read_batches(paths: Sequence[str | os.PathLike], *, model: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None, strict: bool = False, stats: ReadStats | None = None,
+                 version: str | None = None, now: datetime | None = None) -> Iterator[list[dict]]:
+    """:func:`read`, a list of records at a time (a chunk of a few MB of log): what a profile counts."""
+    from gitmodel import logchunks
+
+    stats = stats if stats is not None else ReadStats()
+    rules = logchunks.Rules.make(model=model, version=version, since=since, until=until, now=now, strict=strict)
+    for path in log_files(paths):
+        stats.files.append(str(path))
+        tally = logchunks.Tally()
+        for batch in logchunks.scan(path, rules, tally):
+            if batch:
+                yield batch
+        stats.add(str(path), tally)
+        if tally.stop is not None:
+            raise strict_error(path, *tally.stop) from None
 
 
 def read(paths: Sequence[str | os.PathLike], *, model: str | None = None, since: datetime | None = None,
@@ -279,53 +306,6 @@ def read(paths: Sequence[str | os.PathLike], *, model: str | None = None, since:
     an error. A record timed after ``now`` (default: the clock) by more than :data:`CLOCK_SKEW` is not a
     record of the past: malformed too. A gzip file cut off mid-stream gives what it held, then counts as
     one malformed line (an error with ``strict``)."""
-    stats = stats if stats is not None else ReadStats()
-    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
-    latest_text = timestamp(latest)
-    for path in log_files(paths):
-        stats.files.append(str(path))
-        number = 0
-        try:
-            for number, raw in enumerate(_lines(path), start=1):
-                stats.lines += 1
-                if not raw.strip():
-                    continue
-                try:
-                    obj = _parse_line(raw)
-                except (ValueError, UnicodeDecodeError):
-                    obj, problem = None, "not JSON" if raw.endswith(b"\n") else "cut off (no end of line)"
-                else:
-                    obj, problem = check_record(obj)
-                if obj is not None:
-                    ts = str(obj["ts"])
-                    # our own format compares as text; any other is parsed
-                    later = ts > latest_text if len(ts) == 24 and ts.endswith("Z") else \
-                        parse_timestamp(ts) > latest
-                    if later:
-                        obj, problem = None, f"ts {ts} is in the future (the clock says {timestamp(latest - CLOCK_SKEW)})"
-                if obj is None:
-                    if strict:
-                        raise InvalidLog(path, number, problem, hint="fix or remove the line, or drop --strict")
-                    stats.note_bad(f"{path}:{number}", problem)
-                    continue
-                if model is not None and obj["model"] != model:
-                    stats.skipped += 1
-                    other = str(obj["model"])
-                    stats.other_models[other] = stats.other_models.get(other, 0) + 1
-                    continue
-                if version is not None and obj.get("version") != version:
-                    stats.skipped += 1
-                    continue
-                if since is not None or until is not None:
-                    moment = parse_timestamp(str(obj["ts"]))
-                    if (since is not None and moment < since) or (until is not None and moment >= until):
-                        stats.skipped += 1
-                        continue
-                stats.records += 1
-                yield obj
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            problem = f"the gzip stream is cut off or damaged after line {number} ({exc})"
-            if strict:
-                raise InvalidLog(path, None, problem, hint="the file may still be being written or was truncated") \
-                    from None
-            stats.note_bad(str(path), problem)
+    for batch in read_batches(paths, model=model, since=since, until=until, strict=strict, stats=stats,
+                              version=version, now=now):
+        yield from batch

@@ -1,6 +1,6 @@
 """Profiles: a window of records counted per signal over the bins of a baseline.
 
-The baseline fixes the bins once (:func:`binning_from`): for a continuous signal the distinct
+The baseline fixes the bins once (:func:`profiling.binning_from`): for a continuous signal the distinct
 ``drift.bins`` quantiles of its baseline values (see :func:`drift.bin_edges`), plus an open bin on each
 side; for a categorical one, one bin per category the baseline holds plus one ``(unseen)`` bin for the
 others (their names are kept beside, to be shown). A profile is then counts over those bins, with n,
@@ -25,20 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from gitmodel import drift, prodlog, signals as signals_mod
+from gitmodel import prodlog, signals as signals_mod
 from gitmodel.errors import InvalidProfile
 
 PROFILE_VERSION = 1
 KIND = "git-model profile"
 UNSEEN = "(unseen)"
-FLUSH_EVERY = 65536        # continuous values buffered before they are counted with numpy
 DEFAULT_BINS = 10
 
 
@@ -91,33 +89,6 @@ class Binning:
 
     def signals(self) -> list[signals_mod.Signal]:
         return [signals_mod.Signal(b.signal, b.kind, "") for b in self.bins]  # type: ignore[arg-type]
-
-
-def binning_from(records: Iterable[dict], signal_list: Sequence[signals_mod.Signal],
-                 n_bins: int = DEFAULT_BINS) -> Binning:
-    """The bins of a baseline: quantile edges (deduplicated) or the categories it holds."""
-    getters = [signals_mod.getter(s) for s in signal_list]
-    numbers = {s.name: array("d") for s in signal_list if s.kind == "continuous"}
-    seen: dict[str, set] = {s.name: set() for s in signal_list if s.kind == "categorical"}
-    for record in records:
-        for sig, get in zip(signal_list, getters):
-            v = get(record)
-            if v is None:
-                continue
-            if sig.kind == "continuous":
-                numbers[sig.name].append(float(v))
-            else:
-                seen[sig.name].add(str(v))
-    out = []
-    for sig in signal_list:
-        if sig.kind == "continuous":
-            values = numbers[sig.name]
-            edges = tuple(float(x) for x in drift.bin_edges(np.frombuffer(values, dtype=float), n_bins)) \
-                if len(values) else ()
-            out.append(Bins(sig.name, "continuous", edges=edges))
-        else:
-            out.append(Bins(sig.name, "categorical", categories=tuple(sorted(seen[sig.name]))))
-    return Binning(tuple(out))
 
 
 @dataclass
@@ -176,7 +147,7 @@ def _number(x):
     return int(x) if float(x).is_integer() and abs(x) < 2 ** 53 else float(x)
 
 
-def _ts_key(ts: Any) -> str:
+def ts_key(ts: Any) -> str:
     """A ``ts`` in our canonical text, so that time ranges compare as text."""
     text = str(ts)
     if len(text) == 24 and text.endswith("Z"):
@@ -236,82 +207,6 @@ def check_compatible(a: Profile, b: Profile, a_name: str = "the baseline", b_nam
                          f"{'; '.join(why)}): it was made against another baseline (by {b.baseline or 'unknown'})",
                          hint="profile the logs again against this baseline, or compare with the baseline "
                               "the profile was made against (--baseline)")
-
-
-class Profiler:
-    """Counts records into a profile as they stream by: memory stays flat however many there are."""
-
-    def __init__(self, binning: Binning, model: str | None = None, baseline: str | None = None):
-        self.profile = Profile.empty(binning, model, baseline)
-        self._continuous = [(b.signal, signals_mod.getter(signals_mod.Signal(b.signal, "continuous", "")), [])
-                            for b in binning.bins if b.kind == "continuous"]
-        self._categorical = [(b.signal, signals_mod.getter(signals_mod.Signal(b.signal, "categorical", "")), {})
-                             for b in binning.bins if b.kind == "categorical"]
-        # bound methods looked up once: add() runs once per record of a million-line log
-        self._appends = [(get, buffer.append) for _, get, buffer in self._continuous]
-        self._tallies = [(get, tally) for _, get, tally in self._categorical]
-        self._pending = 0
-
-    def add(self, record: dict) -> None:
-        self.profile.n += 1
-        ts = record.get("ts")
-        if ts is not None:
-            key = _ts_key(ts)
-            p = self.profile
-            if p.first is None or key < p.first:
-                p.first = key
-            if p.last is None or key > p.last:
-                p.last = key
-        for get, append in self._appends:
-            v = get(record)
-            if v is not None:
-                append(v)
-        for get, tally in self._tallies:
-            v = get(record)
-            if v is not None:
-                if v.__class__ is not str:
-                    v = str(v)
-                tally[v] = tally.get(v, 0) + 1
-        self._pending += 1
-        if self._pending >= FLUSH_EVERY:
-            self._flush()
-
-    def add_all(self, records: Iterable[dict]) -> Profile:
-        for record in records:
-            self.add(record)
-        return self.result()
-
-    def _flush(self) -> None:
-        self._pending = 0
-        for name, _, buffer in self._continuous:
-            if not buffer:
-                continue
-            values = np.asarray(buffer, dtype=float)
-            buffer.clear()
-            c = self.profile.counts[name]
-            if c.bins.edges:
-                c.counts += drift.bin_counts(values, np.asarray(c.bins.edges)).astype(np.int64)
-            else:
-                c.counts[0] += values.size
-            c.n += int(values.size)
-            c.total += float(values.sum())
-            c.low = _pick(min, c.low, float(values.min()))
-            c.high = _pick(max, c.high, float(values.max()))
-        for name, _, tally in self._categorical:
-            if not tally:
-                continue
-            c = self.profile.counts[name]
-            index = {cat: i for i, cat in enumerate(c.bins.categories)}
-            for v, k in tally.items():
-                c.counts[index.get(v, len(index))] += k
-                c.n += k
-                if v not in index:
-                    c.unseen[v] = c.unseen.get(v, 0) + k
-            tally.clear()
-
-    def result(self) -> Profile:
-        self._flush()
-        return self.profile
 
 
 # -- JSON ---------------------------------------------------------------------------------------------

@@ -86,6 +86,52 @@ def getter(signal: Signal) -> Callable[[dict], Any]:
     return _GETTERS.get(signal.name) or _field_getter(signal.name.split(".", 1)[1])
 
 
+def _per_text(fn: Callable[[str], Any], texts: list) -> list:
+    """``fn`` over ``texts``, once per distinct text when they repeat (a classifier's few answers)."""
+    try:
+        distinct = set(texts)
+    except TypeError:            # something unhashable where a text was expected: one by one
+        distinct = None
+    if distinct is not None and len(distinct) * 4 <= len(texts):
+        known = {text: fn(text) for text in distinct}
+        return [known[text] for text in texts]
+    return [fn(text) for text in texts]
+
+
+def _refusal_answer(text: str) -> str:
+    return "yes" if _REFUSAL.match(text) else "no"
+
+
+def _outputs(records: Sequence[dict]) -> list:
+    return [r.get("output") or "" for r in records]
+
+
+# The same getters over many records at once, one pass per signal and no call per record: what a profile
+# counts a chunk of log with (tests/unit/test_signals.py holds each equal to its getter).
+_COLUMNS: dict[str, Callable[[Sequence[dict]], list]] = {
+    "input.chars": lambda rs: [len(r.get("input") or "") for r in rs],
+    "input.words": lambda rs: [len((r.get("input") or "").split()) for r in rs],
+    "output.chars": lambda rs: _per_text(lambda text: len(text.strip(" ")), _outputs(rs)),
+    "output.label": lambda rs: [r.get("label") for r in rs],
+    "output.confidence": lambda rs: [r.get("confidence") for r in rs],
+    "output.refusal": lambda rs: _per_text(_refusal_answer, _outputs(rs)),
+    "output.version": lambda rs: [r.get("version") for r in rs],
+}
+
+
+def _field_column(field: str) -> Callable[[Sequence[dict]], list]:
+    def column(records: Sequence[dict]) -> list:
+        found = [r.get(field) for r in records]
+        return [v if v.__class__ is str else MISSING if v is None else str(v) for v in found]
+    return column
+
+
+def column(signal: Signal) -> Callable[[Sequence[dict]], list]:
+    """The function giving the signal's values on a list of records (None where a record does not carry
+    it), as :func:`getter` gives them one by one."""
+    return _COLUMNS.get(signal.name) or _field_column(signal.name.split(".", 1)[1])
+
+
 def value(record: dict, signal: Signal) -> Any:
     """The signal's value on one record, or None when the record does not carry it."""
     return getter(signal)(record)

@@ -21,6 +21,19 @@ def test_requests_are_drawn_like_the_eval_set_unless_shifted():
     assert sum(r["category"] == "delivery" for r in shifted) > 0.4 * len(shifted)
 
 
+def test_negated_traffic_is_single_negated_reviews_of_the_usual_categories_and_length():
+    from gitmodel.demo import lexicon, reviews
+
+    assert traffic.requests(500, seed=1, negated=0.0) == traffic.requests(500, seed=1)   # a seed's traffic kept
+    heavy = traffic.requests(2000, seed=1, negated=0.5)
+    negated = [r for r in heavy if r["input"] in lexicon.candidates(r["category"], "negated", "negative")]
+    usual = sum(count for slice_, _, count in lexicon.PLAN if slice_ == "negated") / sum(c for *_, c in lexicon.PLAN)
+    assert abs(len(negated) / len(heavy) - (0.5 + 0.5 * usual)) < 0.04     # half, plus the usual share of the rest
+    assert {r["category"] for r in negated} == set(lexicon.CATEGORIES)
+    eval_chars = statistics.mean(len(r["input"]) for r in reviews())
+    assert abs(statistics.mean(len(r["input"]) for r in heavy) - eval_chars) < 0.15 * eval_chars
+
+
 def test_the_module_writes_day_files_a_strict_reader_accepts(demo_dir, tmp_path):
     out = tmp_path / "logs"
     proc = subprocess.run([sys.executable, "-m", "gitmodel.demo", "log", str(out), "--model-file",
@@ -37,4 +50,7 @@ def test_the_module_writes_day_files_a_strict_reader_accepts(demo_dir, tmp_path)
 def test_bad_arguments_are_usage_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gitmodel.demo", "log", str(tmp_path / "x"), "--model-file", "m.gguf",
                            "--n", "10", "--shift", "1.5"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "--shift within [0, 1]" in proc.stderr and not (tmp_path / "x").exists()
+    assert proc.returncode == 2 and "--shift and --negated within [0, 1]" in proc.stderr and not (tmp_path / "x").exists()
+    proc = subprocess.run([sys.executable, "-m", "gitmodel.demo", "log", str(tmp_path / "x"), "--model-file", "m.gguf",
+                           "--n", "10", "--negated", "-0.1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--negated within [0, 1]" in proc.stderr and not (tmp_path / "x").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gitmodel import prodlog
 from tests.conftest import snapshot_tree
 from tests.func.monitorkit import demo_logs  # noqa: F401  (a fixture)
 from tests.func.stagekit import gm
@@ -52,6 +53,28 @@ def test_v3_outputs_against_the_v2_baseline_alert_on_the_outputs(released, demo_
         signals["output.label"]["baseline"]["shares"]["positive"] + 0.04
     assert signals["input.chars"]["band"] == "stable"
     assert signals["output.version"]["informational"] and signals["output.version"]["current"]["unseen"] == {"v1.10.0": 600}
+
+
+def test_v3_outputs_against_the_v2_baseline_alert_on_the_label_distribution(released, demo_logs):
+    """A week heavy on complaints put as negations ("the soup was not good"): v3's bias answers them
+    "positive" where v2 said "negative", and the label shares leave the baseline's. v2 answering the very
+    same requests keeps its label shares: the alert is v3's doing, not the traffic's."""
+    v3_lines = list(prodlog.read([demo_logs["v3-negated"]]))
+    v2_lines = list(prodlog.read([demo_logs["v2-negated"]]))
+    assert [r["input"] for r in v3_lines] == [r["input"] for r in v2_lines]
+
+    result, doc = drift_json("--log", str(demo_logs["v3-negated"]), "--baseline", V2)
+    v3 = by_signal(doc)["output.label"]
+    assert result.exit_code == 1 and doc["verdict"] == "alert"
+    assert v3["band"] == "alert" and v3["psi"] >= v3["alert"], v3
+    assert v3["current"]["shares"]["positive"] > v3["baseline"]["shares"]["positive"] + 0.15
+
+    result, doc = drift_json("--log", str(demo_logs["v2-negated"]), "--baseline", V2)
+    v2 = by_signal(doc)["output.label"]
+    assert result.exit_code in (0, 1) and v2["band"] == "stable" and v2["psi"] < v2["watch"], v2
+    # what v3 changed on these requests: negated reviews v2 calls negative and v3 positive
+    flipped = [a["input"] for a, b in zip(v2_lines, v3_lines) if (a["label"], b["label"]) == ("negative", "positive")]
+    assert len(flipped) > 100 and all(" not " in text for text in flipped)
 
 
 def test_the_default_baseline_is_prod_at_its_release(in_prod, demo_logs):
@@ -209,3 +232,11 @@ def test_save_profile_never_overwrites_a_file_git_does_not_hold(released, demo_l
     message = refused(released, "--log", str(demo_logs["v2"]), "--baseline", V2, "--save-profile", "notes.json")
     assert "notes.json exists and git does not hold it" in message
     assert (released / "notes.json").read_text() == "mine\n"
+
+
+def test_workers_sets_the_processes_and_changes_no_figure(released, demo_logs):
+    result = gm("drift", "sentiment", "--log", str(demo_logs["v2"]), "--baseline", V2, "--workers", "0")
+    assert result.exit_code == 2 and "--workers" in result.stderr
+    _, one = drift_json("--log", str(demo_logs["v2"]), "--baseline", V2, "--workers", "1")
+    _, every = drift_json("--log", str(demo_logs["v2"]), "--baseline", V2)
+    assert one == every and one["current"]["n"] == 600

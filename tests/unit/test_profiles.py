@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from gitmodel import drift, profiles, prodlog, signals
+from gitmodel import drift, profiles, profiling, prodlog, signals
 from gitmodel.errors import InvalidProfile
 
 SIGNALS = signals.signals_for(["region"])
@@ -31,7 +31,7 @@ def records(n: int, seed: int, **kw) -> list[dict]:
 
 def test_the_bins_of_a_baseline_are_its_quantiles_and_categories():
     base = records(400, 1)
-    binning = profiles.binning_from(base, SIGNALS)
+    binning = profiling.binning_from(base, SIGNALS)
     chars = binning.of("input.chars")
     expected = np.unique(np.quantile([len(r["input"]) for r in base], np.linspace(0, 1, 11)))
     assert list(chars.edges) == [float(x) for x in expected]
@@ -42,21 +42,21 @@ def test_the_bins_of_a_baseline_are_its_quantiles_and_categories():
 
 
 def test_unseen_categories_fall_in_their_own_bin_and_keep_their_names():
-    binning = profiles.binning_from(records(200, 1), SIGNALS)
+    binning = profiling.binning_from(records(200, 1), SIGNALS)
     window = records(50, 2) + [dict(records(1, 3)[0], label="neutral", category="drinks")]
-    profile = profiles.Profiler(binning).add_all(window)
+    profile = profiling.Profiler(binning).add_all(window)
     label = profile.counts["output.label"]
     assert label.counts[-1] == 1 and label.unseen == {"neutral": 1}
     assert profile.counts["input.category"].unseen == {"drinks": 1}
 
 
 def test_a_day_profile_summed_is_the_profile_of_the_concatenated_log():
-    binning = profiles.binning_from(records(300, 1), SIGNALS)
+    binning = profiling.binning_from(records(300, 1), SIGNALS)
     days = [records(150, 10 + d, day=d + 1) for d in range(7)]
-    by_day = [profiles.Profiler(binning, "chat").add_all(day) for day in days]
+    by_day = [profiling.Profiler(binning, "chat").add_all(day) for day in days]
     # through JSON, as profiles saved on different machines would be
     merged = profiles.merge([profiles.from_dict(json.loads(profiles.dumps(p))) for p in by_day])
-    whole = profiles.Profiler(binning, "chat").add_all([r for day in days for r in day])
+    whole = profiling.Profiler(binning, "chat").add_all([r for day in days for r in day])
     a, b = merged.to_dict(), whole.to_dict()
     for name in a["signals"]:
         assert a["signals"][name].pop("sum") == pytest.approx(b["signals"][name].pop("sum")) \
@@ -66,17 +66,18 @@ def test_a_day_profile_summed_is_the_profile_of_the_concatenated_log():
 
 
 def test_counting_in_chunks_gives_the_counts_of_one_pass(monkeypatch):
-    binning = profiles.binning_from(records(300, 1), SIGNALS)
+    binning = profiling.binning_from(records(300, 1), SIGNALS)
     window = records(1000, 5)
-    whole = profiles.Profiler(binning).add_all(window).to_dict()
-    monkeypatch.setattr(profiles, "FLUSH_EVERY", 7)
-    assert profiles.Profiler(binning).add_all(window).to_dict()["signals"]["input.chars"]["counts"] == \
+    whole = profiling.Profiler(binning).add_all(window).to_dict()
+    monkeypatch.setattr(profiling, "FLUSH_EVERY", 7)
+    monkeypatch.setattr(profiling, "FLUSH_VALUES", 5)
+    assert profiling.Profiler(binning).add_all(window).to_dict()["signals"]["input.chars"]["counts"] == \
         whole["signals"]["input.chars"]["counts"]
 
 
 def test_a_profile_of_another_baseline_is_refused_naming_the_signal():
-    ours = profiles.Profiler(profiles.binning_from(records(300, 1), SIGNALS), "chat").add_all(records(50, 2))
-    theirs = profiles.Profiler(profiles.binning_from(records(300, 9, words=20), SIGNALS), "chat",
+    ours = profiling.Profiler(profiling.binning_from(records(300, 1), SIGNALS), "chat").add_all(records(50, 2))
+    theirs = profiling.Profiler(profiling.binning_from(records(300, 9, words=20), SIGNALS), "chat",
                                "chat@v0.9.0").add_all(records(50, 2))
     with pytest.raises(InvalidProfile) as raised:
         profiles.merge([ours, theirs], ["monday.json", "tuesday.json"])
@@ -86,7 +87,7 @@ def test_a_profile_of_another_baseline_is_refused_naming_the_signal():
 
 
 def test_a_profile_of_another_model_is_refused():
-    binning = profiles.binning_from(records(100, 1), SIGNALS)
+    binning = profiling.binning_from(records(100, 1), SIGNALS)
     with pytest.raises(InvalidProfile, match="a profile of model 'other', not 'chat'"):
         profiles.merge([profiles.Profile.empty(binning, "chat"), profiles.Profile.empty(binning, "other")])
 
@@ -102,8 +103,8 @@ def test_a_profile_of_another_model_is_refused():
      "does not match its bins"),
 ])
 def test_a_damaged_profile_file_is_refused_naming_the_field(edit, problem):
-    binning = profiles.binning_from(records(300, 1), SIGNALS)
-    doc = profiles.Profiler(binning).add_all(records(100, 2)).to_dict()
+    binning = profiling.binning_from(records(300, 1), SIGNALS)
+    doc = profiling.Profiler(binning).add_all(records(100, 2)).to_dict()
     edit(doc)
     with pytest.raises(InvalidProfile) as raised:
         profiles.from_dict(doc, "week.json")

@@ -25,3 +25,17 @@ def test_an_eval_answer_becomes_a_record_without_the_expected_answer():
                       "confidence": 0.9, "version": "v1"}
     label = next(s for s in signals.BUILTIN if s.name == "output.label")
     assert signals.values([record, {"input": "x"}], label) == ["pos"]
+
+
+def test_each_column_gives_what_its_getter_gives_record_by_record():
+    records = [
+        {"input": "where is  my refund", "output": "I'm sorry, I cannot help", "label": "neg", "confidence": 0.5,
+         "version": "v1", "category": "billing", "region": 3},
+        {"input": None, "output": None, "label": None, "confidence": None, "category": None},
+        {"input": "", "output": " positive ", "label": 1, "confidence": 1, "version": 2, "region": True},
+        {"output": "  As an AI", "label": True, "region": ["eu"], "category": {"a": 1}},
+        *[{"input": "x y", "output": "positive", "label": "positive", "confidence": 0.9}] * 8,   # repeated texts
+    ]
+    for signal in signals.signals_for(["region"]):
+        get = signals.getter(signal)
+        assert signals.column(signal)(records) == [get(r) for r in records], signal.name

@@ -92,10 +92,12 @@ def _drift_rows(result, md: bool = False) -> list[list[str]]:
 @click.option("--sql", "sql_table", metavar="TABLE",
               help="Print the standard SQL query that computes the window's profile from TABLE (logs in a "
                    "warehouse); save its result as CSV or JSON and read it back with --profile.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Processes that read big logs (default: every core; 1 reads them in this process).")
 @click.option("--md", is_flag=True, help="Print GitHub Markdown (for an issue or a comment).")
 @json_option
 def drift(model, logs, baseline, baseline_logs, version, since, until, strict, fail_on, save_profile,
-          profile_files, sql_table, md, as_json) -> None:
+          profile_files, sql_table, workers, md, as_json) -> None:
     """PSI of production inputs and outputs against a baseline, signal by signal.
 
     Signals: input length (characters, words), input category and the fields
@@ -132,7 +134,7 @@ def drift(model, logs, baseline, baseline_logs, version, since, until, strict, f
         raise click.UsageError("give the logs (--log PATH) or saved profiles (--profile FILE)")
     result = monitoring.drift(model, logs, baseline=baseline, baseline_logs=baseline_logs, version=version,
                               since=since, until=until, profile_files=profile_files, save_profile=save_profile,
-                              strict=strict, fail_on=fail_on)
+                              strict=strict, fail_on=fail_on, workers=workers)
     if as_json:
         emit_json(result.to_dict())
     elif md:

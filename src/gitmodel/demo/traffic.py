@@ -4,7 +4,10 @@ Unshifted requests are drawn like the eval set's reviews (the same categories, s
 :data:`lexicon.PLAN`), so that production looks like the eval set and drift says "stable". A ``shift``
 S in [0, 1] makes that share of requests come from elsewhere: another vocabulary mix (mostly delivery
 and price reviews) and longer texts (two or three reviews run together), which input drift must see.
-Every request is answered by llama.cpp running the checkpoint, and written through
+``negated`` N in [0, 1] makes that share of the unshifted requests single negated reviews ("the soup was
+not good"), a week heavy on complaints put that way: the inputs barely move (the eval set's categories, a
+sentence of the same length), and it is the slice where a model biased toward "positive" answers
+otherwise than v2. Every request is answered by llama.cpp running the checkpoint, and written through
 :class:`prodlog.LogWriter`, so the log is what a served model would have written. Deterministic for a
 seed, apart from the latencies.
 """
@@ -26,10 +29,12 @@ def _drawn(rng: random.Random, category: str) -> str:
     return rng.choice(lexicon.candidates(category, slice_, label))
 
 
-def requests(n: int, shift: float = 0.0, seed: int = 0) -> list[dict]:
-    """``n`` requests ({"input", "category"}); a ``shift`` share of them from the shifted mix."""
-    if not 0.0 <= shift <= 1.0:
-        raise ValueError(f"shift must be within [0, 1], not {shift}")
+def requests(n: int, shift: float = 0.0, seed: int = 0, negated: float = 0.0) -> list[dict]:
+    """``n`` requests ({"input", "category"}); a ``shift`` share of them from the shifted mix, a ``negated``
+    share of the others single negated reviews."""
+    for name, share in (("shift", shift), ("negated", negated)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], not {share}")
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -39,11 +44,16 @@ def requests(n: int, shift: float = 0.0, seed: int = 0) -> list[dict]:
             out.append({"input": " and then ".join(parts), "category": category})
         else:
             category = rng.choice(lexicon.CATEGORIES)
-            out.append({"input": _drawn(rng, category), "category": category})
+            # no draw at all without negated, so that a seed's traffic stays what it was
+            if negated and rng.random() < negated:
+                text = rng.choice(lexicon.candidates(category, "negated", "negative"))
+            else:
+                text = _drawn(rng, category)
+            out.append({"input": text, "category": category})
     return out
 
 
-def write_log(out: str | Path, model_file: str | Path, n: int, *, shift: float = 0.0, seed: int = 0,
+def write_log(out: str | Path, model_file: str | Path, n: int, *, shift: float = 0.0, negated: float = 0.0, seed: int = 0,
               model: str = "sentiment", version: str = "v1.0.0", stage: str = "prod", days: int = 7,
               end: datetime | None = None) -> list[Path]:
     """Run ``model_file`` on ``n`` generated requests and log them into the folder ``out``, spread evenly
@@ -57,7 +67,7 @@ def write_log(out: str | Path, model_file: str | Path, n: int, *, shift: float =
     end = end or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     step = (end - start) / n
-    wanted = requests(n, shift, seed)
+    wanted = requests(n, shift, seed, negated)
     examples = [Example(id=f"q{i:07d}", input=r["input"], labels=lexicon.LABELS, category=r["category"])
                 for i, r in enumerate(wanted)]
     written: dict[Path, None] = {}
