@@ -216,10 +216,11 @@ def git_paths(root: Path, *names: str) -> list[Path]:
     return [Path(line) if Path(line).is_absolute() else Path(root) / line for line in out]
 
 
-def commit_obstacles(root: Path) -> tuple[str | None, list[Path]]:
+def commit_obstacles(root: Path, branch: str | None = None) -> tuple[str | None, list[Path]]:
     """(the git operation a commit would become part of, or None; git's lock files that exist
-    and would make a commit fail) -- one git call."""
-    paths = git_paths(root, *(name for name, _ in OPERATIONS), *GIT_LOCKS)
+    and would make a commit fail: the index's, HEAD's and ``branch``'s ref) -- one git call."""
+    locks = [*GIT_LOCKS, *([f"refs/heads/{branch}.lock"] if branch else [])]
+    paths = git_paths(root, *(name for name, _ in OPERATIONS), *locks)
     busy = next((what for (_, what), path in zip(OPERATIONS, paths) if path.exists()), None)
     return busy, [path for path in paths[len(OPERATIONS):] if path.exists()]
 

@@ -159,7 +159,7 @@ def gather(root: Path, reg: Registry, model: str, release: Release, commit: bool
         files=files)
     if commit:
         facts.branch = gitrepo.current_branch(root)
-        facts.busy, facts.git_locks = gitrepo.commit_obstacles(root)
+        facts.busy, facts.git_locks = gitrepo.commit_obstacles(root, facts.branch)
         try:
             facts.identity = gitrepo.identity(root)
         except GitModelError as e:

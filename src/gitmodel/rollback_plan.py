@@ -256,7 +256,8 @@ def _refuse_what_cannot_commit(facts: Facts) -> None:
         raise RollbackRefused(f"git is in the middle of {facts.busy}: a rollback commit now would be part of it",
                               hint="finish or abort it first, or pass --no-commit")
     for lock in facts.git_locks:
-        what = "index" if Path(lock).name == "index.lock" else "HEAD"
+        name = Path(lock).name
+        what = "index" if name == "index.lock" else "HEAD" if name == "HEAD.lock" else f"branch {facts.branch}"
         raise RollbackRefused(
             f"git's {what} is locked: {lock} exists. Another git process is running in this repository, "
             "or one was killed while holding the lock; nothing was changed",

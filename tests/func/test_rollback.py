@@ -365,15 +365,19 @@ def test_unknown_version_names_the_existing_ones(in_prod):
     assert_untouched(in_prod, *before)
 
 
-def test_a_stale_git_index_lock_is_reported_with_what_to_do(in_prod):
+@pytest.mark.parametrize("name, what", [("index.lock", "index"), ("HEAD.lock", "HEAD"),
+                                        ("refs/heads/main.lock", "branch main")])
+def test_a_stale_git_lock_is_reported_with_what_to_do(in_prod, name, what):
+    """A git killed mid-commit (with its process group) leaves one of these behind."""
     repo = in_prod
-    lock = repo / ".git/index.lock"
+    assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    lock = repo / ".git" / name
     lock.write_text("")
     before = snapshot_tree(repo), tags(repo), head(repo)
     result = gm("rollback", MODEL)
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
-        (f"Error: git's index is locked: {lock} exists. Another git process is running in this repository, or "
+        (f"Error: git's {what} is locked: {lock} exists. Another git process is running in this repository, or "
          "one was killed while holding the lock; nothing was changed"),
         f"  hint: if no git process is running, remove it (rm {lock}) and run the rollback again"]
     assert_untouched(repo, *before)

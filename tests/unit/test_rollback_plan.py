@@ -106,6 +106,9 @@ def test_an_uncommitted_change_of_the_models_dvc_lock_entries_is_refused():
     (dict(branch=None), r"HEAD is detached \(at ddddddd\)"),
     (dict(busy="a merge"), r"git is in the middle of a merge"),
     (dict(git_locks=[Path("/r/.git/index.lock")]), r"git's index is locked: /r/.git/index.lock exists"),
+    (dict(git_locks=[Path("/r/.git/HEAD.lock")]), r"git's HEAD is locked: /r/.git/HEAD.lock exists"),
+    (dict(git_locks=[Path("/r/.git/refs/heads/main.lock")]),
+     r"git's branch main is locked: /r/.git/refs/heads/main.lock exists"),
     (dict(head=None), r"the repository has no commit yet"),
 ])
 def test_what_would_make_the_commit_fail_is_refused_and_no_commit_is_not(changes, message):
