@@ -31,9 +31,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import benchkit
 
 MODEL = "bench"
 EVALSET = "heldout"
@@ -177,8 +178,7 @@ def median_ms(times: list[float]) -> float:
 
 
 def bench_size(n: int, repeat: int, env: dict, keep: bool) -> dict:
-    root = Path(tempfile.mkdtemp(prefix=f"bench-history-{n}-"))
-    try:
+    with benchkit.scratch(f"bench-history-{n}-", keep=keep) as root:
         started = time.perf_counter()
         old, new = build(root, n, env)
         print(f"\n== {n} releases of '{MODEL}' (built in {time.perf_counter() - started:.1f} s at {root}) ==")
@@ -221,11 +221,6 @@ def bench_size(n: int, repeat: int, env: dict, keep: bool) -> dict:
             print(f"\n  diff between {old} and {new}"
                   + ("" if diff_ok else "  (`git model diff` is not available in this build: n/a)"))
         return results
-    finally:
-        if keep:
-            print(f"  kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

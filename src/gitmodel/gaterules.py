@@ -43,8 +43,26 @@ class GateRow:
                 "accepted_by": self.tradeoff.metric if self.tradeoff else None}
 
 
+class JudgedRows:
+    """What a gate's rows say together, for a result holding ``rows``: passed, failures, accepted."""
+
+    rows: list[GateRow]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def failures(self) -> list[GateRow]:
+        return [r for r in self.rows if r.verdict == FAIL]
+
+    @property
+    def accepted(self) -> list[GateRow]:
+        return [r for r in self.rows if r.verdict == ACCEPTED]
+
+
 @dataclass
-class GateReport:
+class GateReport(JudgedRows):
     """The gate of one candidate result against one baseline result (one eval set): a row per metric.
 
     :func:`gate` fills the rows and tradeoffs; :mod:`gating`, which read the two results, says whose
@@ -63,20 +81,8 @@ class GateReport:
     policy: str = "params.yaml"          # where tolerances and accepted tradeoffs were read
 
     @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def failures(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == FAIL]
-
-    @property
     def failed_metrics(self) -> list[str]:
         return [r.metric for r in self.failures]
-
-    @property
-    def accepted(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == ACCEPTED]
 
     @property
     def within_tolerance(self) -> list[GateRow]:

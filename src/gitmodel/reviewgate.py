@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitmodel.gatepolicy import REVIEW, GatePolicy, Tolerance, Tradeoff, matches
-from gitmodel.gaterules import ACCEPTED, FAIL, INFO, PASS, GateRow, accept_tradeoff, rule_text
+from gitmodel.gaterules import FAIL, INFO, PASS, GateRow, JudgedRows, accept_tradeoff, rule_text
 from gitmodel.metricdiff import EPSILON, is_number
 
 
 @dataclass
-class ReviewGate:
+class ReviewGate(JudgedRows):
     """The human review of the candidate's outputs against the baseline's: a row per rubric criterion
     (``review.<criterion>``, higher is better), or one row saying why nothing was judged."""
 
@@ -24,18 +24,6 @@ class ReviewGate:
     judged: bool = False                 # both sides reviewed, each by at least review_min_n
     note: str = ""                       # why not judged, or "" when judged
     way_out: str | None = None           # for a refusal by gate.require_review
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def failures(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == FAIL]
-
-    @property
-    def accepted(self) -> list[GateRow]:
-        return [r for r in self.rows if r.verdict == ACCEPTED]
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "judged": self.judged, "note": self.note or None, "way_out": self.way_out,
