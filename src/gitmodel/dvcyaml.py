@@ -23,6 +23,7 @@ METRICS_DIR = "metrics"
 EVAL_STAGE = "eval"
 PARAMS_FILE = "params.yaml"   # params.PARAMS_FILE; not imported, so that readers of dvc.yaml stay light
 EVALSET_OVERRIDES = "eval.evalsets"   # per eval set settings in params.yaml, one dependency per pair
+MODEL_OVERRIDES = "eval.models"       # per model settings, likewise
 
 
 def model_path(name: str) -> str:
@@ -73,13 +74,14 @@ EVAL_CMD = "git model eval ${item.model} --evalset ${item.evalset}"
 def stage_params() -> list[str]:
     """The params.yaml keys every pair depends on: the eval settings recorded with a result (read from
     params.py when called, so a key added there becomes a dependency), the openai runner's own, and the
-    pair's eval set's overrides. Timeouts, retries, concurrency and the key's variable are not among
-    them: they cannot change an output."""
+    pair's model's and eval set's overrides (so a change of one model's re-runs that model's pairs
+    only). Timeouts, retries, concurrency and the key's variable are not among them: they cannot change
+    an output."""
     from gitmodel import params
 
     keys = [f"eval.{k}" for k in params.RESULT_KEYS]
     keys += [f"eval.openai.{k}" for k in params.OPENAI_RESULT_KEYS]
-    return keys + [f"{EVALSET_OVERRIDES}.${{item.evalset}}"]
+    return keys + [f"{MODEL_OVERRIDES}.${{item.model}}", f"{EVALSET_OVERRIDES}.${{item.evalset}}"]
 
 
 def new_eval_stage():

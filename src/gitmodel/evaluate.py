@@ -130,7 +130,7 @@ def resolve_inputs(model: str, evalset: str, *, runner: str | None = None, url: 
     root = project.open_root(start)
     refs.check_name(model, "model name")
     refs.check_name(evalset, "eval set name")
-    p = params.eval_params(root, evalset)
+    p = params.eval_params(root, evalset, model=model)
     kind = runner or p["runner"]
     p = dict(p, runner=kind)
     hashes = project.hash_cache(root)

@@ -2,15 +2,16 @@
 
 DVC refuses to run a stage whose params dependency is missing from
 params.yaml, so every key the eval stage lists (dvcyaml.stage_params) is
-written there with its default, and each paired eval set gets its own
-(possibly empty) ``eval.evalsets.<name>`` section: an override added there
-later is then a change of that section, which re-runs that eval set's pairs
-and no other.
+written there with its default, and each paired eval set and model gets its
+own (possibly empty) ``eval.evalsets.<name>`` / ``eval.models.<name>`` section:
+an override added there later is then a change of that section, which re-runs
+that eval set's (or model's) pairs and no other.
 
 A repository whose eval stage was a matrix recorded the whole ``eval``
-section in each ``dvc.lock`` entry; :func:`migrate_lock` records, in its place,
-the values those same settings had for the keys a pair depends on now, so the
-move re-runs nothing that was up to date.
+section in each ``dvc.lock`` entry, and one made before a key became a
+dependency recorded no value for it; :func:`migrated_lock` records the values
+those settings had for the keys a pair depends on now, so an upgrade re-runs
+nothing that was up to date.
 """
 from __future__ import annotations
 
@@ -30,13 +31,18 @@ def _defaults() -> dict:
     return {"eval": params.EVAL_DEFAULTS}
 
 
-def keys_for(evalset: str) -> list[str]:
-    """The params.yaml keys (dotted) that the pair of ``evalset`` depends on."""
-    return [k.replace("${item.evalset}", evalset) for k in dvcyaml.stage_params()]
+def keys_for(model: str, evalset: str) -> list[str]:
+    """The params.yaml keys (dotted) that the pair (``model``, ``evalset``) depends on."""
+    return [k.replace("${item.model}", model).replace("${item.evalset}", evalset) for k in dvcyaml.stage_params()]
+
+
+def _shared_keys() -> list[str]:
+    """The keys every pair depends on (not one model's or eval set's section)."""
+    return [k for k in dvcyaml.stage_params() if "${item." not in k]
 
 
 def _default_of(key: str):
-    if key.startswith(dvcyaml.EVALSET_OVERRIDES + "."):
+    if key.startswith((dvcyaml.EVALSET_OVERRIDES + ".", dvcyaml.MODEL_OVERRIDES + ".")):
         return {}
     node = _defaults()
     for part in key.split("."):
@@ -68,9 +74,9 @@ def _round_trip():
     return yaml
 
 
-def with_keys(root: Path, evalsets) -> str | None:
-    """params.yaml's new text with every key the pairs of ``evalsets`` depend on (None: nothing to add).
-    Comments and order are kept; a missing key gets its default."""
+def with_keys(root: Path, evalsets, models=()) -> str | None:
+    """params.yaml's new text with every key the pairs of ``evalsets`` and ``models`` depend on (None:
+    nothing to add). Comments and order are kept; a missing key gets its default."""
     from ruamel.yaml import YAMLError
     from ruamel.yaml.comments import CommentedMap
 
@@ -87,7 +93,8 @@ def with_keys(root: Path, evalsets) -> str | None:
         data = CommentedMap()
     if not isinstance(data, dict):
         raise InvalidParams(f"{path}: expected a mapping at the top level")
-    keys = list(dict.fromkeys(k for e in evalsets for k in keys_for(e))) or keys_for("")[:-1]
+    keys = _shared_keys() + [f"{dvcyaml.MODEL_OVERRIDES}.{m}" for m in dict.fromkeys(models)] \
+        + [f"{dvcyaml.EVALSET_OVERRIDES}.{e}" for e in dict.fromkeys(evalsets)]
     missing = missing_keys(data, keys)
     if not missing:
         return None
@@ -141,27 +148,36 @@ def _load_lock(root: Path, round_trip: bool):
 
 
 def migrated_lock(root: Path, pairs: list[tuple[str, str]], keys_of_stage: dict[tuple[str, str], str]) -> str | None:
-    """dvc.lock's new text, each pair's entry recording the keys it depends on now in place of the whole
-    ``eval`` section a matrix recorded (None: nothing to change). ``keys_of_stage``: pair -> foreach key."""
+    """dvc.lock's new text, each pair's entry recording every key it depends on now (None: nothing to
+    change). An entry a matrix made (the whole ``eval`` section) records those keys' values in it; an
+    entry made before a key was a dependency records the key's default, the value the run had (an
+    override section that did not exist is ``{}``). Keys recorded already are kept as they are, so a
+    setting changed since still re-runs its pairs. ``keys_of_stage``: pair -> foreach key."""
+    from ruamel.yaml.comments import CommentedMap
+
     yaml, data = _load_lock(root, round_trip=True)
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         return None
     changed = False
     for pair in pairs:
-        entry = stages.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage[pair]}")
+        entry = stages.get(f"{dvcyaml.EVAL_STAGE}@{keys_of_stage.get(pair)}")
         recorded = ((entry or {}).get("params") or {}).get(dvcyaml.PARAMS_FILE) if isinstance(entry, dict) else None
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("eval"), dict):
+        if not isinstance(recorded, dict):
             continue
-        section = {"eval": recorded["eval"]}
-        fresh = {}
-        for key in keys_for(pair[1]):
-            node = section
-            for part in key.split("."):
-                node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-            fresh[key] = _default_of(key) if node is _MISSING else node
-        from ruamel.yaml.comments import CommentedMap
-
+        matrix = isinstance(recorded.get("eval"), dict)
+        wanted = keys_for(*pair)
+        if not matrix and all(key in recorded for key in wanted):
+            continue
+        fresh = {} if matrix else dict(recorded)
+        for key in wanted:
+            if matrix:
+                node = {"eval": recorded["eval"]}
+                for part in key.split("."):
+                    node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+                fresh[key] = _default_of(key) if node is _MISSING else node
+            elif key not in fresh:
+                fresh[key] = _default_of(key)
         replaced = CommentedMap()
         for key in sorted(fresh):
             replaced[key] = fresh[key]

@@ -336,7 +336,9 @@ def write_plan(root: Path, data, new_pairs: list[Pair], extra_evalsets=()) -> Pa
 
     path = Path(root) / dvcyaml.DVC_YAML
     text = dvcyaml.dump(dvcyaml.with_pairs(data, new_pairs, path))
-    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs] + list(extra_evalsets)))
+    # every model of dvc.yaml has its section, as every tracked eval set has: a pair declared by hand runs
+    models = [m for m, _ in new_pairs] + summary(data, path).models
+    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs] + list(extra_evalsets), models))
 
 
 def apply(root: Path, plan: PairingWrite) -> list[Path]:

@@ -1,7 +1,9 @@
 """``params.yaml``: the settings git-model reads, with documented defaults.
 
-``dvc repro`` tracks the ``eval`` section as a params dependency of the eval
-stage, so changing any of it re-evaluates every model.
+Each eval pair (model m, eval set e) runs with ``eval`` merged with m's own
+settings (``eval.models.<m>``), then e's (``eval.evalsets.<e>``): the eval set's
+are the most specific, since they say how its examples are prompted and scored.
+``dvc repro`` tracks exactly those keys per pair (dvcyaml.stage_params).
 """
 from __future__ import annotations
 
@@ -38,9 +40,12 @@ eval:
   min_slice: 20          # slices with fewer examples are reported with their n, left out of the bias gaps
   parallel: 1            # llama runner: generations decoded together in one batch, e.g. 8 or 16 for a generation
                          # eval set (2-3x the tokens/s on a CPU); recorded: the batch shape may move floats
+  models: {}             # per model overrides of the same keys as evalsets, and n_ctx, e.g.
+                         #   chat: {chat: auto, n_ctx: 4096, max_tokens: 256}
   evalsets: {}           # per eval set overrides of prompt, fewshot, chat, system, stop, scorer, json_schema,
                          # number_tolerance, slices, min_slice, label_prefix, max_tokens, parallel, e.g.
                          #   support: {prompt: "Q: {input}\\nA:", stop: ["\\n"], scorer: contains}
+                         # a pair (model m, eval set e) runs with eval < models.m < evalsets.e
   openai:
     concurrency: 4       # requests in flight
     timeout: 30          # seconds per request
@@ -124,6 +129,7 @@ EVAL_DEFAULTS = {
     "slices": [],
     "min_slice": 20,
     "parallel": 1,
+    "models": {},
     "evalsets": {},
     "openai": {"concurrency": 4, "timeout": 30, "retries": 3, "api_key_env": "OPENAI_API_KEY",
                "model": None, "scoring": "echo", "top_logprobs": 20},
@@ -137,6 +143,11 @@ RESULT_KEYS = ("runner", "temperature", "seed", "max_tokens", "n_ctx", "n_thread
 # The settings one eval set may set for itself under `eval.evalsets.<name>` (its prompt, its scoring).
 PER_EVALSET_KEYS = ("prompt", "fewshot", "chat", "system", "stop", "scorer", "json_schema", "number_tolerance",
                     "slices", "min_slice", "label_prefix", "max_tokens", "parallel")
+# The settings one model may set for itself under `eval.models.<name>`: an eval set's, and the context
+# window it is loaded with (the model's own, whatever it is evaluated on).
+PER_MODEL_KEYS = PER_EVALSET_KEYS + ("n_ctx",)
+# The sections of `eval` that hold overrides: (section, the keys it may set, what one entry is called).
+OVERRIDES = (("models", PER_MODEL_KEYS, "model"), ("evalsets", PER_EVALSET_KEYS, "eval set"))
 # The same for the openai runner's own settings, recorded as `openai:` with its results only.
 # Concurrency changes timings, not outputs: it is recorded in the timing conditions.
 OPENAI_RESULT_KEYS = ("model", "scoring", "top_logprobs")
@@ -182,36 +193,28 @@ def _merge(defaults: dict, given: dict, where: str, path: Path) -> dict:
     return out
 
 
-def eval_params(root: Path, evalset: str | None = None) -> dict:
-    """The ``eval:`` section merged over the defaults, type-checked; with ``evalset``, that eval set's
-    overrides (``eval.evalsets.<name>``) merged over it."""
+def eval_params(root: Path, evalset: str | None = None, *, model: str | None = None) -> dict:
+    """The ``eval:`` section merged over the defaults, type-checked; with ``model`` and/or ``evalset``,
+    their overrides merged over it (:func:`for_pair`). A non-empty ``eval.models.<name>`` for a model
+    dvc.yaml does not track is refused: a misspelt name would leave its model on the shared settings."""
     section = read(root).get("eval") or {}
     path = Path(root) / PARAMS_FILE
     if not isinstance(section, dict):
         raise InvalidParams(f"{path}: eval must be a mapping")
     merged = _merge(EVAL_DEFAULTS, section, "eval", path)
-    overrides = merged["evalsets"]
-    if not isinstance(overrides, dict):
-        raise InvalidParams(f"{path}: eval.evalsets must be a mapping of eval set names to settings",
-                            hint="e.g. evalsets: {support: {prompt: \"Q: {input}\\nA:\"}}")
-    for name, given in overrides.items():
-        where = f"eval.evalsets.{name}"
-        if not isinstance(given, dict):
-            raise InvalidParams(f"{path}: {where} must be a mapping of settings")
-        unknown = [key for key in given if key not in PER_EVALSET_KEYS]
-        if unknown:
-            raise InvalidParams(f"{path}: {where}.{unknown[0]} cannot be set per eval set",
-                                hint=f"per eval set: {', '.join(PER_EVALSET_KEYS)}")
-    if evalset is not None:
-        merged = for_evalset(merged, evalset, path)
-    _check_prompting(merged, path, evalset)
+    for name, allowed, what in OVERRIDES:
+        _check_overrides(merged[name], name, allowed, what, path)
+    _check_models_tracked(root, merged["models"], path)
+    merged = for_pair(merged, model, evalset, path)
+    _check_prompting(merged, path, model, evalset)
     if merged["n_threads"] < 0:
         raise InvalidParams(f"{path}: eval.n_threads must be 0 (every core) or more, got {merged['n_threads']}",
                             hint=f"fix eval.n_threads in {PARAMS_FILE} (default: 1)")
     for key in ("max_line_bytes", "max_tokens", "n_ctx", "parallel"):
         if merged[key] < 1:
-            raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.{key} must be at least 1, got {merged[key]}",
-                                hint=f"fix eval.{key} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
+            where = _where(merged, key, model, evalset)
+            raise InvalidParams(f"{path}: {where} must be at least 1, got {merged[key]}",
+                                hint=f"fix {where} in {PARAMS_FILE} (default: {EVAL_DEFAULTS[key]})")
     k = merged["openai"]["top_logprobs"]
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidParams(f"{Path(root) / PARAMS_FILE}: eval.openai.top_logprobs must be an integer of at least 1, "
@@ -219,20 +222,65 @@ def eval_params(root: Path, evalset: str | None = None) -> dict:
     return merged
 
 
-def for_evalset(merged: dict, evalset: str, path: Path | str = PARAMS_FILE) -> dict:
-    """``merged`` (an ``eval_params`` result) with the eval set's own ``eval.evalsets.<name>`` over it."""
-    given = (merged.get("evalsets") or {}).get(evalset)
-    if not given:
-        return merged
-    own = {k: v for k, v in merged.items() if k in PER_EVALSET_KEYS}
-    return dict(merged, **_merge(own, given, f"eval.evalsets.{evalset}", Path(path)))
+def _check_overrides(overrides, section: str, allowed: tuple, what: str, path: Path) -> None:
+    from gitmodel.known import suggestion
+
+    if not isinstance(overrides, dict):
+        raise InvalidParams(f"{path}: eval.{section} must be a mapping of {what} names to settings",
+                            hint=f"e.g. {section}: {{NAME: {{max_tokens: 128}}}}")
+    for name, given in overrides.items():
+        where = f"eval.{section}.{name}"
+        if not isinstance(given, dict):
+            raise InvalidParams(f"{path}: {where} must be a mapping of settings, got {given!r}",
+                                hint=f"e.g. {where}: {{max_tokens: 128}} (per {what}: {', '.join(allowed)})")
+        unknown = [key for key in given if key not in allowed]
+        if unknown:
+            raise InvalidParams(f"{path}: {where}.{unknown[0]} cannot be set per {what}"
+                                f"{suggestion(str(unknown[0]), allowed)}",
+                                hint=f"per {what}: {', '.join(allowed)}")
 
 
-def _check_prompting(merged: dict, path: Path, evalset: str | None) -> None:
+def _check_models_tracked(root: Path, overrides: dict, path: Path) -> None:
+    named = [name for name, given in overrides.items() if given]
+    if not named or not (Path(root) / "dvc.yaml").is_file():
+        return
+    from gitmodel import pairs
+    from gitmodel.errors import ModelNotFound
+    from gitmodel.known import did_you_mean
+
+    known = pairs.models_known(root)
+    for name in named:
+        if name not in known:
+            raise ModelNotFound(f"{path}: eval.models.{name} sets the settings of '{name}', a model dvc.yaml "
+                                f"does not track: {did_you_mean(str(name), known)}",
+                                hint=f"fix the name, remove eval.models.{name} from {PARAMS_FILE}, or track the "
+                                     f"model with `git model add {'models/' + str(name) + '.gguf'}`")
+
+
+def for_pair(merged: dict, model: str | None, evalset: str | None, path: Path | str = PARAMS_FILE) -> dict:
+    """``merged`` (an ``eval_params`` result) with the model's ``eval.models.<model>`` over it, then the
+    eval set's ``eval.evalsets.<evalset>`` (the most specific): the settings the pair runs with. The one
+    place overrides are merged; None for either leaves its overrides out."""
+    for section, allowed, name in (("models", PER_MODEL_KEYS, model), ("evalsets", PER_EVALSET_KEYS, evalset)):
+        given = (merged.get(section) or {}).get(name) if name is not None else None
+        if given:
+            own = {k: v for k, v in merged.items() if k in allowed}
+            merged = dict(merged, **_merge(own, given, f"eval.{section}.{name}", Path(path)))
+    return merged
+
+
+def _where(merged: dict, key: str, model: str | None, evalset: str | None) -> str:
+    """The key of params.yaml a merged setting came from (the most specific that sets it)."""
+    for section, name in (("evalsets", evalset), ("models", model)):
+        if name is not None and key in ((merged.get(section) or {}).get(name) or {}):
+            return f"eval.{section}.{name}.{key}"
+    return f"eval.{key}"
+
+
+def _check_prompting(merged: dict, path: Path, model: str | None, evalset: str | None) -> None:
     """The prompting and scoring settings whose type the defaults cannot tell (lists, optional text)."""
     def where(key: str) -> str:
-        own = evalset is not None and key in ((merged.get("evalsets") or {}).get(evalset) or {})
-        return f"eval.evalsets.{evalset}.{key}" if own else f"eval.{key}"
+        return _where(merged, key, model, evalset)
 
     for key, example in (("stop", '["\\n"]'), ("slices", "[region, customer_tier]")):
         value = merged[key]

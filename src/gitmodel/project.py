@@ -141,7 +141,7 @@ def init(start: Path | None = None) -> InitResult:
                 result.created += [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
             data = dvcyaml.load(root)
             declared: list = []
-            was_matrix = False
+            upgraded = False
             if data is None:
                 atomic_write(dvc_yaml, dvcyaml.template())
                 result.created.append(dvcyaml.DVC_YAML)
@@ -152,8 +152,10 @@ def init(start: Path | None = None) -> InitResult:
                     data.insert(0, "artifacts", CommentedMap())
                 stage = dvcyaml.eval_stage(data, dvc_yaml)
                 declared = dvcyaml.pairs_of(stage, dvc_yaml)
-                was_matrix = dvcyaml.is_matrix(stage)
-                if was_matrix or not dvcyaml.stage_params_current(stage):
+                # a matrix, or a stage made before a key became a dependency (say, the model's
+                # overrides): refreshed, and its dvc.lock entries carried over below
+                upgraded = dvcyaml.is_matrix(stage) or not dvcyaml.stage_params_current(stage)
+                if upgraded:
                     dvcyaml.with_pairs(data, declared, dvc_yaml)
                 after = dvcyaml.dump(data)
                 if after != before:
@@ -168,12 +170,13 @@ def init(start: Path | None = None) -> InitResult:
                 result.created.append(params.PARAMS_FILE)
             from gitmodel import pairs
 
-            filled = pairdeps.with_keys(root, [e for _, e in declared] + pairs.tracked_names(root))
+            filled = pairdeps.with_keys(root, [e for _, e in declared] + pairs.tracked_names(root),
+                                        [m for m, _ in declared] + pairs.models_known(root))
             if filled is not None:
                 atomic_write(params_yaml, filled)
                 if params.PARAMS_FILE not in result.created:
                     result.created.append(params.PARAMS_FILE)
-            if was_matrix and dvc_lock.is_file():
+            if upgraded and dvc_lock.is_file():
                 lock = pairdeps.migrated_lock(root, declared, pairs.stage_keys(root))
                 if lock is not None:
                     atomic_write(dvc_lock, lock)

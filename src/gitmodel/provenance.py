@@ -151,9 +151,9 @@ def stale_at(root, rev, doc: Mapping, *, with_params: bool = False,
         from gitmodel.evaluate import recorded_params
 
         evalset = (doc.get("evalset") or {}).get("name")
+        model = (doc.get("model") or {}).get("name")
         current = dict(eval_params) if eval_params is not None else params_mod.eval_params(Path(root))
-        if evalset:
-            current = params_mod.for_evalset(current, evalset)   # the eval set's own overrides
+        current = params_mod.for_pair(current, model, evalset)   # the model's and eval set's own overrides
         # the runner the result was made with is the one to re-run it with: `--runner` chooses per run
         runner = (doc.get("params") or {}).get("runner") or current["runner"]
         params, concurrency = recorded_params(dict(current, runner=runner)), current["openai"]["concurrency"]

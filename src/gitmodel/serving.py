@@ -260,7 +260,7 @@ class Deployment:
             except (TypeError, ValueError, AttributeError) as e:
                 log.warning("%s@%s: its results' eval params cannot be read (%s); serving with params.yaml's",
                             self.model, arm.version, e)
-        return RunSettings.from_params(params.eval_params(self.root)), labels
+        return RunSettings.from_params(params.eval_params(self.root, model=self.model)), labels
 
     def _switch(self, routes: Routes) -> None:
         serving = {a.md5 for a in routes.arms()}

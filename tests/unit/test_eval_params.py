@@ -90,3 +90,76 @@ def test_the_template_written_by_init_parses_to_the_defaults(tmp_path):
     write(tmp_path, params.PARAMS_TEMPLATE)
     p = params.eval_params(tmp_path)
     assert {k: p[k] for k in params.EVAL_DEFAULTS} == params.EVAL_DEFAULTS
+
+
+# ----------------------------------------------------------------------------- per model
+
+
+def test_a_model_overrides_its_own_settings_and_the_eval_set_wins_over_it(tmp_path):
+    write(tmp_path, "eval:\n  max_tokens: 64\n  prompt: \"{input}\"\n"
+                    "  models:\n    chat: {max_tokens: 256, n_ctx: 4096, prompt: \"Chat: {input}\"}\n"
+                    "  evalsets:\n    qa: {max_tokens: 16}\n")
+    assert params.eval_params(tmp_path)["max_tokens"] == 64
+    chat = params.eval_params(tmp_path, model="chat")
+    assert (chat["max_tokens"], chat["n_ctx"], chat["prompt"]) == (256, 4096, "Chat: {input}")
+    # eval < eval.models.<m> < eval.evalsets.<e>: the eval set's own setting is the most specific
+    pair = params.eval_params(tmp_path, "qa", model="chat")
+    assert (pair["max_tokens"], pair["n_ctx"], pair["prompt"]) == (16, 4096, "Chat: {input}")
+    other = params.eval_params(tmp_path, "qa", model="other")
+    assert (other["max_tokens"], other["n_ctx"], other["prompt"]) == (16, 2048, "{input}")
+    # the merged settings are what a result records
+    assert recorded_params(pair)["n_ctx"] == 4096 and recorded_params(pair)["max_tokens"] == 16
+    assert params.for_pair(params.eval_params(tmp_path), "chat", "qa") == pair
+
+
+def test_an_unknown_per_model_key_is_named_with_did_you_mean(tmp_path):
+    write(tmp_path, "eval:\n  models:\n    chat: {max_tokns: 9}\n")
+    with pytest.raises(InvalidParams) as err:
+        params.eval_params(tmp_path)
+    assert str(tmp_path / "params.yaml") in err.value.message
+    assert "eval.models.chat.max_tokns cannot be set per model; did you mean 'max_tokens'?" in err.value.message
+
+
+def test_a_setting_that_is_not_the_models_is_named(tmp_path):
+    write(tmp_path, "eval:\n  models:\n    chat: {temprature: 0.5}\n")
+    with pytest.raises(InvalidParams, match=r"eval.models.chat.temprature cannot be set per model") as err:
+        params.eval_params(tmp_path, model="chat")
+    assert "n_ctx" in err.value.hint
+
+
+def test_a_models_section_that_is_not_a_mapping_is_refused(tmp_path):
+    write(tmp_path, "eval:\n  models: [chat]\n")
+    with pytest.raises(InvalidParams, match=r"params.yaml: eval.models must be a mapping"):
+        params.eval_params(tmp_path)
+
+
+def test_one_models_settings_that_are_not_a_mapping_are_refused(tmp_path):
+    write(tmp_path, "eval:\n  models:\n    chat: 4096\n")
+    with pytest.raises(InvalidParams, match=r"params.yaml: eval.models.chat must be a mapping of settings, got 4096"):
+        params.eval_params(tmp_path)
+
+
+def test_a_per_model_value_of_the_wrong_type_or_range_is_named_by_its_own_key(tmp_path):
+    write(tmp_path, "eval:\n  models:\n    chat: {n_ctx: big}\n")
+    with pytest.raises(InvalidParams, match=r"eval.models.chat.n_ctx must be int, got 'big'"):
+        params.eval_params(tmp_path, model="chat")
+    write(tmp_path, "eval:\n  models:\n    chat: {n_ctx: 0}\n")
+    with pytest.raises(InvalidParams, match=r"eval.models.chat.n_ctx must be at least 1, got 0"):
+        params.eval_params(tmp_path, model="chat")
+    write(tmp_path, "eval:\n  models:\n    chat: {stop: 3}\n")
+    with pytest.raises(InvalidParams, match=r"eval.models.chat.stop must be a list of non-empty strings"):
+        params.eval_params(tmp_path, model="chat")
+
+
+def test_an_override_for_a_model_dvc_yaml_does_not_track_is_refused(tmp_path):
+    from gitmodel.errors import ModelNotFound
+
+    (tmp_path / "dvc.yaml").write_text("artifacts:\n  chat:\n    path: models/chat.gguf\n    type: model\n")
+    write(tmp_path, "eval:\n  models:\n    chat: {}\n    chta: {max_tokens: 9}\n")
+    with pytest.raises(ModelNotFound) as err:
+        params.eval_params(tmp_path)
+    assert f"{tmp_path / 'params.yaml'}: eval.models.chta" in err.value.message
+    assert "did you mean 'chat'?" in err.value.message and "remove eval.models.chta" in err.value.hint
+    # an empty section overrides nothing: left over from a model no longer tracked, it is harmless
+    write(tmp_path, "eval:\n  models:\n    chat: {max_tokens: 9}\n    gone: {}\n")
+    assert params.eval_params(tmp_path, model="chat")["max_tokens"] == 9

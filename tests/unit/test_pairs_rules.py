@@ -83,22 +83,23 @@ def test_stage_params_follow_result_keys_and_leave_out_what_cannot_change_an_out
     for never in ("eval", "eval.openai.timeout", "eval.openai.retries", "eval.openai.concurrency",
                   "eval.openai.api_key_env", "eval.max_line_bytes"):
         assert never not in keys
-    assert keys[-1] == "eval.evalsets.${item.evalset}"
+    assert keys[-2:] == ["eval.models.${item.model}", "eval.evalsets.${item.evalset}"]
     monkeypatch.setattr(params, "RESULT_KEYS", params.RESULT_KEYS + ("prompt",))
     assert "eval.prompt" in dvcyaml.stage_params()
 
 
 def test_missing_keys_are_written_with_their_defaults_keeping_comments(tmp_path):
     (tmp_path / "params.yaml").write_text("eval:\n  seed: 3   # mine\n  evalsets:\n    x: {prompt: hi}\n")
-    text = pairdeps.with_keys(tmp_path, ["x", "y"])
+    text = pairdeps.with_keys(tmp_path, ["x", "y"], ["a"])
     data = YAML(typ="safe").load(text)
     assert "seed: 3   # mine" in text
     assert data["eval"]["seed"] == 3 and data["eval"]["temperature"] == params.EVAL_DEFAULTS["temperature"]
     assert data["eval"]["evalsets"] == {"x": {"prompt": "hi"}, "y": {}}
+    assert data["eval"]["models"] == {"a": {}}
     assert data["eval"]["openai"]["model"] is None and "model: null" in text
-    assert pairdeps.missing_keys(data, pairdeps.keys_for("y")) == []
+    assert pairdeps.missing_keys(data, pairdeps.keys_for("a", "y")) == []
     (tmp_path / "params.yaml").write_text(text)
-    assert pairdeps.with_keys(tmp_path, ["x", "y"]) is None
+    assert pairdeps.with_keys(tmp_path, ["x", "y"], ["a"]) is None
 
 
 def test_lock_param_changes_are_what_dvc_status_reports():
