@@ -120,6 +120,7 @@ def _yaml():
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.preserve_quotes = True
+    yaml.width = 4096     # a pair `name: {model: m, evalset: e}` stays on its line, however long the names
     return yaml
 
 
