@@ -322,10 +322,12 @@ def check_declared(root: Path, pairs: list[Pair]) -> None:
 
 @dataclass
 class PairingWrite:
-    """The files a pairing change writes: dvc.yaml's new text, params.yaml's (None: unchanged)."""
+    """The files a pairing change writes: dvc.yaml's new text, params.yaml's and dvc.lock's (None:
+    unchanged; dvc.lock changes only when the eval stage is upgraded, as `git model init` does it)."""
 
     dvc_yaml: str
     params_yaml: str | None
+    dvc_lock: str | None = None
 
 
 def write_plan(root: Path, data, new_pairs: list[Pair], extra_evalsets=()) -> PairingWrite:
@@ -335,19 +337,31 @@ def write_plan(root: Path, data, new_pairs: list[Pair], extra_evalsets=()) -> Pa
     from gitmodel import pairdeps
 
     path = Path(root) / dvcyaml.DVC_YAML
+    before = dvcyaml.eval_stage(data, path, create=False)
+    # a stage git-model wrote before a key became a dependency gets it here: its dvc.lock entries are
+    # carried over, so that upgrading through `add` re-runs no more than `init` would
+    upgrading = before is not None and (dvcyaml.is_matrix(before) or not dvcyaml.stage_params_current(before))
     text = dvcyaml.dump(dvcyaml.with_pairs(data, new_pairs, path))
+    found = summary(data, path)
     # every model of dvc.yaml has its section, as every tracked eval set has: a pair declared by hand runs
-    models = [m for m, _ in new_pairs] + summary(data, path).models
-    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs] + list(extra_evalsets), models))
+    models = [m for m, _ in new_pairs] + found.models
+    lock = pairdeps.migrated_lock(root, found.pairs or [], found.keys) if upgrading else None
+    return PairingWrite(text, pairdeps.with_keys(root, [e for _, e in new_pairs] + list(extra_evalsets), models), lock)
 
 
 def apply(root: Path, plan: PairingWrite) -> list[Path]:
-    """Write a :class:`PairingWrite`; the caller holds the snapshot that undoes it. Returns the files written."""
+    """Write a :class:`PairingWrite`; the caller holds the snapshot that undoes it (dvc.yaml, params.yaml
+    and dvc.lock). Returns the files written."""
     from gitmodel.fsutil import atomic_write
 
     written = [Path(root) / dvcyaml.DVC_YAML]
     atomic_write(written[0], plan.dvc_yaml)
     if plan.params_yaml is not None:
         written.append(Path(root) / dvcyaml.PARAMS_FILE)
-        atomic_write(written[1], plan.params_yaml)
+        atomic_write(written[-1], plan.params_yaml)
+    if plan.dvc_lock is not None:
+        from gitmodel.pairdeps import LOCK_FILE
+
+        written.append(Path(root) / LOCK_FILE)
+        atomic_write(written[-1], plan.dvc_lock)
     return written

@@ -183,7 +183,7 @@ def remove(evalset: str, for_models=(), force: bool = False, start: Path | None 
     with repository_lock(root / project.STATE_DIR):
         data = dvcyaml.load(root)
         plan = pairs.write_plan(root, data, new)
-        with Snapshot(root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
+        with Snapshot(root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE, root / "dvc.lock"):
             written = pairs.apply(root, plan)
             gitrepo.stage(root, written)
     orphaned = [dvcyaml.metrics_path(m, evalset) for m in models if (root / dvcyaml.metrics_path(m, evalset)).is_file()]

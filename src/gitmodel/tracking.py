@@ -109,7 +109,7 @@ def add_model(user_path, *, name: str | None = None, dataset=None, param_pairs=(
     plan = pairs.write_plan(root, dvcyaml.with_model(data, name, meta, root / dvcyaml.DVC_YAML), new_pairs)
     dvc_file = Path(str(absolute) + ".dvc")
     gitignore = absolute.parent / ".gitignore"
-    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE, root / "dvc.lock"):
         store.track(root, absolute)
         store.set_meta(dvc_file, meta)
         written = pairs.apply(root, plan)
@@ -154,7 +154,7 @@ def add_evalset(user_path, *, name: str | None = None, for_models=(), start: Pat
     new_pairs, joined = pairs.plan_evalset(current, known_models, name, list(for_models))
     dvc_file = Path(str(absolute) + ".dvc")
     gitignore = absolute.parent / ".gitignore"
-    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE):
+    with Snapshot(dvc_file, gitignore, root / dvcyaml.DVC_YAML, root / params.PARAMS_FILE, root / "dvc.lock"):
         store.track(root, absolute)
         # after tracking: the params.yaml keys of a pair are checked against tracked eval sets
         written = pairs.apply(root, pairs.write_plan(root, data, new_pairs, extra_evalsets=[name]))

@@ -101,3 +101,16 @@ def test_serving_without_stored_results_runs_with_the_models_own_settings(two_mo
     assert (settings.n_ctx, settings.max_tokens) == (1024, 8)
     settings, _ = serving.Deployment("b", two_models)._settings(arm)
     assert (settings.n_ctx, settings.max_tokens) == (2048, 64)
+
+
+def test_pairing_in_an_old_repository_upgrades_it_as_init_does_and_runs_only_the_new_pair(two_models):
+    repo = two_models
+    make_old(repo)
+    assert repro(repo) == ["eval@a-x", "eval@a-y", "eval@b-z"]
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "evaluated before per model settings")
+    result = gm_ok("evalset", "add", "evalsets/x.jsonl", "--for", "b")
+    assert "dvc.lock" in result.stdout
+    assert YAML(typ="safe").load((repo / "params.yaml").read_text())["eval"]["models"] == {"a": {}, "b": {}}
+    assert dvc_stale(repo) == status_stale(repo) == ["eval@b-x"]
+    assert repro(repo) == ["eval@b-x"]

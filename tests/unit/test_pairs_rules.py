@@ -114,3 +114,11 @@ def test_lock_param_changes_are_what_dvc_status_reports():
     recorded["eval@a-x"]["outs"] = {"metrics/a/x.json": "0" * 32}
     assert pairdeps.lock_param_changes(recorded, list(keys), keys, current, {("a", "x"): "1" * 32}) == {}
     assert pairdeps.lock_param_changes(recorded, list(keys), keys, current, {("a", "x"): "0" * 32}) != {}
+
+
+def test_a_long_pair_stays_on_its_line_when_pairs_are_rewritten():
+    long = "a-model-with-a-rather-long-name-v12"
+    data = load("stages: {}\n")
+    text = dvcyaml.dump(dvcyaml.with_pairs(data, [(long, "an-eval-set-with-a-long-name-too")], "dvc.yaml"))
+    assert f"  {long}-an-eval-set-with-a-long-name-too: {{model: {long}, evalset: an-eval-set-with-a-long-name-too}}\n" \
+        in text
