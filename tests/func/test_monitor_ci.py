@@ -55,6 +55,6 @@ def test_the_schedule_follows_each_models_risk_tier(gm_repo, tmp_path):
     from gitmodel import params
 
     (gm_repo / "params.yaml").write_text((gm_repo / "params.yaml").read_text().replace(
-        "models: {}", "models:\n  chat: {risk: high}"))
+        "\nmodels: {}", "\nmodels:\n  chat: {risk: high}"))   # the top-level section, not eval.models
     assert params.tier(gm_repo, "chat")["schedule"] == "weekly"
     assert params.tier(gm_repo, "tagger")["schedule"] == "monthly"

@@ -104,7 +104,7 @@ def test_accuracy_on_a_changed_eval_set_is_measured_now_and_the_tier_decides(pro
     assert "eval set changed since the release: prod re-evaluated on it" in rule["why"]
     assert snapshot_tree(prod) == before                   # nothing written by the re-evaluation
     params = prod / "params.yaml"
-    params.write_text(params.read_text().replace("models: {}", "models:\n  sentiment: {risk: high}"))
+    params.write_text(params.read_text().replace("\nmodels: {}", "\nmodels:\n  sentiment: {risk: high}"))
     code, doc = check("--evalset", "sentiment")
     assert code == 1 and doc["tier"] == {"risk": "high", "accuracy_drop": 0.03, "schedule": "weekly"}
     assert rules(doc)["accuracy on sentiment"]["why"].endswith("> 0.03 allowed for a high-risk model")
