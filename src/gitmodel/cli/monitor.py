@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import click
 
 from gitmodel.cli.app import EVALSET_NAME, MODEL_NAME, VERSION, cli, emit_json, json_option, plural
-from gitmodel.cli.render import code, md_cell, md_table, number, table
+from gitmodel.cli.render import code, md_cell, md_table, number, table, whole_percents
 
 DRIFT_MARKER = "<!-- git-model-drift -->"
 
@@ -53,8 +53,9 @@ def _summary(entry: dict) -> str:
         total = sum(entry.get("unseen", {}).values())
         for value, count in entry.get("unseen", {}).items():     # the new values by name
             named[f"{value} (new)"] = unseen_share * count / total
+        percents = whole_percents(named)
         shares = sorted(named.items(), key=lambda kv: -kv[1])[:3]
-        text = ", ".join(f"{k} {v:.0%}" for k, v in shares) or "-"
+        text = ", ".join(f"{k} {percents[k]}%" for k, _ in shares) or "-"
         return text + (" ..." if len(named) > 3 else "")
     if entry.get("mean") is None:
         return "-"

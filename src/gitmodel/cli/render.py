@@ -96,6 +96,17 @@ def md_table(rows: list[list[str]], headers: list[str], align: tuple[str, ...]) 
     return lines
 
 
+def whole_percents(shares: dict[str, float]) -> dict[str, int]:
+    """Shares (fractions) as whole percents that add up as the shares do (largest remainder first), so
+    that 54.5 % and 45.5 % print as 55 % and 45 %, not as 55 % and 46 %."""
+    exact = {k: v * 100 for k, v in shares.items()}
+    whole = {k: int(v) for k, v in exact.items()}
+    left = round(sum(exact.values())) - sum(whole.values())
+    for k in sorted(exact, key=lambda k: -(exact[k] - whole[k]))[:max(left, 0)]:
+        whole[k] += 1
+    return whole
+
+
 def review_side(label: str, side) -> str:
     """One side of a human review comparison, as a reader needs it beside the side's ``label``: the version
     scored (unless the label names it), n, and the file it came from when that is not the side's own."""
