@@ -471,6 +471,7 @@ def trained(gm_repo, demo_dir) -> Path:
                                                 "    type: model\n", 1)
     dvc_yaml = dvc_yaml.replace("    foreach:\n", "    foreach:\n      sentiment-sentiment: {model: sentiment, evalset: sentiment}\n", 1)
     (repo / "dvc.yaml").write_text(dvc_yaml)
+    gm_ok("init")   # a model declared by hand gets its params.yaml section (eval.models.sentiment), as `add` writes it
     for version, weights in (("v1.0.0", "v1"), ("v2.0.0", "v2")):
         params.write_text(params.read_text().replace("weights: v1", f"weights: {weights}"))
         run(repo, tool("dvc"), "repro")
