@@ -142,7 +142,9 @@ def test_add_tracks_the_checkpoint_with_its_lineage(runner, model_repo, demo_dir
     assert lines[0] == f"Tracked model 'sentiment': {MODEL} (md5 {v1})"
     assert "  params:    lr=2e-05, epochs=3" in lines
     assert "  trained:   10800 s" in lines
-    assert lines[-1] == f"Staged: {MODEL}.dvc models/.gitignore dvc.yaml. Next: git commit"
+    # params.yaml: the model's own (empty) eval.models section, which its pairs depend on
+    assert lines[-1] == f"Staged: {MODEL}.dvc models/.gitignore dvc.yaml params.yaml. Next: git commit"
+    assert load_yaml(repo / "params.yaml")["eval"]["models"] == {"sentiment": {}}
 
     # the .dvc file: DVC's out plus our lineage in its meta
     out = load_yaml(repo / f"{MODEL}.dvc")["outs"]
