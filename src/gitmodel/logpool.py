@@ -24,19 +24,12 @@ from pathlib import Path
 from typing import Sequence
 
 from gitmodel import logchunks, prodlog, profiles, profiling
+from gitmodel.runners.base import available_cores      # every core this process may run on
 
 IN_PROCESS_BYTES = 24 << 20      # about 60,000 lines: under this, one process reads it all
 PIECES_PER_WORKER = 4            # smaller pieces even out the workers on a machine that is not idle
 MIN_PIECE_BYTES = 8 << 20
 GZIP_WEIGHT = 8                  # a gzip byte holds about this many bytes of lines to read
-
-
-def default_workers() -> int:
-    """Every core this process may run on."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:       # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,7 @@ def profile_logs(paths: Sequence[str | os.PathLike], binning: profiles.Binning, 
     stats = stats if stats is not None else prodlog.ReadStats()
     rules = logchunks.Rules.make(model=model, version=version, since=since, until=until, now=now, strict=strict)
     files = prodlog.log_files(paths)
-    workers = default_workers() if workers is None else workers
+    workers = available_cores() if workers is None else workers
     pieces, pooled = plan(files, workers)
     jobs = [(piece, binning, model, label, rules) for piece in pieces]
     total = profiles.Profile.empty(binning, model, label)
