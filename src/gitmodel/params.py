@@ -244,7 +244,7 @@ def _check_models_tracked(root: Path, overrides: dict, path: Path) -> None:
     named = [name for name, given in overrides.items() if given]
     if not named or not (Path(root) / "dvc.yaml").is_file():
         return
-    from gitmodel import pairs
+    from gitmodel import dvcyaml, pairs
     from gitmodel.errors import ModelNotFound
     from gitmodel.known import did_you_mean
 
@@ -254,7 +254,7 @@ def _check_models_tracked(root: Path, overrides: dict, path: Path) -> None:
             raise ModelNotFound(f"{path}: eval.models.{name} sets the settings of '{name}', a model dvc.yaml "
                                 f"does not track: {did_you_mean(str(name), known)}",
                                 hint=f"fix the name, remove eval.models.{name} from {PARAMS_FILE}, or track the "
-                                     f"model with `git model add {'models/' + str(name) + '.gguf'}`")
+                                     f"model with `git model add {dvcyaml.model_path(str(name))}`")
 
 
 def for_pair(merged: dict, model: str | None, evalset: str | None, path: Path | str = PARAMS_FILE) -> dict:
